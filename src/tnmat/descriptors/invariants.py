@@ -1,0 +1,242 @@
+"""Rotation invariants and equivariants of body order nu from Clebsch-Gordan fusion trees
+(paper eqs. 10-15, Appendix C).
+
+A left-comb fusion tree couples nu copies of the density expansion A[a, n, l, m]:
+``T_1 = A_{l1}``, ``T_k = [T_{k-1} (x) A_{lk}]_{k_k}`` (intermediate irreps k_k), and the last coupling
+ends on irrep 0 (invariants B_nu) or on L (equivariants B_nu^L, lambda-SOAP-like).  All couplings use
+real-basis Clebsch-Gordan coefficients (:func:`tnmat.so3.real_clebsch_gordan`), so every output is real.
+
+Output legs (the LegTensor keeps them separate; forbidden (triangle-violating) entries are zero):
+
+============  ===============================================================  =================
+order nu      invariant legs                                                   equivariant legs
+============  ===============================================================  =================
+1             a, n                                                             a, n, m
+2             a1, a2, n1, n2, l        (l1 = l2 = l)                           a1,a2,n1,n2,l1,l2,m
+3             a1..a3, n1..n3, l1, l2, l3 (k2 = l3)                             ... l1,l2,l3,k2,m
+4             a1..a4, n1..n4, l1..l4, k2 (k3 = l4)                             ... l1..l4,k2,k3,m
+============  ===============================================================  =================
+
+Intermediate irreps k run over 0..2*l_max (no truncation), so the set of invariants of order nu <= 4
+spans all invariant polynomials of that degree in A (checked against a Haar integral in the tests).
+B2 is the SOAP power spectrum with the paper's sign convention
+``B2[a1,a2,n1,n2,l] = sum_m (-1)^(l-m)/sqrt(2l+1) A[a1,n1,l,m] A[a2,n2,l,-m]`` (complex basis), which
+equals ``(-1)^l / sqrt(2l+1) sum_m A_real[a1,n1,l,m] A_real[a2,n2,l,m]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from ase import Atoms
+from tqdm.auto import tqdm
+
+from tnmat.descriptors.density import AtomicDensity
+from tnmat.legtensor import LegTensor
+from tnmat.so3 import real_clebsch_gordan
+
+__all__ = ["Invariants", "Equivariants", "couple_paths"]
+
+
+def _cg(l1: int, l2: int, l3: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(real_clebsch_gordan(l1, l2, l3), dtype=like.dtype, device=like.device)
+
+
+def _blocks(a: torch.Tensor, l_max: int) -> list[torch.Tensor]:
+    """Split A (X, S, n, n_lm) into per-l blocks (X, S*n, 2l+1)."""
+    x = a.reshape(a.shape[0], a.shape[1] * a.shape[2], a.shape[3])
+    return [x[:, :, l * l : (l + 1) * (l + 1)] for l in range(l_max + 1)]
+
+
+def couple_paths(
+    a: torch.Tensor, order: int, final: int, l_max: int
+) -> list[tuple[tuple[int, ...], tuple[int, ...], torch.Tensor]]:
+    """All left-comb fusion trees of ``order`` copies of A ending on irrep ``final``.
+
+    Returns a list of (ls, ks, T) with ls = (l1..l_nu), ks = intermediate irreps (k2..k_{nu-1}) and
+    T of shape (X, (S*n)^nu, 2*final+1), the flattened channel axis ordered (a1 n1, a2 n2, ...)."""
+    blocks = _blocks(a, l_max)
+    x = a.shape[0]
+    k_max = 2 * l_max
+    if order == 1:
+        return [((final,), (), blocks[final])] if final <= l_max else []
+    states: list[tuple[tuple[int, ...], tuple[int, ...], int, torch.Tensor]] = [
+        ((l1,), (), l1, blocks[l1]) for l1 in range(l_max + 1)
+    ]
+    for step in range(2, order + 1):
+        last = step == order
+        new = []
+        for ls, ks, k, t in states:
+            for l in range(l_max + 1):
+                targets = [final] if last else range(abs(k - l), min(k + l, k_max) + 1)
+                for kk in targets:
+                    if not abs(k - l) <= kk <= k + l:
+                        continue
+                    c = _cg(k, l, kk, t)
+                    # [T (x) A_l]_{kk}: (X, P, i) (X, Q, j) (i, j, M) -> (X, P, Q, M)
+                    tc = torch.einsum("xpi,ijm->xpjm", t, c)
+                    out = torch.einsum("xpjm,xqj->xpqm", tc, blocks[l]).reshape(x, -1, 2 * kk + 1)
+                    new.append((ls + (l,), ks + ((kk,) if not last else ()), kk, out))
+        states = new
+    return [(ls, ks, t) for ls, ks, _, t in states]
+
+
+@dataclass(frozen=True)
+class _FusionTree:
+    density: AtomicDensity
+    order: int = field(default=2, kw_only=True)
+
+    _L: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.density, AtomicDensity):
+            raise TypeError(f"{type(self).__name__}: density must be an AtomicDensity, got {type(self.density)}")
+        if self.order not in (1, 2, 3, 4):
+            raise ValueError(f"{type(self).__name__}: order must be 1, 2, 3 or 4, got {self.order!r}")
+
+    # layout -------------------------------------------------------------------
+    def _lk_legs(self) -> list[tuple[str, int]]:
+        raise NotImplementedError
+
+    def _lk_index(self, ls: tuple[int, ...], ks: tuple[int, ...]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def legs(self) -> tuple[str, ...]:
+        nu = self.order
+        if nu == 1:
+            names = ["a", "n"]
+        else:
+            names = [f"a{k}" for k in range(1, nu + 1)] + [f"n{k}" for k in range(1, nu + 1)]
+        return tuple(names + [name for name, _ in self._lk_legs()])
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        s, n = len(self.density.species), self.density.n_max
+        return (s,) * self.order + (n,) * self.order + tuple(size for _, size in self._lk_legs())
+
+    def get_params(self) -> dict:
+        return {"kind": type(self).__name__, "order": self.order, "L": self._L,
+                "density": self.density.get_params()}
+
+    # evaluation ----------------------------------------------------------------
+    def from_expansion(self, a: torch.Tensor) -> torch.Tensor:
+        """Per-atom descriptor (X, *sizes) from the expansion A (X, S, n, n_lm)."""
+        x, s, n = a.shape[0], a.shape[1], a.shape[2]
+        nu, l_max = self.order, self.density.l_max
+        if nu == 2 and self._L == 0:
+            return self._power_spectrum(a)
+        lk_sizes = [size for _, size in self._lk_legs()]
+        out = a.new_zeros((x, (s * n) ** nu, *lk_sizes))
+        for ls, ks, t in couple_paths(a, nu, self._L, l_max):
+            idx = self._lk_index(ls, ks)
+            if self._eq:
+                out[(slice(None), slice(None), *idx)] = t
+            else:
+                out[(slice(None), slice(None), *idx)] = t[..., 0]
+        # (X, (a1 n1)(a2 n2).., rest) -> (X, a1..a_nu, n1..n_nu, rest)
+        rest = out.shape[2:]
+        out = out.reshape(x, *([s, n] * nu), *rest)
+        perm = [0] + [1 + 2 * k for k in range(nu)] + [2 + 2 * k for k in range(nu)]
+        perm += list(range(1 + 2 * nu, out.ndim))
+        return out.permute(perm).contiguous()
+
+    _eq: bool = field(default=False, init=False, repr=False)
+
+    def _power_spectrum(self, a: torch.Tensor) -> torch.Tensor:
+        x, s, n = a.shape[0], a.shape[1], a.shape[2]
+        out = []
+        for l, block in enumerate(_blocks(a, self.density.l_max)):
+            c = _cg(l, l, 0, block)[:, :, 0]  # = (-1)^l / sqrt(2l+1) * identity (checked in tests)
+            out.append(torch.bmm(block @ c, block.transpose(1, 2)))
+        b = torch.stack(out, dim=-1).reshape(x, s, n, s, n, -1)
+        return b.permute(0, 1, 3, 2, 4, 5).contiguous()
+
+    def compute(
+        self, frames: Sequence[Atoms] | Atoms, *, average: bool = True, dtype: torch.dtype = torch.float64,
+        device: str | None = None, progress: bool | None = None, max_atoms: int = 4096,
+    ) -> LegTensor:
+        """Descriptor of every structure: mean over its atoms (paper eq. 22) when ``average``, else one
+        row per atom with ``structure_index``.  Structures are processed in chunks of ``max_atoms``."""
+        frames = [frames] if isinstance(frames, Atoms) else list(frames)
+        if progress is None:
+            progress = sys.stderr.isatty()
+        sums: list[torch.Tensor] = []
+        per_atom: list[torch.Tensor] = []
+        sidx: list[torch.Tensor] = []
+        bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(self).__name__)
+        for first, stop, pairs, a in self.density.iter_chunks(frames, dtype=dtype, device=device,
+                                                              max_atoms=max_atoms):
+            b = self.from_expansion(a)
+            if average:
+                local = (pairs.atom_structure - first).to(b.device)
+                acc = b.new_zeros((stop - first, *b.shape[1:]))
+                acc.index_add_(0, local, b)
+                counts = torch.bincount(local, minlength=stop - first).to(b.dtype)
+                sums.append(acc / counts.reshape(-1, *([1] * (b.ndim - 1))))
+            else:
+                per_atom.append(b)
+                sidx.append(pairs.atom_structure)
+            bar.update(stop - first)
+        bar.close()
+        meta = {"calculator": type(self).__name__, "params": self.get_params(), "species": list(self.density.species)}
+        if average:
+            values = torch.cat(sums) if sums else torch.zeros((0, *self.sizes), dtype=dtype)
+            return LegTensor(values, self.legs, meta=meta)
+        values = torch.cat(per_atom) if per_atom else torch.zeros((0, *self.sizes), dtype=dtype)
+        return LegTensor(values, self.legs, structure_index=torch.cat(sidx) if sidx else None, meta=meta)
+
+
+@dataclass(frozen=True)
+class Invariants(_FusionTree):
+    """SO(3)-invariant descriptors B_nu (nu = 1: density projection, 2: power spectrum, 3: bispectrum,
+    4: four-body), e.g. ``Invariants(AtomicDensity(...), order=2).compute(frames)``."""
+
+    def _lk_legs(self) -> list[tuple[str, int]]:
+        nl, nk = self.density.l_max + 1, 2 * self.density.l_max + 1
+        if self.order == 1:
+            return []
+        if self.order == 2:
+            return [("l", nl)]
+        return [(f"l{k}", nl) for k in range(1, self.order + 1)] + [
+            (f"k{k}", nk) for k in range(2, self.order - 1)
+        ]
+
+    def _lk_index(self, ls: tuple[int, ...], ks: tuple[int, ...]) -> tuple[int, ...]:
+        if self.order == 1:
+            return ()
+        if self.order == 2:
+            return (ls[0],)
+        return ls + ks
+
+
+@dataclass(frozen=True)
+class Equivariants(_FusionTree):
+    """SO(3)-equivariant descriptors B_nu^L transforming as real irrep L under rotation
+    (B^L(R x) = D^L(R) B^L(x) on the last leg "m"); lambda-SOAP for nu = 2.  Both parities are kept."""
+
+    L: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.L, int) or not 0 <= self.L <= self.density.l_max:
+            raise ValueError(f"Equivariants: L must be an integer in 0..l_max={self.density.l_max}, got {self.L!r}")
+        object.__setattr__(self, "_L", self.L)
+        object.__setattr__(self, "_eq", True)
+
+    def _lk_legs(self) -> list[tuple[str, int]]:
+        nl, nk = self.density.l_max + 1, 2 * self.density.l_max + 1
+        m = [("m", 2 * self.L + 1)]
+        if self.order == 1:
+            return m
+        return [(f"l{k}", nl) for k in range(1, self.order + 1)] + [
+            (f"k{k}", nk) for k in range(2, self.order)
+        ] + m
+
+    def _lk_index(self, ls: tuple[int, ...], ks: tuple[int, ...]) -> tuple[int, ...]:
+        if self.order == 1:
+            return ()
+        return ls + ks
