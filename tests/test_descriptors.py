@@ -163,13 +163,15 @@ def test_gradients_finite_differences():
     assert torch.autograd.gradcheck(lambda p, c: (f(p, c) * w).sum(), (pos, cell), eps=1e-6, atol=1e-6)
 
 
-def test_radial_spline_matches_quadrature():
-    dens = density(l_max=4, n_max=4)
+@pytest.mark.parametrize("sigma", [0.3, 0.5, 0.9])
+def test_closed_form_radial_integral_matches_quadrature(sigma):
+    """The closed-form Gaussian-density projection equals brute-force quadrature of its definition."""
+    dens = density(l_max=4, n_max=4, sigma=sigma, cutoff_function="step")
     alphas, betas = gto_basis(dens.r_cut, dens.n_max, dens.l_max)
     d = np.array([0.3, 1.234567, 2.71828, 3.9])
-    exact = gaussian_radial_integral_table(d, dens.sigma, alphas, betas, n_quad=400)
-    spl = dens._gaussian_spline()(torch.tensor(d)).numpy()
-    np.testing.assert_allclose(spl, exact, rtol=1e-7, atol=1e-9 * np.abs(exact).max())
+    exact = gaussian_radial_integral_table(d, sigma, alphas, betas, n_quad=400)
+    closed = dens.radial(torch.tensor(d)).numpy()
+    np.testing.assert_allclose(closed, exact, rtol=1e-9, atol=1e-12 * np.abs(exact).max())
 
 
 def test_gto_basis_orthonormal():

@@ -20,11 +20,9 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from tnmat.descriptors.neighbors import PairList, build_pairs, species_indices
 from tnmat.descriptors.radial import (
-    SplinedRadial,
     cutoff_function,
-    gaussian_radial_integral_table,
     gto_basis,
-    gto_radial_values,
+    primitive_exponents,
 )
 from tnmat.legtensor import LegTensor
 from tnmat.so3 import real_spherical_harmonics
@@ -147,51 +145,86 @@ class AtomicDensity:
             self._cache["basis"] = gto_basis(self.basis_r_cut or self.r_cut, self.n_max, self.l_max)
         return self._cache["basis"]
 
-    def _gaussian_spline(self) -> SplinedRadial:
-        if "spline" not in self._cache:
+    def _tensors(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        """Per-(dtype, device) constants: exponents gamma[l, n'], and the per-l matrices
+        M_l = beta_l diag(prefactor_l) that turn primitive projections into basis coefficients."""
+        key = ("tensors", dtype, str(device))
+        if key not in self._cache:
             alphas, betas = self._basis()
-            # 0.005 A grid: cubic-spline error ~1e-10 relative for sigma >= 0.3 A (tested)
-            n_grid = max(64, int(np.ceil(self.r_cut / 0.005)) + 1)
-            grid = np.linspace(0.0, self.r_cut, n_grid)
-            table = gaussian_radial_integral_table(grid, self.sigma, alphas, betas)
-            self._cache["spline"] = SplinedRadial(grid, table)
-            self._cache["self_term"] = table[0]  # I_nl(0): the centre atom's own Gaussian
-        return self._cache["spline"]
+            gamma_, pref = primitive_exponents(self.density, alphas, self.sigma)
+            lm_l = np.repeat(np.arange(self.l_max + 1), 2 * np.arange(self.l_max + 1) + 1)
+            self._cache[key] = {
+                "gamma": torch.as_tensor(gamma_.T.copy(), dtype=dtype, device=device),  # (n', l)
+                "transform": torch.as_tensor(betas * pref[:, None, :], dtype=dtype, device=device),
+                "l_of_lm": torch.as_tensor(lm_l, device=device),
+                "parity": torch.as_tensor((-1.0) ** lm_l, dtype=dtype, device=device),
+                "self": torch.as_tensor(betas[0] @ pref[0], dtype=dtype, device=device),
+            }
+        return self._cache[key]
 
     def radial(self, r: torch.Tensor) -> torch.Tensor:
-        """R_nl(r) times the cutoff function, shape (len(r), n_max, l_max+1)."""
+        """R_nl(r) times the cutoff function, shape (len(r), n_max, l_max+1) (g_nl for the delta density,
+        the Gaussian radial integral I_nl for the Gaussian one)."""
+        t = self._tensors(r.dtype, r.device)
+        prim = r[:, None, None] ** torch.arange(self.l_max + 1, device=r.device) * torch.exp(
+            -t["gamma"] * (r * r)[:, None, None])  # (P, n', l)
         fc = cutoff_function(r, self.r_cut, self.cutoff_width, self.cutoff_function)
-        if self.density == "gaussian":
-            vals = self._gaussian_spline()(r)
-        else:
-            alphas, betas = self._basis()
-            vals = gto_radial_values(r, torch.from_numpy(alphas).to(r), torch.from_numpy(betas).to(r))
-        return vals * fc[:, None, None]
+        return torch.einsum("lnk,pkl->pnl", t["transform"], prim) * fc[:, None, None]
 
     # ------------------------------------------------------------------ expansion
     def expand_pairs(self, pairs: PairList) -> torch.Tensor:
-        """A[i, a, n, lm] for the atoms of a :class:`PairList`; shape (n_atoms, n_species, n_max, n_lm)."""
+        """A[i, a, n, lm] for the atoms of a :class:`PairList`; shape (n_atoms, n_species, n_max, n_lm).
+
+        Each listed pair (i, j, v = r_j - r_i) contributes to centre i with neighbour species a_j and
+        direction v, and, for half lists, to centre j with species a_i and direction -v, using
+        d^l Y_lm(-v) = (-1)^l d^l Y_lm(v): the per-pair work is done once for both centres."""
         vec = pairs.vectors
         dtype, device = vec.dtype, vec.device
+        t = self._tensors(dtype, device)
         n_atoms, n_sp = pairs.n_atoms, len(self.species)
-        r = torch.linalg.vector_norm(vec, dim=1)
-        if len(r) and float(r.detach().min()) < 1e-8:
+        d2 = (vec * vec).sum(1)
+        if len(d2) and float(d2.detach().min()) < 1e-16:
             raise ValueError("AtomicDensity: two atoms at the same position (distance < 1e-8 A)")
-        y = real_spherical_harmonics(vec, self.l_max, normalize=True)  # (P, n_lm)
-        rad = self.radial(r)  # (P, n, l+1)
-        l_of_lm = torch.repeat_interleave(torch.arange(self.l_max + 1, device=device),
-                                          2 * torch.arange(self.l_max + 1, device=device) + 1)
-        contrib = rad[:, :, l_of_lm] * y[:, None, :]  # (P, n, n_lm)
-        target = pairs.center.to(device) * n_sp + pairs.atom_species.to(device)[pairs.neighbor.to(device)]
-        out = torch.zeros((n_atoms * n_sp, self.n_max, self.n_lm), dtype=dtype, device=device)
-        out.index_add_(0, target, contrib)
-        out = out.reshape(n_atoms, n_sp, self.n_max, self.n_lm)
+        d = torch.sqrt(d2)
+        sh = real_spherical_harmonics(vec, self.l_max, normalize=True)  # (P, lm)
+        # g[p, n', l] = d^l exp(-gamma_{n'l} d^2) f_c(d): the d^l makes d^l Y_lm a regular solid harmonic
+        powers = [torch.ones_like(d)]
+        for _ in range(self.l_max):
+            powers.append(powers[-1] * d)
+        dl = torch.stack(powers, dim=1)  # (P, l)
+        if self.cutoff_function != "step":  # the neighbour list already enforces d <= r_cut
+            dl = dl * cutoff_function(d, self.r_cut, self.cutoff_width, self.cutoff_function)[:, None]
+        g = torch.exp(-t["gamma"] * d2[:, None, None]) * dl[:, None, :]  # (P, n', l)
+        # per-l broadcasting products written in place: much faster than gathering g over lm
+        contrib = torch.empty((len(d), self.n_max, self.n_lm), dtype=dtype, device=device)
+        for l in range(self.l_max + 1):
+            sl = slice(l * l, (l + 1) * (l + 1))
+            if vec.requires_grad:
+                contrib = contrib.clone() if l == 0 else contrib
+                contrib[:, :, sl] = g[:, :, l, None] * sh[:, None, sl]
+            else:
+                torch.mul(g[:, :, l, None], sh[:, None, sl], out=contrib[:, :, sl])
+        species = pairs.atom_species.to(device)
+        center, neighbor = pairs.center.to(device), pairs.neighbor.to(device)
+        prim = torch.zeros((n_atoms * n_sp, self.n_max, self.n_lm), dtype=dtype, device=device)
+        prim.index_add_(0, center * n_sp + species[neighbor], contrib)
+        if pairs.half:
+            mirrored = torch.zeros_like(prim)
+            mirrored.index_add_(0, neighbor * n_sp + species[center], contrib)
+            prim = prim + mirrored * t["parity"]
+        prim = prim.reshape(n_atoms, n_sp, self.n_max, self.n_lm)
         if self.density == "gaussian":
-            self._gaussian_spline()
-            # the centre's own Gaussian: only l = 0 survives, Y_00 = 1/sqrt(4 pi)
-            self_term = torch.as_tensor(self._cache["self_term"][:, 0], dtype=dtype, device=device)
-            atoms = torch.arange(n_atoms, device=device)
-            out[atoms, pairs.atom_species.to(device), :, 0] += self_term / np.sqrt(4 * np.pi)
+            # the centre's own Gaussian (d = 0): only l = 0 survives, Y_00 = 1/sqrt(4 pi); added after the
+            # transform below, so it is kept separately
+            own = torch.zeros((n_atoms, n_sp, self.n_max), dtype=dtype, device=device)
+            own[torch.arange(n_atoms, device=device), species] = t["self"] / np.sqrt(4 * np.pi)
+        blocks = []
+        for l in range(self.l_max + 1):
+            blk = prim[..., l * l : (l + 1) * (l + 1)]
+            blocks.append(torch.einsum("nk,xakm->xanm", t["transform"][l], blk))
+        out = torch.cat(blocks, dim=-1)
+        if self.density == "gaussian":
+            out[..., 0] += own
         return out
 
     def iter_chunks(
@@ -236,7 +269,7 @@ class AtomicDensity:
         pbc_arr = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
         box = cell.detach().cpu().numpy() if (cell is not None and pbc_arr.any()) else np.zeros((3, 3))
         periodic = bool(pbc_arr.all()) if pbc_arr.all() or not pbc_arr.any() else [bool(p) for p in pbc_arr]
-        nl = vesin.NeighborList(cutoff=self.r_cut, full_list=True)
+        nl = vesin.NeighborList(cutoff=self.r_cut, full_list=False, sorted=True)
         i, j, s = nl.compute(positions.detach().cpu().numpy(), box, periodic, quantities="ijS")
         i_t, j_t = torch.from_numpy(i.astype(np.int64)), torch.from_numpy(j.astype(np.int64))
         vec = positions[j_t] - positions[i_t]

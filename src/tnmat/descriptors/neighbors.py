@@ -22,7 +22,8 @@ __all__ = ["PairList", "build_pairs", "species_indices"]
 class PairList:
     """Neighbour pairs of a batch of structures, atoms numbered consecutively across the batch.
 
-    ``center``/``neighbor`` index atoms of the batch, ``vectors`` = r_j - r_i (+ lattice shift),
+    ``center``/``neighbor`` index atoms of the batch, ``vectors`` = r_j - r_i (+ lattice shift); with
+    ``half`` every unordered pair (including an atom and its own periodic image) is listed once,
     ``atom_species`` is the species index of every atom, ``atom_structure`` the structure of every atom.
     """
 
@@ -31,6 +32,7 @@ class PairList:
     vectors: torch.Tensor
     atom_species: torch.Tensor
     atom_structure: torch.Tensor
+    half: bool = True
 
     @property
     def n_atoms(self) -> int:
@@ -69,13 +71,13 @@ def build_pairs(
     dtype: torch.dtype = torch.float64,
     offset: int = 0,
 ) -> PairList:
-    """Full neighbour list (both i->j and j->i) within ``cutoff`` for every frame, concatenated.
+    """Half neighbour list (each unordered pair once) within ``cutoff`` for every frame, concatenated.
 
     ``offset`` is the index of ``frames[0]`` in the caller's list and only serves error messages.
     """
     centers, neighbors, vectors, species, structure = [], [], [], [], []
     start = 0
-    nl = vesin.NeighborList(cutoff=cutoff, full_list=True)
+    nl = vesin.NeighborList(cutoff=cutoff, full_list=False, sorted=True)
     for k, atoms in enumerate(frames):
         where = f"structure {offset + k}" + (f" ({atoms.info['id']})" if "id" in atoms.info else "")
         _check_frame(atoms, where)

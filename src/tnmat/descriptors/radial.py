@@ -11,8 +11,13 @@ Densities (paper Section II):
 - ``gaussian``: rho_i(r) = sum_j exp(-|r - r_ij|^2 / (2 sigma^2)) (SOAP, unnormalised Gaussians as in
   DScribe).  Its projection is c_nlm = sum_j I_nl(r_ij) Y_lm(r_ij) with the radial integral
   ``I_nl(d) = 4 pi int_0^inf r^2 g_nl(r) exp(-(r^2 + d^2)/(2 sigma^2)) i_l(r d / sigma^2) dr``
-  (i_l: modified spherical Bessel function of the first kind).  It is evaluated once by Gauss-Legendre
-  quadrature on a grid of d and interpolated with a cubic spline at run time (differentiable in d).
+  (i_l: modified spherical Bessel function of the first kind).  For a GTO primitive the integral is
+  closed-form (Gradshteyn-Ryzhik 6.631.4 with i_l(z) = sqrt(pi/2z) I_{l+1/2}(z)):
+  ``4 pi int r^(l+2) e^{-alpha r^2} e^{-(r^2+d^2)/2s^2} i_l(r d/s^2) dr
+  = 4 pi sqrt(pi/2) s^(-2l) / (2a)^(l+3/2) * d^l exp(-d^2 (1/(2s^2) - 1/(4 a s^4)))``, a = alpha + 1/(2s^2):
+  again a GTO in d.  So both densities reduce to ``sum_n' C_{n'l} d^l exp(-gamma_{n'l} d^2) Y_lm`` per
+  pair: d^l Y_lm is a regular solid harmonic (a polynomial in x, y, z), and beta is applied per atom.
+  :func:`gaussian_radial_integral_table` (brute-force quadrature) is the independent test reference.
 """
 
 from __future__ import annotations
@@ -21,11 +26,10 @@ import math
 
 import numpy as np
 import torch
-from scipy.interpolate import CubicSpline
 from scipy.linalg import sqrtm
 from scipy.special import gamma, ive
 
-__all__ = ["gto_basis", "gto_radial_values", "gaussian_radial_integral_table", "SplinedRadial",
+__all__ = ["gto_basis", "gto_radial_values", "gaussian_radial_integral_table", "primitive_exponents",
            "cutoff_function"]
 
 
@@ -92,31 +96,19 @@ def gaussian_radial_integral_table(
     return out
 
 
-class SplinedRadial(torch.nn.Module):
-    """Cubic-spline interpolation of tabulated radial functions f_F(d) on a uniform grid [0, d_max].
-
-    Piecewise-cubic coefficients are computed once (scipy ``CubicSpline``) and evaluated in torch, so the
-    result is differentiable in d and runs on any device / dtype.
-    """
-
-    def __init__(self, d_grid: np.ndarray, values: np.ndarray) -> None:
-        super().__init__()
-        flat = values.reshape(len(d_grid), -1)
-        spline = CubicSpline(d_grid, flat, axis=0, bc_type="not-a-knot")
-        # spline.c: (4, n_intervals, F), highest power first
-        self.register_buffer("coef", torch.from_numpy(np.ascontiguousarray(spline.c.transpose(1, 0, 2))))
-        self.h = float(d_grid[1] - d_grid[0])
-        self.n_intervals = len(d_grid) - 1
-        self.out_shape = values.shape[1:]
-
-    def forward(self, d: torch.Tensor) -> torch.Tensor:
-        """f(d): shape (len(d), *out_shape) in d's dtype."""
-        coef = self.coef.to(dtype=d.dtype, device=d.device)
-        idx = torch.clamp((d.detach() / self.h).long(), 0, self.n_intervals - 1)
-        t = (d - idx.to(d.dtype) * self.h)[:, None]
-        c = coef[idx]  # (P, 4, F)
-        val = ((c[:, 0] * t + c[:, 1]) * t + c[:, 2]) * t + c[:, 3]
-        return val.reshape(len(d), *self.out_shape)
+def primitive_exponents(
+    density: str, alphas: np.ndarray, sigma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(gamma[l, n'], prefactor[l, n']) with R_{n'l}(d) = prefactor * d^l * exp(-gamma d^2) the projection of
+    one neighbour onto primitive n' (before the Loewdin transform beta); see the module docstring."""
+    if density == "delta":
+        return alphas.copy(), np.ones_like(alphas)
+    s2 = sigma * sigma
+    ls = np.arange(alphas.shape[0])[:, None]
+    a = alphas + 1.0 / (2.0 * s2)
+    gamma_ = 1.0 / (2.0 * s2) - 1.0 / (4.0 * a * s2 * s2)
+    pref = 4.0 * np.pi * np.sqrt(np.pi / 2.0) * s2 ** (-ls) / (2.0 * a) ** (ls + 1.5)
+    return gamma_, pref
 
 
 def cutoff_function(r: torch.Tensor, r_cut: float, width: float, kind: str) -> torch.Tensor:
