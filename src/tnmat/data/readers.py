@@ -1,0 +1,129 @@
+"""Read any ASE-readable structure file (extxyz, CIF, POSCAR, ...) or an NMD18 folder into a :class:`Dataset`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import iread
+
+from .dataset import Dataset
+
+__all__ = ["read_structures", "TARGETS_INFO_KEY"]
+
+#: ``info`` key in which :meth:`Dataset.to_extxyz` lists the target names, so a written file reads back with
+#: the same targets (everything else scalar and present in every frame becomes metadata).
+TARGETS_INFO_KEY = "tnmat_targets"
+_EXTENSIVE = ("energy", "free_energy")
+
+
+def _lookup(atoms: Atoms, key: str) -> float | None:
+    """``key`` from the attached calculator's results (extxyz/ASE store energies there), else ``atoms.info``."""
+    calc = atoms.calc
+    if calc is not None and key in getattr(calc, "results", {}):
+        val = calc.results[key]
+    elif key in atoms.info:
+        val = atoms.info[key]
+    else:
+        return None
+    arr = np.asarray(val, dtype=np.float64)
+    if arr.shape != ():
+        raise ValueError(f"{key!r} is not a scalar (shape {arr.shape})")
+    return float(arr)
+
+
+def _frames(path: Path, index: str | int | slice) -> list[Atoms]:
+    out: list[Atoms] = []
+    if isinstance(index, int):
+        index = slice(index, index + 1 if index != -1 else None)
+    try:
+        for atoms in iread(str(path), index=index):
+            out.append(atoms)
+    except Exception as exc:  # ASE raises many types for malformed input; re-raise one, with the file and frame
+        raise ValueError(f"{path}: cannot read frame {len(out)} ({type(exc).__name__}: {exc})") from exc
+    if not out:
+        raise ValueError(f"{path}: no structures read (index {index!r})")
+    return out
+
+
+def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
+                    target_keys: Sequence[str] = ("energy",), per_atom: bool = False,
+                    index: str | int | slice = ":") -> Dataset:
+    """Read structure file(s) into one :class:`Dataset`.
+
+    Targets: each of ``target_keys`` found in a frame's calculator results or ``info`` (a key absent from
+    every frame is skipped; present in some but not all raises), plus the keys a file written by
+    :meth:`Dataset.to_extxyz` lists in ``info["tnmat_targets"]``.  ``per_atom=True`` divides extensive targets
+    (``energy``, ``free_energy``) by the number of atoms.  Metadata: ``id`` (``info["id"]`` or
+    ``"{file name}:{frame}"``), ``split`` (``info["split"]`` or ``"train"``), ``n_atoms``, ``volume_per_atom``
+    (NaN when not periodic), and every other scalar ``info`` entry present in all frames.
+
+    A folder in the NMD18 layout (``train.csv``) is loaded by :func:`tnmat.data.load_nmd18`.
+    Raises ``FileNotFoundError`` naming a missing path and ``ValueError`` naming the file (and frame) of
+    unreadable or malformed input.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("read_structures: no paths given")
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    if len(paths) == 1 and paths[0].is_dir():
+        if (paths[0] / "train.csv").is_file() or (paths[0] / "test.csv").is_file():
+            from .nmd18 import load_nmd18
+
+            return load_nmd18(paths[0])
+        raise ValueError(f"{paths[0]}: a folder, but not in the NMD18 layout (no train.csv/test.csv)")
+    frames: list[tuple[Path, int, Atoms]] = []
+    for p in paths:
+        if p.is_dir():
+            raise ValueError(f"{p}: a folder; pass structure files (or a single NMD18 folder)")
+        frames.extend((p, k, a) for k, a in enumerate(_frames(p, index)))
+    keys = list(dict.fromkeys(target_keys))
+    listed = [a.info.get(TARGETS_INFO_KEY) for _, _, a in frames]
+    for entry in listed:
+        if isinstance(entry, str) and entry:
+            keys.extend(k for k in entry.split(",") if k not in keys)
+    targets: dict[str, np.ndarray] = {}
+    for key in keys:
+        vals = []
+        for p, k, a in frames:
+            try:
+                vals.append(_lookup(a, key))
+            except ValueError as exc:
+                raise ValueError(f"{p}: frame {k}: target {exc}") from None
+        if all(v is None for v in vals):
+            continue
+        miss = next(((p, k) for (p, k, _), v in zip(frames, vals, strict=True) if v is None), None)
+        if miss is not None:
+            raise ValueError(f"{miss[0]}: frame {miss[1]}: target {key!r} missing (present in other frames)")
+        arr = np.array(vals, dtype=np.float64)
+        if per_atom and key in _EXTENSIVE:
+            arr = arr / np.array([len(a) for _, _, a in frames])
+        targets[key] = arr
+    structures = [a for _, _, a in frames]
+    n = len(structures)
+    meta: dict[str, np.ndarray] = {
+        "id": np.array([a.info.get("id", f"{p.name}:{k}") for p, k, a in frames]),
+        "split": np.array([str(a.info.get("split", "train")) for a in structures]),
+        "n_atoms": np.array([len(a) for a in structures]),
+        "volume_per_atom": np.array([a.get_volume() / len(a) if a.pbc.all() and len(a) else np.nan
+                                     for a in structures]),
+    }
+    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY}
+    common = set.intersection(*(set(a.info) for a in structures)) - skip
+    for key in sorted(common):
+        vals = [a.info[key] for a in structures]
+        if all(np.ndim(v) == 0 and isinstance(v, (int, float, str, np.generic)) for v in vals):
+            meta[key] = np.array(vals)
+    for a in structures:
+        a.calc = None  # targets now live in Dataset.targets; a stale calculator would shadow them
+    names = sorted({p.name for p in paths})
+    name = Path(names[0]).stem if len(names) == 1 else f"{Path(names[0]).stem}+{len(names) - 1}"
+    return Dataset(structures=structures, targets=targets, metadata=meta, name=name,
+                   source=", ".join(str(p) for p in paths) + f" ({n} frames)")
