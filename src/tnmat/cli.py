@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["main", "build_parser", "load_data"]
 
 
@@ -108,6 +110,110 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+MODELS = ["mps", "mpo", "ttn", "mera", "dense", "feature-map-mps", "dnn", "gpr-rbf", "gpr-soap"]
+
+
+def _units(ds, target: str) -> str:
+    """Report units: NMD18 formation energies are per cation (Sutton et al. 2019), alloys per atom."""
+    if target == "bandgap":
+        return "meV"
+    return "meV/cation" if ds.name.startswith("nmd18") else "meV/atom"
+
+
+def _split_indices(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    split = ds.metadata.get("split")
+    if split is not None and (split == "test").any() and (split == "train").any():
+        return np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    n_test = max(1, len(ds) // 5)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def _cached_descriptors(calc, ds, *, local: bool, cache: str | None, progress: bool):
+    from tnmat import LegTensor
+    from tnmat.model import descriptor_cache_key
+
+    path = None
+    if cache:
+        path = Path(cache) / f"{ds.name}-{descriptor_cache_key(calc, ds.name, local)}.npz"
+        if path.exists():
+            return LegTensor.load(path)
+    out = calc.compute(ds.structures, average=not local, progress=progress)
+    if path is not None:
+        out.save(path)
+    return out
+
+
+def _errors(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
+    err = (y_pred - y_true) * 1000.0
+    return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from tnmat.experiments.registry import make_estimator
+    from tnmat.model import StructureModel
+
+    ds = load_data(args.data, geometry=args.geometry)
+    if args.target is None:
+        args.target = next((t for t in ("formation_energy", "mixing_energy", "energy") if t in ds.targets),
+                           next(iter(ds.targets), "energy"))
+    if args.target not in ds.targets:
+        raise CLIError(f"{ds.name} has no target {args.target!r}; available: {', '.join(ds.targets)}")
+    calc = _descriptor(args, ds.species)
+    units = _units(ds, args.target)
+    X = _cached_descriptors(calc, ds, local=args.local, cache=args.cache, progress=not args.quiet)
+    y = ds.targets[args.target]
+    train, test = _split_indices(ds, args.seed)
+    rng = np.random.default_rng(args.seed)
+    perm = rng.permutation(train)
+    n_val = max(1, int(round(args.validation_fraction * len(perm))))
+    val, fit_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    params = dict(random_state=args.seed, verbose=0 if args.quiet else 1)
+    if args.model not in ("gpr-rbf", "gpr-soap"):
+        params.update(max_epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                      patience=args.patience)
+    if args.model not in ("dense", "dnn", "gpr-rbf", "gpr-soap"):
+        params["bond_dim"] = args.bond_dim
+    reg = make_estimator(args.model, **params)
+    model = StructureModel(calc, reg, local=args.local, target=args.target, units=units)
+    t0 = time.perf_counter()
+    model.fit(X.select(fit_idx), y[fit_idx], X_val=X.select(val), y_val=y[val])
+    seconds = time.perf_counter() - t0
+    n_par = getattr(reg, "n_parameters_", None)
+    print(f"{args.model} on {ds.name} ({args.target}; {len(fit_idx)} train / {len(val)} validation / "
+          f"{len(test)} test; {'local per-atom' if args.local else 'structure-averaged'} {calc.legs})")
+    print(f"parameters: {n_par}   fit time: {seconds:.1f} s")
+    rows = [("validation", val), ("test", test)]
+    for name, idx in rows:
+        rmse, mae = _errors(y[idx], model.predict(X.select(idx)))
+        print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
+    if args.output:
+        model.save(args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tnmat.model import StructureModel
+
+    model = StructureModel.load(args.model)
+    ds = load_data(args.data, geometry=args.geometry)
+    pred = model.predict(ds.structures, progress=not args.quiet)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ids = ds.metadata.get("id", np.arange(len(ds)))
+    truth = ds.targets.get(model.target)
+    with open(out, "w") as fh:
+        fh.write(f"id,predicted_{model.target}_eV" + (f",{model.target}_eV" if truth is not None else "") + "\n")
+        for k in range(len(ds)):
+            fh.write(f"{ids[k]},{pred[k]:.8f}" + (f",{truth[k]:.8f}" if truth is not None else "") + "\n")
+    print(f"wrote {len(ds)} predictions to {out}")
+    if truth is not None:
+        rmse, mae = _errors(truth, pred)
+        print(f"RMSE {rmse:.2f} {model.units}   MAE {mae:.2f} {model.units}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from tnmat import __version__
@@ -135,6 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the LegTensor to this .npz file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("fit", help="fit a tensor-network (or baseline) model and report test errors",
+                       description="Compute (or load cached) descriptors of DATA, split off validation, train, "
+                                   "and print validation and test RMSE/MAE.")
+    p.add_argument("data", help="DATA: structure file, NMD18 folder, 'nmd18' or 'alloys'")
+    p.add_argument("--model", choices=MODELS, default="mpo", help="model (default mpo)")
+    p.add_argument("--bond-dim", type=int, default=8, help="virtual bond dimension chi (default 8)")
+    p.add_argument("--target", default=None, help="target key (default: formation_energy for NMD18, "
+                                                  "mixing_energy for alloys, else energy)")
+    p.add_argument("--local", action="store_true",
+                   help="per-atom model averaged over atoms (paper eq. 1) instead of the averaged descriptor")
+    p.add_argument("--epochs", type=int, default=400, help="maximum epochs (default 400)")
+    p.add_argument("--patience", type=int, default=40, help="early-stopping patience in epochs (default 40)")
+    p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
+    p.add_argument("--validation-fraction", type=float, default=0.2, help="of the training split (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--cache", default=None, help="folder for cached descriptors (default: no cache)")
+    _add_descriptor_args(p)
+    p.add_argument("-o", "--output", help="save the fitted model (descriptor settings included) here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="predict with a saved model",
+                       description="Predict the saved model's target for every structure of DATA; write CSV.")
+    p.add_argument("model", help="a model file written by 'tnmat fit -o'")
+    p.add_argument("data", help="DATA: structure file, NMD18 folder, 'nmd18' or 'alloys'")
+    p.add_argument("-o", "--output", default="predictions.csv", help="CSV file (default predictions.csv)")
+    p.add_argument("--geometry", choices=["relaxed", "vegard"], default="relaxed", help="NMD18 geometry")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
