@@ -1,0 +1,39 @@
+"""SO(3) algebra: spherical harmonics, Clebsch-Gordan / 3j / 6j symbols, Wigner D, 2jm tensors.
+
+Pure functions (numpy / torch), no I/O, imports nothing else from tnmat.  Conventions: docs/conventions.md.
+"""
+
+from tnmat.so3.clebsch_gordan import (
+    cap,
+    clebsch_gordan,
+    clebsch_gordan_coefficient,
+    cup,
+    real_clebsch_gordan,
+    triangle,
+    wigner_3j,
+    wigner_3j_tensor,
+)
+from tnmat.so3.spherical_harmonics import (
+    complex_spherical_harmonics,
+    real_spherical_harmonics,
+    real_to_complex_matrix,
+    sh_index,
+)
+from tnmat.so3.wigner import real_wigner_D, wigner_D
+
+__all__ = [
+    "cap",
+    "clebsch_gordan",
+    "clebsch_gordan_coefficient",
+    "complex_spherical_harmonics",
+    "cup",
+    "real_clebsch_gordan",
+    "real_spherical_harmonics",
+    "real_to_complex_matrix",
+    "real_wigner_D",
+    "sh_index",
+    "triangle",
+    "wigner_3j",
+    "wigner_3j_tensor",
+    "wigner_D",
+]
