@@ -210,7 +210,7 @@ class Invariants(_FusionTree):
             return ()
         if self.order == 2:
             return (ls[0],)
-        return ls + ks
+        return ls + ks[:-1]  # the last intermediate equals l_nu when the tree ends on irrep 0
 
 
 @dataclass(frozen=True)
