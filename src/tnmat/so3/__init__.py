@@ -13,6 +13,7 @@ from tnmat.so3.clebsch_gordan import (
     wigner_3j,
     wigner_3j_tensor,
 )
+from tnmat.so3.recoupling import f_symbol, r_symbol, wigner_6j
 from tnmat.so3.spherical_harmonics import (
     complex_spherical_harmonics,
     real_spherical_harmonics,
@@ -27,13 +28,16 @@ __all__ = [
     "clebsch_gordan_coefficient",
     "complex_spherical_harmonics",
     "cup",
+    "f_symbol",
     "real_clebsch_gordan",
     "real_spherical_harmonics",
     "real_to_complex_matrix",
     "real_wigner_D",
+    "r_symbol",
     "sh_index",
     "triangle",
     "wigner_3j",
     "wigner_3j_tensor",
+    "wigner_6j",
     "wigner_D",
 ]
