@@ -155,6 +155,17 @@ def load_nmd18(root: str | os.PathLike | None = None, *, geometry: str = "relaxe
         if s not in ("train", "test"):
             raise ValueError(f"NMD18 splits are 'train' and 'test', got {s!r}")
     base = nmd18_root(root)
+    if geometry == "vegard":
+        # Prototypes and Vegard fits need the whole set (most end members are in train): build all, then select.
+        from .vegard import vegard_structures
+
+        full = load_nmd18(base, geometry="relaxed")
+        ideal, methods = vegard_structures(full.structures, full.metadata)
+        meta = dict(full.metadata)
+        meta["geometry_method"] = np.asarray(methods)
+        meta["volume_per_atom"] = np.array([a.get_volume() / len(a) for a in ideal])
+        out = Dataset(structures=ideal, targets=full.targets, metadata=meta, name="nmd18-vegard", source=str(base))
+        return out.subset(np.flatnonzero(np.isin(meta["split"], list(splits))))
     structures: list[Atoms] = []
     keys = ("id", "kaggle_id", "split", "spacegroup", "x_al", "x_ga", "x_in", "n_atoms")
     cols: dict[str, list] = {k: [] for k in keys}
@@ -197,12 +208,6 @@ def load_nmd18(root: str | os.PathLike | None = None, *, geometry: str = "relaxe
     meta = {k: np.array(v) for k, v in cols.items()}
     meta["geometry_method"] = np.full(len(structures), "relaxed")
     name = "nmd18"
-    if geometry == "vegard":
-        from .vegard import vegard_structures
-
-        structures, methods = vegard_structures(structures, meta)
-        meta["geometry_method"] = np.asarray(methods)
-        name = "nmd18-vegard"
     meta["volume_per_atom"] = np.array([a.get_volume() / len(a) for a in structures])
     return Dataset(structures=structures, targets={"formation_energy": np.array(fe), "bandgap": np.array(bg)},
                    metadata=meta, name=name, source=str(base))
