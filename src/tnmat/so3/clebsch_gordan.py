@@ -52,16 +52,19 @@ def _cg_squared_signed(j1: int, m1: int, j2: int, m2: int, j: int, m: int) -> tu
         * _f(j1 - m1) * _f(j1 + m1) * _f(j2 - m2) * _f(j2 + m2),
         _f(j1 + j2 + j + 1),
     )
-    s = Fraction(0)
     k_min = max(0, j2 - j - m1, j1 - j + m2)
     k_max = min(j1 + j2 - j, j1 - m1, j2 + m2)
+    dens = []
     for k in range(k_min, k_max + 1):
         den = _f(k) * _f(j1 + j2 - j - k) * _f(j1 - m1 - k) * _f(j2 + m2 - k)
         den *= _f(j - j2 + m1 + k) * _f(j - j1 - m2 + k)
-        s += Fraction((-1) ** k, den)
+        dens.append(den)
+    # exact integer sum over a common denominator (much faster than summing Fractions)
+    common = math.lcm(*dens)
+    s = sum((-1) ** (k_min + i) * (common // den) for i, den in enumerate(dens))
     if s == 0:
         return 0, Fraction(0)
-    return (1 if s > 0 else -1), pre * s * s
+    return (1 if s > 0 else -1), pre * Fraction(s * s, common * common)
 
 
 def _sqrt_signed(sign: int, q: Fraction) -> float:
@@ -101,7 +104,7 @@ def clebsch_gordan(l1: int, l2: int, l3: int) -> np.ndarray:
 def _real_cg(l1: int, l2: int, l3: int) -> np.ndarray:
     c = _cg(l1, l2, l3)
     # c_real[M'] = U3 c_c with a_c = U1^dagger a_real: C_real[a,b,c] = sum C[i,j,k] conj(U1[a,i]) conj(U2[b,j]) U3[c,k]
-    cr = np.einsum("ijk,ai,bj,ck->abc", c, _u(l1).conj(), _u(l2).conj(), _u(l3))
+    cr = np.einsum("ijk,ai,bj,ck->abc", c, _u(l1).conj(), _u(l2).conj(), _u(l3), optimize=True)
     if (l1 + l2 + l3) % 2:
         cr = -1j * cr  # purely imaginary for odd l1+l2+l3: a global phase keeps equivariance
     if np.abs(cr.imag).max(initial=0.0) > 1e-12:
