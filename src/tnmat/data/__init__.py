@@ -7,11 +7,15 @@
   superstructures with EMT mixing energies (the default dataset of the README's main job).
 """
 
+from .alloys import EMT_ELEMENTS, embedded_default, generate_binary_alloys
 from .dataset import MIN_DISTANCE, Dataset, check_structure
 from .nmd18 import NMD18_ENV, load_nmd18, nmd18_root, read_aims_geometry
 from .readers import read_structures
 
 __all__ = [
+    "EMT_ELEMENTS",
+    "embedded_default",
+    "generate_binary_alloys",
     "Dataset",
     "MIN_DISTANCE",
     "check_structure",
