@@ -1,0 +1,24 @@
+"""Training layer: scikit-learn regressors around the tensor networks and the DNN baseline, one shared
+Adam/MSE loop with early stopping and callbacks, and one-file persistence (paper Section III, App. D)."""
+
+from tnmat.training.base import NetworkRegressor
+from tnmat.training.callbacks import SnapshotCallback
+from tnmat.training.dnn import MLP, DNNRegressor
+from tnmat.training.engine import TrainingDivergedError, train_network
+from tnmat.training.estimators import (
+    MODEL_KINDS,
+    DenseACERegressor,
+    FeatureMapMPSRegressor,
+    MERARegressor,
+    MPORegressor,
+    MPSRegressor,
+    TensorNetworkRegressor,
+    TTNRegressor,
+)
+from tnmat.training.persistence import FORMAT_VERSION, load_estimator
+
+__all__ = [
+    "MODEL_KINDS", "FORMAT_VERSION", "NetworkRegressor", "TensorNetworkRegressor", "MPSRegressor",
+    "MPORegressor", "TTNRegressor", "MERARegressor", "DenseACERegressor", "FeatureMapMPSRegressor",
+    "DNNRegressor", "MLP", "SnapshotCallback", "TrainingDivergedError", "train_network", "load_estimator",
+]

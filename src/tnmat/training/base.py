@@ -1,0 +1,283 @@
+"""Shared machinery of the torch estimators: parameter checks, input scaling, fit/predict, save/load.
+
+Concrete estimators (tensor networks in :mod:`tnmat.training.estimators`, the DNN baseline in
+:mod:`tnmat.training.dnn`) only say which network to build (:meth:`NetworkRegressor._build_network`),
+on which leg sizes (:meth:`NetworkRegressor._network_sizes`) and how inputs are scaled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from tnmat.training import persistence
+from tnmat.training._data import Inputs, Rows, check_targets, convert_inputs
+from tnmat.training.engine import TrainConfig, predict_rows, train_network
+
+__all__ = ["NetworkRegressor", "COMMON_PARAMS"]
+
+#: Training parameters shared by every estimator (name -> default), in signature order.
+COMMON_PARAMS: dict[str, Any] = {
+    "leg_sizes": None, "learning_rate": 1e-3, "batch_size": 64, "max_epochs": 1000, "patience": 50,
+    "validation_fraction": 0.2, "weight_decay": 0.0, "lr_schedule": None, "standardize_inputs": True,
+    "standardize_target": True, "dtype": "float32", "device": "cpu", "random_state": None, "verbose": 0,
+    "callbacks": None,
+}
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def resolve_device(device: Any, owner: str) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; a cuda device that is not available is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{owner}: device={device!r} is not a torch device ('cpu', 'cuda', 'auto')") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{owner}: device={device!r} but CUDA is not available (use 'cpu' or 'auto')")
+    return dev
+
+
+class NetworkRegressor(RegressorMixin, BaseEstimator):
+    """Base of the torch regressors (not used directly).  See :class:`TensorNetworkRegressor`.
+
+    Subclasses define ``__init__`` with explicit keyword parameters (sklearn inspects the signature) and
+    implement :meth:`_build_network`.  Mixins come before ``BaseEstimator`` (sklearn >= 1.6 requires this
+    order for the tags to resolve)."""
+
+    _registry: ClassVar[dict[str, type[NetworkRegressor]]] = {}
+    #: when True the inputs are flattened to one leg of size n_features before the network
+    _flatten_inputs: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        NetworkRegressor._registry[cls.__name__] = cls  # for load(): the file names its class
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _build_network(self, sizes: tuple[int, ...], *, dtype: torch.dtype, seed: int) -> torch.nn.Module:
+        """A fresh network mapping (batch, *sizes) -> (batch,)."""
+        raise NotImplementedError
+
+    def _network_sizes(self, leg_sizes: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(leg_sizes),) if self._flatten_inputs else leg_sizes
+
+    def _check_model_params(self) -> None:
+        """Validate the subclass's own parameters (called at fit)."""
+
+    def _input_scaling(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offset and scale (entry-wise, float64) so that the network sees (x - offset) / scale.  Default:
+        standardisation from the training rows; zero-variance entries get scale 1 (never NaN)."""
+        if not self.standardize_inputs:
+            return torch.zeros(values.shape[1:], dtype=torch.float64), torch.ones(values.shape[1:],
+                                                                                  dtype=torch.float64)
+        mean = values.mean(0)
+        std = values.std(0, unbiased=False)
+        return mean, torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> TrainConfig:
+        name = type(self).__name__
+
+        def bad(param: str, why: str) -> ValueError:
+            return ValueError(f"{name}: {param}={getattr(self, param)!r} is invalid: {why}")
+
+        if not isinstance(self.learning_rate, int | float) or not self.learning_rate > 0:
+            raise bad("learning_rate", "must be a positive number")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise bad("batch_size", "must be a positive integer")
+        if not _is_int(self.max_epochs) or self.max_epochs < 1:
+            raise bad("max_epochs", "must be a positive integer")
+        if self.patience is not None and (not _is_int(self.patience) or self.patience < 1):
+            raise bad("patience", "must be a positive integer or None (no early stopping)")
+        vf = self.validation_fraction
+        if not isinstance(vf, int | float) or not 0.0 <= vf < 1.0:
+            raise bad("validation_fraction", "must lie in [0, 1)")
+        if not isinstance(self.weight_decay, int | float) or self.weight_decay < 0:
+            raise bad("weight_decay", "must be >= 0")
+        if self.lr_schedule not in (None, "plateau", "cosine"):
+            raise bad("lr_schedule", "choose None, 'plateau' or 'cosine'")
+        if self.dtype not in _DTYPES:
+            raise bad("dtype", "choose 'float32' or 'float64'")
+        if self.leg_sizes is not None and (
+            isinstance(self.leg_sizes, str | bytes)
+            or not all(_is_int(s) and s >= 1 for s in self.leg_sizes)
+            or len(self.leg_sizes) == 0
+        ):
+            raise bad("leg_sizes", "must be None or a non-empty sequence of positive integers")
+        if not (_is_int(self.verbose) or isinstance(self.verbose, bool)) or self.verbose < 0:
+            raise bad("verbose", "must be a non-negative integer")
+        if self.callbacks is not None and (
+            isinstance(self.callbacks, str | bytes) or not all(callable(cb) for cb in self.callbacks)
+        ):
+            raise bad("callbacks", "must be None or a list of callables cb(estimator, epoch, step, logs)")
+        resolve_device(self.device, name)
+        self._check_model_params()
+        return TrainConfig(
+            learning_rate=float(self.learning_rate), batch_size=int(self.batch_size),
+            max_epochs=int(self.max_epochs), patience=None if self.patience is None else int(self.patience),
+            weight_decay=float(self.weight_decay), lr_schedule=self.lr_schedule, verbose=int(self.verbose),
+            description=name,
+        )
+
+    # ------------------------------------------------------------------ data plumbing
+    def _match_fitted(self, inp: Inputs, X: Any, what: str) -> Inputs:
+        """Bring inputs to the fitted leg order and check sizes and the per-atom layout."""
+        name = type(self).__name__
+        from tnmat.legtensor import LegTensor
+
+        if isinstance(X, LegTensor) and self.legs_from_legtensor_ and inp.legs != tuple(self.legs_):
+            if sorted(inp.legs) != sorted(self.legs_):
+                raise ValueError(f"{name}: {what} has legs {inp.legs}, the model was fitted on {tuple(self.legs_)}")
+            perm = [0] + [inp.legs.index(leg) + 1 for leg in self.legs_]
+            inp = Inputs(values=inp.values.permute(perm).contiguous(), legs=tuple(self.legs_),
+                         starts=inp.starts, counts=inp.counts)
+        if inp.sizes != tuple(self.leg_sizes_):
+            if math.prod(inp.sizes) == math.prod(self.leg_sizes_) and len(inp.sizes) == 1:
+                inp = Inputs(values=inp.values.reshape(-1, *self.leg_sizes_), legs=tuple(self.legs_),
+                             starts=inp.starts, counts=inp.counts)
+            else:
+                raise ValueError(f"{name}: {what} has leg sizes {inp.sizes}, the model was fitted on "
+                                 f"{tuple(self.leg_sizes_)} (legs {tuple(self.legs_)})")
+        if inp.per_atom != self.per_atom_:
+            kind = "per-atom" if self.per_atom_ else "per-structure"
+            raise ValueError(f"{name}: the model was fitted on {kind} descriptors (local model: "
+                             f"{self.per_atom_}); {what} must be {kind} as well")
+        return inp
+
+    def _rows(self, inp: Inputs, select: np.ndarray | None = None) -> Rows:
+        """Scaled network inputs (optionally only the given structures) on the fitted device."""
+        dev, dt = self.device_, _DTYPES[self.dtype]
+        starts, counts, values = inp.starts, inp.counts, inp.values
+        if select is not None:
+            values = values[inp.row_mask(select)]
+            if counts is not None:
+                counts = counts[torch.as_tensor(select, dtype=torch.long)]
+                starts = torch.cumsum(counts, 0) - counts
+        x = ((values - self.x_mean_.to(torch.float64)) / self.x_std_.to(torch.float64))
+        x = x.reshape(x.shape[0], *self._network_sizes(tuple(self.leg_sizes_)))
+        return Rows(x=x.to(device=dev, dtype=dt), starts=None if starts is None else starts.to(dev),
+                    counts=None if counts is None else counts.to(dev))
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> NetworkRegressor:
+        """Train with Adam on MSE (paper Appendix D); validation from (X_val, y_val) or a random
+        ``validation_fraction`` of the structures; early stopping with best-weights restore."""
+        t_start = time.perf_counter()
+        cfg = self._check_params()
+        name = type(self).__name__
+        from tnmat.legtensor import LegTensor
+
+        inp = convert_inputs(self, X, leg_sizes=self.leg_sizes, reset=True)
+        y = check_targets(self, y, inp.n_structures)
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        self.device_ = resolve_device(self.device, name)
+        self.legs_, self.leg_sizes_ = tuple(inp.legs), tuple(inp.sizes)
+        self.legs_from_legtensor_ = isinstance(X, LegTensor)
+        self.per_atom_ = inp.per_atom
+        if (X_val is None) != (y_val is None):
+            raise ValueError(f"{name}: pass both X_val and y_val, or neither")
+        rng = np.random.default_rng(seed)
+        n = inp.n_structures
+        train_idx: np.ndarray | None = None
+        val_inp: Inputs | None = None
+        val_idx: np.ndarray | None = None
+        if X_val is not None:
+            val_inp = self._match_fitted(convert_inputs(self, X_val, leg_sizes=self.leg_sizes, reset=False),
+                                         X_val, "X_val")
+            yv = check_targets(self, y_val, val_inp.n_structures, what="y_val")
+        elif self.validation_fraction > 0 and n >= 2:
+            n_val = min(n - 1, max(1, int(round(self.validation_fraction * n))))
+            perm = rng.permutation(n)
+            val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            val_inp, yv = inp, y[val_idx]
+        y_tr = y if train_idx is None else y[train_idx]
+
+        # scaling statistics from the training rows only
+        tr_values = inp.values if train_idx is None else inp.values[inp.row_mask(train_idx)]
+        mean, std = self._input_scaling(tr_values)
+        del tr_values
+        self.x_mean_, self.x_std_ = mean.to(torch.float64), std.to(torch.float64)
+        self.y_mean_ = float(y_tr.mean()) if self.standardize_target else 0.0
+        sd = float(y_tr.std()) if self.standardize_target else 1.0
+        self.y_std_ = sd if sd > 1e-12 * (1 + abs(self.y_mean_)) else 1.0
+
+        dev, dt = self.device_, _DTYPES[self.dtype]
+        train_rows = self._rows(inp, train_idx)
+        y_train_t = torch.as_tensor((y_tr - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
+        val_rows, y_val_t = None, None
+        if val_inp is not None:
+            val_rows = self._rows(val_inp, val_idx)
+            y_val_t = torch.as_tensor((yv - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
+
+        fork = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork):
+            # seeds the global generators used by dropout, without disturbing the caller's state
+            torch.manual_seed(seed)
+            net = self._build_network(self._network_sizes(self.leg_sizes_), dtype=dt, seed=seed).to(dev)
+            self.network_ = net
+            self.n_parameters_ = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+            gen = torch.Generator().manual_seed(seed)
+            try:
+                res = train_network(net, train_rows, y_train_t, cfg, val=val_rows, y_val=y_val_t,
+                                    y_scale=self.y_std_, generator=gen, callbacks=list(self.callbacks or ()),
+                                    estimator=self)
+            except BaseException:
+                del self.network_  # never leave a half-trained (possibly NaN) network looking fitted
+                raise
+        self.history_ = res.history
+        self.best_epoch_ = res.best_epoch
+        self.n_epochs_ = res.n_epochs
+        self.n_steps_ = res.n_steps
+        self.stopped_early_ = res.stopped_early
+        self.fit_seconds_ = time.perf_counter() - t_start
+        return self
+
+    def _predict_tensor(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self, "network_")
+        inp = self._match_fitted(convert_inputs(self, X, leg_sizes=self.leg_sizes, reset=False), X, "X")
+        return predict_rows(self.network_, self._rows(inp))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions in target units (float64), one per structure."""
+        out = self._predict_tensor(X).to("cpu", torch.float64).numpy() * self.y_std_ + self.y_mean_
+        bad = np.flatnonzero(~np.isfinite(out))
+        if len(bad):
+            raise FloatingPointError(f"{type(self).__name__}: the network produced NaN/inf for rows "
+                                     f"{bad[:10].tolist()}{' ...' if len(bad) > 10 else ''}")
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write weights, parameters, scaling, history and ``extra`` (plain containers) to one file."""
+        check_is_fitted(self, "network_")
+        return persistence.save_estimator(self, path, extra=extra)
+
+    @classmethod
+    def load(cls, path: str | Path) -> NetworkRegressor:
+        """Read a file written by :meth:`save` (returns the saved estimator class, e.g. MPSRegressor)."""
+        est = persistence.load_estimator(path, registry=NetworkRegressor._registry)
+        if not isinstance(est, cls):
+            raise ValueError(f"{path}: holds a {type(est).__name__}, not a {cls.__name__}; "
+                             "use tnmat.training.load_estimator")
+        return est
+
+    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags type
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+

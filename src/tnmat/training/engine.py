@@ -1,0 +1,212 @@
+"""The one training loop shared by every estimator: Adam on the mean squared error (paper Appendix D).
+
+Mini-batches are drawn over *structures* (shuffled each epoch with a seeded ``torch.Generator``).  For
+per-atom inputs the network is evaluated on every atom of the batch's structures and the structure
+prediction is the mean over its atoms (``index_add``; paper eq. 1).  Losses are computed on standardised
+targets; the history reports them in target units (MSE).  The weights of the epoch with the lowest
+monitored loss (validation loss when there is a validation set, else the epoch's running training loss)
+are restored at the end; early stopping acts only on the validation loss.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from tnmat.training._data import Rows, gather_rows
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "forward_structures", "predict_rows",
+           "train_network"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN/inf before any epoch finished with a finite loss."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Resolved optimisation settings (validated by the estimator)."""
+
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    patience: int | None
+    weight_decay: float
+    lr_schedule: str | None
+    verbose: int = 0
+    description: str = "training"
+
+
+@dataclass
+class TrainResult:
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int = 0
+    n_epochs: int = 0
+    n_steps: int = 0
+    stopped_early: bool = False
+    diverged: bool = False
+
+
+def forward_structures(net: torch.nn.Module, rows: Rows, structures: torch.Tensor) -> torch.Tensor:
+    """Network output per structure: ``net(x_k)`` for structure rows, ``mean_i net(x_i)`` over the atoms
+    of each structure for per-atom rows (paper eq. 1 with an intensive target)."""
+    if rows.counts is None:
+        return net(rows.x[structures])
+    r, seg = gather_rows(rows.starts, rows.counts, structures)
+    per_atom = net(rows.x[r])
+    out = torch.zeros(len(structures), dtype=per_atom.dtype, device=per_atom.device)
+    out.index_add_(0, seg, per_atom)
+    return out / rows.counts[structures].to(per_atom.dtype)
+
+
+@torch.no_grad()
+def predict_rows(net: torch.nn.Module, rows: Rows, *, max_rows: int = 16384) -> torch.Tensor:
+    """Outputs for all structures in ``rows`` (eval mode, chunks of about ``max_rows`` network rows)."""
+    was_training = net.training
+    net.eval()
+    try:
+        n = rows.n_structures
+        per = 1 if rows.counts is None else max(1, math.ceil(rows.x.shape[0] / max(n, 1)))
+        chunk = max(1, max_rows // per)
+        device = rows.x.device
+        outs = [forward_structures(net, rows, torch.arange(s, min(s + chunk, n), device=device))
+                for s in range(0, n, chunk)]
+        return torch.cat(outs) if outs else torch.zeros(0, dtype=rows.x.dtype, device=device)
+    finally:
+        net.train(was_training)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    if cfg.lr_schedule is None:
+        return None
+    if cfg.lr_schedule == "plateau":
+        # halve the rate when the monitored loss stalls for a fifth of the early-stopping patience, so
+        # there is room for a few reductions before early stopping fires
+        pat = max(1, (cfg.patience or 50) // 5)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=pat,
+                                                          min_lr=cfg.learning_rate * 1e-3)
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs,
+                                                          eta_min=cfg.learning_rate * 1e-2)
+    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}")
+
+
+def _progress_enabled(verbose: int) -> bool:
+    return bool(verbose) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+def train_network(
+    net: torch.nn.Module,
+    train: Rows,
+    y_train: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    val: Rows | None = None,
+    y_val: torch.Tensor | None = None,
+    y_scale: float = 1.0,
+    generator: torch.Generator,
+    callbacks: Sequence[Callable[..., Any]] = (),
+    estimator: Any = None,
+) -> TrainResult:
+    """Train ``net`` in place with Adam on MSE; returns the history and the restored best epoch.
+
+    ``y_train``/``y_val`` are standardised targets; ``y_scale`` (the target standard deviation) converts
+    the losses to target units for the history.  ``callbacks`` are called as
+    ``cb(estimator, epoch, step, logs)`` at the end of every epoch, and, for those with
+    ``every_step=True``, also once before training (step 0) and after every optimiser step; a callback
+    returning ``True`` stops training after the current epoch."""
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    sched = _make_scheduler(opt, cfg)
+    step_cbs = [cb for cb in callbacks if getattr(cb, "every_step", False)]
+    n = train.n_structures
+    device = train.x.device
+    scale2 = float(y_scale) ** 2
+    hist: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "lr": [], "seconds": []}
+    res = TrainResult(history=hist)
+    best_loss, best_state, since_best = math.inf, None, 0
+    for cb in step_cbs:
+        cb(estimator, 0, 0, {"event": "start", "lr": cfg.learning_rate})
+
+    bar = tqdm(total=cfg.max_epochs, desc=cfg.description, disable=not _progress_enabled(cfg.verbose),
+               leave=False, dynamic_ncols=True)
+    step = 0
+    try:
+        for epoch in range(cfg.max_epochs):
+            t0 = time.perf_counter()
+            net.train()
+            lr = opt.param_groups[0]["lr"]
+            perm = torch.randperm(n, generator=generator).to(device)
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            for s in range(0, n, cfg.batch_size):
+                idx = perm[s : s + cfg.batch_size]
+                pred = forward_structures(net, train, idx)
+                loss = torch.mean((pred - y_train[idx]) ** 2)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                total += loss.detach().to(torch.float64) * len(idx)
+                for cb in step_cbs:
+                    cb(estimator, epoch, step, {"event": "step", "loss": float(loss) * scale2, "lr": lr})
+            train_loss = float(total) / n * scale2
+            val_loss = math.nan
+            if val is not None:
+                val_loss = float(torch.mean((predict_rows(net, val) - y_val) ** 2)) * scale2
+            monitored = val_loss if val is not None else train_loss
+            if not math.isfinite(train_loss) or not math.isfinite(monitored):
+                res.diverged = True
+                break
+            hist["train_loss"].append(train_loss)
+            if val is not None:
+                hist["val_loss"].append(val_loss)
+            hist["lr"].append(lr)
+            hist["seconds"].append(time.perf_counter() - t0)
+            res.n_epochs = epoch + 1
+            if monitored < best_loss:
+                best_loss, since_best, res.best_epoch = monitored, 0, epoch
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                since_best += 1
+            if sched is not None:
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(monitored)
+                else:
+                    sched.step()
+            logs = {"event": "epoch_end", "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
+            stop = False
+            for cb in callbacks:
+                stop = (cb(estimator, epoch, step, logs) is True) or stop
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.3g}", val=f"{val_loss:.3g}", refresh=False)
+            if cfg.verbose >= 2:
+                print(f"{cfg.description} epoch {epoch}: train MSE {train_loss:.6g}  val MSE {val_loss:.6g}  "
+                      f"lr {lr:.3g}", file=sys.stderr)
+            if stop:
+                break
+            if val is not None and cfg.patience is not None and since_best >= cfg.patience:
+                res.stopped_early = True
+                break
+    finally:
+        bar.close()
+    res.n_steps = step
+    if res.diverged:
+        if best_state is None:
+            raise TrainingDivergedError(
+                f"{cfg.description}: the loss became NaN/inf in the first epoch (learning_rate="
+                f"{cfg.learning_rate:g}); lower the learning rate or use dtype='float64'")
+        warnings.warn(
+            f"{cfg.description}: the loss became NaN/inf in epoch {res.n_epochs}; training stopped and the "
+            f"weights of epoch {res.best_epoch} were restored (consider a lower learning_rate)",
+            RuntimeWarning, stacklevel=3)
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return res

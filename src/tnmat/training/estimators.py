@@ -1,0 +1,274 @@
+"""scikit-learn regressors that train the tensor networks of :mod:`tnmat.networks` (paper Section III).
+
+``TensorNetworkRegressor(model=...)`` is the general estimator; ``MPSRegressor``, ``MPORegressor``,
+``TTNRegressor``, ``MERARegressor``, ``DenseACERegressor`` and ``FeatureMapMPSRegressor`` fix the model.
+
+Inputs are a :class:`tnmat.LegTensor` (one network site per leg) or a plain array of shape
+``(n, *leg_sizes)`` / ``(n, prod(leg_sizes))`` with ``leg_sizes`` given; a 2-D array with
+``leg_sizes=None`` is one leg of size n_features (for a multilinear model: a linear model).  A per-atom
+LegTensor (``structure_index`` set) trains a *local* model (paper eq. 1): the network is applied to every
+atom and a structure's prediction is the mean over its atoms (targets are per atom / per cation).  Note
+that for models *linear* in the descriptor (DenseACE, MPS, TTN, MERA) the mean of the outputs equals the
+output on the mean descriptor, so the local form only changes the function class for models that are
+nonlinear in it (MPO, FeatureMapMPS, DNN); it still changes the input standardisation statistics.
+
+Parameters common to all estimators
+-----------------------------------
+leg_sizes : sizes of the legs for plain-array inputs (None: the array's trailing shape, or one leg).
+learning_rate, batch_size (structures per step), max_epochs : Adam settings (paper Appendix D).
+patience : epochs without validation improvement before stopping (None: run all epochs).
+validation_fraction : random share of the structures held out when ``X_val`` is not given (0: none).
+weight_decay : L2 penalty added to the gradient by Adam.
+lr_schedule : None (constant), "plateau" (halve on stalled monitored loss) or "cosine" (to 1 % over
+    max_epochs).
+standardize_inputs : entry-wise (x - mean) / std from the training rows (zero variance -> std 1).
+standardize_target : fit on (y - mean) / std; predictions are returned in target units.
+dtype : "float32" or "float64"; device : "cpu", "cuda", ... or "auto" (cuda when available).
+random_state : seeds initialisation, the validation split, shuffling and dropout (same seed -> identical
+    predictions on the same device).
+verbose : 0 silent; >= 1 a tqdm bar over epochs when stderr is a terminal; >= 2 one line per epoch.
+callbacks : list of ``cb(estimator, epoch, step, logs)`` (see :mod:`tnmat.training.callbacks`).
+
+Fitted attributes: ``network_``, ``n_parameters_``, ``history_`` (per-epoch "train_loss", "val_loss" in
+target units (MSE), "lr", "seconds"), ``best_epoch_`` (0-based index into the history whose weights were
+restored), ``n_epochs_``, ``n_steps_``, ``fit_seconds_``, ``x_mean_``/``x_std_`` (input offset/scale),
+``y_mean_``/``y_std_``, ``legs_``, ``leg_sizes_``, ``per_atom_``, ``device_``, ``n_features_in_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from tnmat.training.base import NetworkRegressor
+
+__all__ = [
+    "MODEL_KINDS", "TensorNetworkRegressor", "MPSRegressor", "MPORegressor", "TTNRegressor", "MERARegressor",
+    "DenseACERegressor", "FeatureMapMPSRegressor",
+]
+
+MODEL_KINDS = ("dense", "mps", "mpo", "ttn", "mera", "feature-map-mps")
+
+
+def _minmax_scaling(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Offset min and scale (max - min) mapping the training rows to [0, 1] entry-wise (Stoudenmire &
+    Schwab's local map phi(x) = [1 - x, x] expects x in [0, 1]); constant entries get scale 1."""
+    lo, hi = values.amin(0), values.amax(0)
+    rng = hi - lo
+    return lo, torch.where(rng > 1e-12 * (1 + lo.abs()), rng, torch.ones_like(rng))
+
+
+class TensorNetworkRegressor(NetworkRegressor):
+    """Tensor-network regressor: ``model`` in {"dense", "mps", "mpo", "ttn", "mera", "feature-map-mps"}
+    with virtual bond dimension ``bond_dim`` (ignored by "dense").  See the module docstring for the
+    other parameters and the fitted attributes."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "mps",
+        bond_dim: int = 8,
+        leg_sizes: Sequence[int] | None = None,
+        learning_rate: float = 1e-3,
+        batch_size: int = 64,
+        max_epochs: int = 1000,
+        patience: int | None = 50,
+        validation_fraction: float = 0.2,
+        weight_decay: float = 0.0,
+        lr_schedule: str | None = None,
+        standardize_inputs: bool = True,
+        standardize_target: bool = True,
+        dtype: str = "float32",
+        device: str = "cpu",
+        random_state: Any = None,
+        verbose: int = 0,
+        callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.bond_dim = bond_dim
+        self.leg_sizes = leg_sizes
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.standardize_inputs = standardize_inputs
+        self.standardize_target = standardize_target
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # the model kind: the ``model`` parameter here, a class constant in the fixed-model subclasses
+    def _kind(self) -> str:
+        return self.model
+
+    def _uses_bond_dim(self) -> bool:
+        return self._kind() != "dense"
+
+    def _check_model_params(self) -> None:
+        name = type(self).__name__
+        if self._kind() not in MODEL_KINDS:
+            raise ValueError(f"{name}: model={self._kind()!r} is invalid; choose one of {', '.join(MODEL_KINDS)}")
+        if self._uses_bond_dim():
+            bd = self.bond_dim
+            if isinstance(bd, bool) or not isinstance(bd, int) or bd < 1:
+                raise ValueError(f"{name}: bond_dim={bd!r} is invalid: must be a positive integer")
+
+    def _squash(self) -> bool:
+        return self._kind() == "feature-map-mps"
+
+    def _network_sizes(self, leg_sizes: tuple[int, ...]) -> tuple[int, ...]:
+        if self._kind() == "feature-map-mps":  # one site per feature (paper Fig. 11)
+            n = 1
+            for s in leg_sizes:
+                n *= s
+            return (n,)
+        return leg_sizes
+
+    def _input_scaling(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._squash() and self.standardize_inputs:  # min-max to [0, 1] replaces standardisation
+            return _minmax_scaling(values)
+        return super()._input_scaling(values)
+
+    def _build_network(self, sizes: tuple[int, ...], *, dtype: torch.dtype, seed: int) -> torch.nn.Module:
+        try:
+            from tnmat.networks import make_network
+        except ImportError:  # package __init__ not written yet: the factory module has the same function
+            from tnmat.networks.factory import make_network
+
+        bond = self.bond_dim if self._uses_bond_dim() else None
+        return make_network(self._kind(), sizes, bond, dtype=dtype, seed=seed)
+
+
+class _FixedModel(TensorNetworkRegressor):
+    """A TensorNetworkRegressor whose ``model`` is a class constant (not a parameter)."""
+
+    model: ClassVar[str]
+
+    def _kind(self) -> str:
+        return type(self).model
+
+
+class MPSRegressor(_FixedModel):
+    """Matrix product state over the legs, boundary bonds 1, uniform bond dimension (paper eq. 17)."""
+
+    model = "mps"
+
+    def __init__(
+        self, *, bond_dim: int = 8, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3,
+        batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
+        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
+        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
+        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        self.bond_dim = bond_dim
+        self.leg_sizes = leg_sizes
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.standardize_inputs = standardize_inputs
+        self.standardize_target = standardize_target
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+
+class MPORegressor(MPSRegressor):
+    """Matrix product operator model y = <B|T|B> on two copies of the input (paper eq. 18)."""
+
+    model = "mpo"
+
+
+class TTNRegressor(MPSRegressor):
+    """Binary tree tensor network over the legs (paper Fig. 29)."""
+
+    model = "ttn"
+
+
+class MERARegressor(MPSRegressor):
+    """Binary MERA (disentanglers + isometries) over the legs (paper Fig. 29)."""
+
+    model = "mera"
+
+
+class FeatureMapMPSRegressor(_FixedModel):
+    """Stoudenmire-Schwab MPS on the flattened descriptor with phi(x) = [1 - x, x] (paper eq. 19).
+
+    squash : with ``standardize_inputs=True``, True (default) min-max scales every feature to [0, 1]
+        from the training rows (Stoudenmire & Schwab scale their inputs to [0, 1] for phi(x) = [1 - x, x];
+        x_mean_/x_std_ then hold min and max - min; other data may fall slightly outside [0, 1], which phi
+        extends linearly); False standardises entry-wise like the other models (the seed paper's
+        "standardised descriptor").  ``standardize_inputs=False`` passes the raw features."""
+
+    model = "feature-map-mps"
+
+    def __init__(
+        self, *, bond_dim: int = 8, squash: bool = True, leg_sizes: Sequence[int] | None = None,
+        learning_rate: float = 1e-3,
+        batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
+        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
+        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
+        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        self.bond_dim = bond_dim
+        self.squash = squash
+        self.leg_sizes = leg_sizes
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.standardize_inputs = standardize_inputs
+        self.standardize_target = standardize_target
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    def _squash(self) -> bool:
+        return bool(self.squash)
+
+
+class DenseACERegressor(_FixedModel):
+    """The full weight tensor contracted with all legs: the linear ACE model (paper eq. 16).  No bond
+    dimension; its parameter count is the product of the leg sizes."""
+
+    model = "dense"
+
+    def __init__(
+        self, *, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
+        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
+        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
+        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
+        verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        self.leg_sizes = leg_sizes
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.standardize_inputs = standardize_inputs
+        self.standardize_target = standardize_target
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks

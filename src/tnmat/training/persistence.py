@@ -1,0 +1,128 @@
+"""One-file persistence of fitted estimators (``torch.save`` of plain containers, read back with
+``torch.load(weights_only=True)`` so loading never executes pickled code).
+
+Layout (format ``"tnmat.estimator"``, version :data:`FORMAT_VERSION`)::
+
+    {"format", "version", "tnmat_version", "class": "MPSRegressor",
+     "params": get_params() (callbacks dropped, random_state kept only when an int),
+     "fitted": {x_mean_, x_std_ (tensors), y_mean_, y_std_, legs_, leg_sizes_, per_atom_, ...},
+     "history": {"train_loss": [...], "val_loss": [...], "lr": [...], "seconds": [...]},
+     "state_dict": network weights (CPU), "extra": caller's dict (descriptor settings, ...)}
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from tnmat.training.base import NetworkRegressor
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_estimator", "load_estimator"]
+
+FORMAT = "tnmat.estimator"
+FORMAT_VERSION = 1
+
+_FITTED_SCALARS = ("y_mean_", "y_std_", "best_epoch_", "n_epochs_", "n_steps_", "fit_seconds_", "n_parameters_",
+                   "n_features_in_", "per_atom_", "legs_from_legtensor_", "stopped_early_")
+
+
+def _plain(obj: Any, where: str) -> Any:
+    """``obj`` as plain containers that ``torch.load(weights_only=True)`` accepts (numpy -> python/tensor)."""
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj))
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str | int):
+                raise TypeError(f"{where}: key {k!r} is not a str/int")
+            out[k] = _plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, list | tuple):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    raise TypeError(f"{where}: a {type(obj).__name__} cannot be saved (use plain dict/list/str/number/tensor)")
+
+
+def save_estimator(est: NetworkRegressor, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write a fitted estimator to ``path`` (parent folders are created)."""
+    from tnmat import __version__
+
+    path = Path(path)
+    params = est.get_params(deep=False)
+    params["callbacks"] = None  # callables are not data; the caller re-attaches them
+    if not isinstance(params.get("random_state"), int | np.integer | type(None)):
+        params["random_state"] = None
+    params = _plain(params, "params")
+    fitted = {k: _plain(getattr(est, k), k) for k in _FITTED_SCALARS if hasattr(est, k)}
+    fitted.update(x_mean_=est.x_mean_.cpu(), x_std_=est.x_std_.cpu(), legs_=list(est.legs_),
+                  leg_sizes_=list(est.leg_sizes_))
+    blob = {
+        "format": FORMAT, "version": FORMAT_VERSION, "tnmat_version": __version__, "class": type(est).__name__,
+        "params": params, "fitted": fitted, "history": _plain(est.history_, "history"),
+        "state_dict": {k: v.detach().cpu() for k, v in est.network_.state_dict().items()},
+        "extra": _plain(dict(extra or {}), "extra"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(blob, path)
+    return path
+
+
+def load_estimator(path: str | Path, *, registry: dict[str, type] | None = None) -> NetworkRegressor:
+    """Read an estimator written by :func:`save_estimator`; ``ValueError`` naming the file when it is
+    corrupted, not a tnmat estimator, or from another format version."""
+    from tnmat.training.base import _DTYPES, NetworkRegressor, resolve_device
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
+        raise ValueError(f"{path}: not a readable tnmat model file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a tnmat estimator file")
+    if blob.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: tnmat estimator format version {blob.get('version')!r} is not supported "
+                         f"(this tnmat reads version {FORMAT_VERSION}); refit the model")
+    registry = registry if registry is not None else NetworkRegressor._registry
+    try:
+        cls = registry[blob["class"]]
+        params, fitted = dict(blob["params"]), blob["fitted"]
+        if params.get("device") not in (None, "cpu", "auto"):
+            try:
+                resolve_device(params["device"], cls.__name__)
+            except ValueError:
+                warnings.warn(f"{path}: saved for device {params['device']!r}, which is not available; "
+                              "loading on cpu", RuntimeWarning, stacklevel=3)
+                params["device"] = "cpu"
+        if isinstance(params.get("leg_sizes"), list):
+            params["leg_sizes"] = tuple(params["leg_sizes"])
+        if isinstance(params.get("hidden_layer_sizes"), list):
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        est = cls(**params)
+        for k, v in fitted.items():
+            setattr(est, k, v)
+        est.legs_, est.leg_sizes_ = tuple(fitted["legs_"]), tuple(int(s) for s in fitted["leg_sizes_"])
+        est.device_ = resolve_device(est.device, cls.__name__)
+        net = est._build_network(est._network_sizes(est.leg_sizes_), dtype=_DTYPES[est.dtype], seed=0)
+        net.load_state_dict(blob["state_dict"])
+        est.network_ = net.to(est.device_).eval()
+        est.history_ = {k: list(v) for k, v in blob["history"].items()}
+        est.extra_ = dict(blob.get("extra") or {})
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: inconsistent tnmat estimator file ({type(exc).__name__}: {exc})") from exc
+    if not (math.isfinite(float(est.y_mean_)) and math.isfinite(float(est.y_std_))):
+        raise ValueError(f"{path}: inconsistent tnmat estimator file (target scaling is not finite)")
+    return est
