@@ -1,0 +1,156 @@
+"""Base class of the tensor-network regression models and input handling.
+
+Every network maps a batch of leg-structured inputs x of shape (batch, d_1, ..., d_N) (the ``values`` of a
+:class:`~tnmat.legtensor.LegTensor`) to one scalar per row.  Inputs may also be *factorised* (issue 6,
+paper Fig. 8): a list of N per-row MPS cores of shape (batch, r_{k-1}, d_k, r_k) with r_0 = r_N = 1, which
+represents x[b, s_1..s_N] = X_1[b, :, s_1, :] ... X_N[b, :, s_N, :].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from tnmat.legtensor import LegTensor
+
+__all__ = ["TensorNetwork", "Factorised", "is_factorised", "dense_from_cores", "tt_svd"]
+
+#: A factorised (MPS) input: one core (batch, r_left, d, r_right) per site.
+Factorised = Sequence[torch.Tensor]
+
+
+def is_factorised(x: object) -> bool:
+    """True for a list/tuple of input cores (a factorised input)."""
+    return isinstance(x, list | tuple)
+
+
+def dense_from_cores(cores: Factorised) -> torch.Tensor:
+    """Contract a factorised input (batch, r, d, r') per site into its dense tensor (batch, d_1, ..., d_N)."""
+    out = cores[0]  # (b, 1, d1, r1)
+    b = out.shape[0]
+    out = out.reshape(b, -1, out.shape[-1])  # (b, prod d, r)
+    for c in cores[1:]:
+        out = torch.einsum("bpr,brds->bpds", out, c).reshape(b, -1, c.shape[-1])
+    return out.reshape(b, *[c.shape[2] for c in cores])
+
+
+def tt_svd(x: torch.Tensor, max_rank: int | None = None, tol: float = 0.0) -> list[torch.Tensor]:
+    """TT-SVD (successive SVDs, singular values absorbed to the right) of each row of x (batch, *sizes)
+    into cores (batch, r, d, r'); exact when ``max_rank`` is None and ``tol`` = 0.  Rows are processed
+    together with a common rank (the max over rows), so this is a test/reference helper, not the
+    per-structure compressor of issue 6."""
+    b, sizes = x.shape[0], x.shape[1:]
+    cores: list[torch.Tensor] = []
+    rest = x.reshape(b, 1, -1)
+    r = 1
+    for d in sizes[:-1]:
+        mat = rest.reshape(b, r * d, -1)
+        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
+        keep = s.shape[-1]
+        if tol > 0:
+            keep = max(1, int((s > tol * s[..., :1]).sum(-1).max()))
+        if max_rank is not None:
+            keep = min(keep, max_rank)
+        u, s, vh = u[..., :keep], s[..., :keep], vh[..., :keep, :]
+        cores.append(u.reshape(b, r, d, keep))
+        rest = s.unsqueeze(-1) * vh
+        r = keep
+    cores.append(rest.reshape(b, r, sizes[-1], 1))
+    return cores
+
+
+class TensorNetwork(nn.Module):
+    """A multilinear model y = <W, x> (or y = <x|T|x> for the MPO) over the legs of x.
+
+    Attributes
+    ----------
+    sizes: physical dimensions d_1..d_N of the input legs.
+    bond_dim: the (maximum) virtual bond dimension chi, ``None`` for the dense model.
+    """
+
+    sizes: tuple[int, ...]
+    bond_dim: int | None
+
+    def __init__(self, sizes: Sequence[int], bond_dim: int | None) -> None:
+        super().__init__()
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) == 0 or any(s < 1 for s in sizes):
+            raise ValueError(f"{type(self).__name__}: sizes must be a non-empty tuple of positive ints, got {sizes}")
+        if bond_dim is not None and (int(bond_dim) != bond_dim or bond_dim < 1):
+            raise ValueError(f"{type(self).__name__}: bond_dim must be a positive int, got {bond_dim!r}")
+        self.sizes = sizes
+        self.bond_dim = None if bond_dim is None else int(bond_dim)
+
+    # ------------------------------------------------------------------ public API
+    def forward(self, x: torch.Tensor | LegTensor | Factorised) -> torch.Tensor:
+        """One scalar per row: shape (batch,)."""
+        if is_factorised(x):
+            return self._forward_factorised(self._check_cores(x))
+        return self._forward_dense(self._check_dense(x))
+
+    def to_dense(self) -> torch.Tensor:
+        """The represented tensor in float64, contracted independently of ``forward``."""
+        raise NotImplementedError
+
+    def n_parameters(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters())
+
+    def latent(self, x: torch.Tensor | LegTensor | Factorised) -> list[torch.Tensor]:
+        """Intermediate layer outputs (batch, features) (empty for chain networks)."""
+        return []
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}, bond_dim={self.bond_dim}"
+
+    # ------------------------------------------------------------------ to implement
+    def _forward_dense(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward_factorised(self, cores: list[torch.Tensor]) -> torch.Tensor:
+        # generic fallback: densify (exact); chain networks override with the Fig. 8b order
+        return self._forward_dense(dense_from_cores(cores))
+
+    # ------------------------------------------------------------------ helpers
+    def _param_dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def _param_device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _check_dense(self, x: torch.Tensor | LegTensor) -> torch.Tensor:
+        if isinstance(x, LegTensor):
+            x = x.values
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x)
+        if tuple(x.shape[1:]) != self.sizes:
+            raise ValueError(
+                f"{type(self).__name__}: input has shape {tuple(x.shape)}, expected (batch, *{self.sizes})"
+            )
+        return x.to(dtype=self._param_dtype(), device=self._param_device())
+
+    def _check_cores(self, cores: Factorised) -> list[torch.Tensor]:
+        cores = [torch.as_tensor(c) for c in cores]
+        name = type(self).__name__
+        if len(cores) != len(self.sizes):
+            raise ValueError(f"{name}: factorised input has {len(cores)} cores, expected {len(self.sizes)}")
+        b = cores[0].shape[0]
+        prev = 1
+        for k, (c, d) in enumerate(zip(cores, self.sizes, strict=True)):
+            if c.ndim != 4 or c.shape[0] != b or c.shape[2] != d or c.shape[1] != prev:
+                raise ValueError(
+                    f"{name}: factorised input core {k} has shape {tuple(c.shape)}, expected "
+                    f"({b}, {prev}, {d}, r_{k + 1})"
+                )
+            prev = c.shape[3]
+        if prev != 1:
+            raise ValueError(f"{name}: the last factorised input core must have right bond 1, got {prev}")
+        return [c.to(dtype=self._param_dtype(), device=self._param_device()) for c in cores]
+
+
+def n_dense(sizes: Sequence[int]) -> int:
+    """Number of entries of the dense weight tensor."""
+    return math.prod(sizes)
