@@ -35,7 +35,6 @@ def test_enumeration_counts_small():
     assert len(enumerate_derivatives("hcp", 4)) == 13
 
 
-@pytest.mark.slow
 def test_enumeration_count_ba10():
     # BA10 (Nyshadham et al. 2019): 1595 structures per binary for fcc + bcc + hcp up to 8 atoms.
     counts = {lat: len(enumerate_derivatives(lat, 8)) for lat in ("fcc", "bcc", "hcp")}
