@@ -1,0 +1,5 @@
+"""Baseline regressors with the same estimator interface as the tensor networks (paper Section IV A)."""
+
+from tnmat.baselines.gpr import GPRRegressor, SoapKernel, local_soap_kernel, soap_kernel
+
+__all__ = ["GPRRegressor", "SoapKernel", "local_soap_kernel", "soap_kernel"]
