@@ -78,6 +78,10 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     def _check_model_params(self) -> None:
         """Validate the subclass's own parameters (called at fit)."""
 
+    def _fits_intercept(self) -> bool:
+        """Whether a scalar offset is trained next to the network (multilinear networks have no bias)."""
+        return False
+
     def _input_scaling(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Offset and scale (entry-wise, float64) so that the network sees (x - offset) / scale.  Default:
         standardisation from the training rows; zero-variance entries get scale 1 (never NaN)."""
@@ -231,13 +235,16 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             self.network_ = net
             self.n_parameters_ = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
             gen = torch.Generator().manual_seed(seed)
+            b = torch.nn.Parameter(torch.zeros((), dtype=dt, device=dev)) if self._fits_intercept() else None
             try:
                 res = train_network(net, train_rows, y_train_t, cfg, val=val_rows, y_val=y_val_t,
                                     y_scale=self.y_std_, generator=gen, callbacks=list(self.callbacks or ()),
-                                    estimator=self)
+                                    estimator=self, intercept=b)
             except BaseException:
                 del self.network_  # never leave a half-trained (possibly NaN) network looking fitted
                 raise
+        # the trained offset in target units: predictions are y_mean_ + intercept_ + y_std_ * net(x)
+        self.intercept_ = 0.0 if b is None else float(b.detach()) * self.y_std_
         self.history_ = res.history
         self.best_epoch_ = res.best_epoch
         self.n_epochs_ = res.n_epochs
@@ -254,6 +261,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Predictions in target units (float64), one per structure."""
         out = self._predict_tensor(X).to("cpu", torch.float64).numpy() * self.y_std_ + self.y_mean_
+        out += getattr(self, "intercept_", 0.0)
         bad = np.flatnonzero(~np.isfinite(out))
         if len(bad):
             raise FloatingPointError(f"{type(self).__name__}: the network produced NaN/inf for rows "

@@ -55,20 +55,24 @@ class TrainResult:
     diverged: bool = False
 
 
-def forward_structures(net: torch.nn.Module, rows: Rows, structures: torch.Tensor) -> torch.Tensor:
-    """Network output per structure: ``net(x_k)`` for structure rows, ``mean_i net(x_i)`` over the atoms
-    of each structure for per-atom rows (paper eq. 1 with an intensive target)."""
+def forward_structures(net: torch.nn.Module, rows: Rows, structures: torch.Tensor,
+                       intercept: torch.Tensor | None = None) -> torch.Tensor:
+    """Output per structure: ``net(x_k)`` for structure rows, ``mean_i net(x_i)`` over the atoms of each
+    structure for per-atom rows (paper eq. 1 with an intensive target), plus the scalar ``intercept``."""
     if rows.counts is None:
-        return net(rows.x[structures])
-    r, seg = gather_rows(rows.starts, rows.counts, structures)
-    per_atom = net(rows.x[r])
-    out = torch.zeros(len(structures), dtype=per_atom.dtype, device=per_atom.device)
-    out.index_add_(0, seg, per_atom)
-    return out / rows.counts[structures].to(per_atom.dtype)
+        out = net(rows.x[structures])
+    else:
+        r, seg = gather_rows(rows.starts, rows.counts, structures)
+        per_atom = net(rows.x[r])
+        out = torch.zeros(len(structures), dtype=per_atom.dtype, device=per_atom.device)
+        out.index_add_(0, seg, per_atom)
+        out = out / rows.counts[structures].to(per_atom.dtype)
+    return out if intercept is None else out + intercept
 
 
 @torch.no_grad()
-def predict_rows(net: torch.nn.Module, rows: Rows, *, max_rows: int = 16384) -> torch.Tensor:
+def predict_rows(net: torch.nn.Module, rows: Rows, *, intercept: torch.Tensor | None = None,
+                 max_rows: int = 16384) -> torch.Tensor:
     """Outputs for all structures in ``rows`` (eval mode, chunks of about ``max_rows`` network rows)."""
     was_training = net.training
     net.eval()
@@ -77,7 +81,7 @@ def predict_rows(net: torch.nn.Module, rows: Rows, *, max_rows: int = 16384) -> 
         per = 1 if rows.counts is None else max(1, math.ceil(rows.x.shape[0] / max(n, 1)))
         chunk = max(1, max_rows // per)
         device = rows.x.device
-        outs = [forward_structures(net, rows, torch.arange(s, min(s + chunk, n), device=device))
+        outs = [forward_structures(net, rows, torch.arange(s, min(s + chunk, n), device=device), intercept)
                 for s in range(0, n, chunk)]
         return torch.cat(outs) if outs else torch.zeros(0, dtype=rows.x.dtype, device=device)
     finally:
@@ -115,6 +119,7 @@ def train_network(
     generator: torch.Generator,
     callbacks: Sequence[Callable[..., Any]] = (),
     estimator: Any = None,
+    intercept: torch.nn.Parameter | None = None,
 ) -> TrainResult:
     """Train ``net`` in place with Adam on MSE; returns the history and the restored best epoch.
 
@@ -122,8 +127,16 @@ def train_network(
     the losses to target units for the history.  ``callbacks`` are called as
     ``cb(estimator, epoch, step, logs)`` at the end of every epoch, and, for those with
     ``every_step=True``, also once before training (step 0) and after every optimiser step; a callback
-    returning ``True`` stops training after the current epoch."""
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    returning ``True`` stops training after the current epoch.  ``intercept`` (optional scalar parameter)
+    is added to every structure's output and trained with the network (no weight decay)."""
+    # one container so the best-weights snapshot covers the intercept too
+    model = torch.nn.Module()
+    model.net = net
+    groups = [{"params": list(net.parameters()), "weight_decay": cfg.weight_decay}]
+    if intercept is not None:
+        model.intercept = intercept
+        groups.append({"params": [intercept], "weight_decay": 0.0})
+    opt = torch.optim.Adam(groups, lr=cfg.learning_rate)
     sched = _make_scheduler(opt, cfg)
     step_cbs = [cb for cb in callbacks if getattr(cb, "every_step", False)]
     n = train.n_structures
@@ -147,7 +160,7 @@ def train_network(
             total = torch.zeros((), dtype=torch.float64, device=device)
             for s in range(0, n, cfg.batch_size):
                 idx = perm[s : s + cfg.batch_size]
-                pred = forward_structures(net, train, idx)
+                pred = forward_structures(net, train, idx, intercept)
                 loss = torch.mean((pred - y_train[idx]) ** 2)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -155,11 +168,11 @@ def train_network(
                 step += 1
                 total += loss.detach().to(torch.float64) * len(idx)
                 for cb in step_cbs:
-                    cb(estimator, epoch, step, {"event": "step", "loss": float(loss) * scale2, "lr": lr})
+                    cb(estimator, epoch, step, {"event": "step", "loss": float(loss.detach()) * scale2, "lr": lr})
             train_loss = float(total) / n * scale2
             val_loss = math.nan
             if val is not None:
-                val_loss = float(torch.mean((predict_rows(net, val) - y_val) ** 2)) * scale2
+                val_loss = float(torch.mean((predict_rows(net, val, intercept=intercept) - y_val) ** 2)) * scale2
             monitored = val_loss if val is not None else train_loss
             if not math.isfinite(train_loss) or not math.isfinite(monitored):
                 res.diverged = True
@@ -172,7 +185,7 @@ def train_network(
             res.n_epochs = epoch + 1
             if monitored < best_loss:
                 best_loss, since_best, res.best_epoch = monitored, 0, epoch
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 since_best += 1
             if sched is not None:
@@ -207,6 +220,6 @@ def train_network(
             f"weights of epoch {res.best_epoch} were restored (consider a lower learning_rate)",
             RuntimeWarning, stacklevel=3)
     if best_state is not None:
-        net.load_state_dict(best_state)
+        model.load_state_dict(best_state)
     net.eval()
     return res

@@ -62,14 +62,21 @@ def _minmax_scaling(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class TensorNetworkRegressor(NetworkRegressor):
     """Tensor-network regressor: ``model`` in {"dense", "mps", "mpo", "ttn", "mera", "feature-map-mps"}
-    with virtual bond dimension ``bond_dim`` (ignored by "dense").  See the module docstring for the
-    other parameters and the fitted attributes."""
+    with virtual bond dimension ``bond_dim`` (ignored by "dense").
+
+    fit_intercept : train a scalar offset next to the network (default True).  The networks are
+        multilinear without bias; the target mean removes the offset exactly only when the network's
+        training-set mean output is zero (linear models on standardised inputs), not for the MPO, the
+        feature-map MPS or unstandardised inputs.  False gives the paper's pure multilinear model.
+
+    See the module docstring for the other parameters and the fitted attributes."""
 
     def __init__(
         self,
         *,
         model: str = "mps",
         bond_dim: int = 8,
+        fit_intercept: bool = True,
         leg_sizes: Sequence[int] | None = None,
         learning_rate: float = 1e-3,
         batch_size: int = 64,
@@ -88,6 +95,7 @@ class TensorNetworkRegressor(NetworkRegressor):
     ) -> None:
         self.model = model
         self.bond_dim = bond_dim
+        self.fit_intercept = fit_intercept
         self.leg_sizes = leg_sizes
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -122,6 +130,9 @@ class TensorNetworkRegressor(NetworkRegressor):
 
     def _squash(self) -> bool:
         return self._kind() == "feature-map-mps"
+
+    def _fits_intercept(self) -> bool:
+        return bool(self.fit_intercept)
 
     def _network_sizes(self, leg_sizes: tuple[int, ...]) -> tuple[int, ...]:
         if self._kind() == "feature-map-mps":  # one site per feature (paper Fig. 11)
@@ -161,13 +172,14 @@ class MPSRegressor(_FixedModel):
     model = "mps"
 
     def __init__(
-        self, *, bond_dim: int = 8, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3,
-        batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
+        self, *, bond_dim: int = 8, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None,
+        learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
         device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
     ) -> None:
         self.bond_dim = bond_dim
+        self.fit_intercept = fit_intercept
         self.leg_sizes = leg_sizes
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -215,15 +227,16 @@ class FeatureMapMPSRegressor(_FixedModel):
     model = "feature-map-mps"
 
     def __init__(
-        self, *, bond_dim: int = 8, squash: bool = True, leg_sizes: Sequence[int] | None = None,
-        learning_rate: float = 1e-3,
-        batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
+        self, *, bond_dim: int = 8, squash: bool = True, fit_intercept: bool = True,
+        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
+        max_epochs: int = 1000, patience: int | None = 50,
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
         device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
     ) -> None:
         self.bond_dim = bond_dim
         self.squash = squash
+        self.fit_intercept = fit_intercept
         self.leg_sizes = leg_sizes
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -251,12 +264,14 @@ class DenseACERegressor(_FixedModel):
     model = "dense"
 
     def __init__(
-        self, *, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
+        self, *, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3,
+        batch_size: int = 64,
         max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None,
     ) -> None:
+        self.fit_intercept = fit_intercept
         self.leg_sizes = leg_sizes
         self.learning_rate = learning_rate
         self.batch_size = batch_size

@@ -28,8 +28,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "save_estimator", "load_estimator"]
 FORMAT = "tnmat.estimator"
 FORMAT_VERSION = 1
 
-_FITTED_SCALARS = ("y_mean_", "y_std_", "best_epoch_", "n_epochs_", "n_steps_", "fit_seconds_", "n_parameters_",
-                   "n_features_in_", "per_atom_", "legs_from_legtensor_", "stopped_early_")
+_FITTED_SCALARS = ("y_mean_", "y_std_", "intercept_", "best_epoch_", "n_epochs_", "n_steps_", "fit_seconds_",
+                   "n_parameters_", "n_features_in_", "per_atom_", "legs_from_legtensor_", "stopped_early_")
 
 
 def _plain(obj: Any, where: str) -> Any:
