@@ -1,0 +1,348 @@
+"""The learning-curve experiment (paper Section IV A, Fig. 12; issue 4, section 2) as library functions.
+
+Protocol
+--------
+* Splits: ``n_splits`` random partitions into a test set of ``test_size`` structures and a pool, plus the
+  official split (named ``"official"``) when the data has one (:func:`~tnmat.experiments.splits.
+  official_and_random_splits`).
+* From each pool, nested training subsets of the requested sizes, stratified on the given quantities
+  (volume per atom, composition, energy; :func:`~tnmat.experiments.splits.stratified_subsets`).
+* Each subset of size ``n_train`` is split 80/20 into the structures the model is fitted on and a
+  validation set (the ``n_train`` reported is the subset size, validation part included; ``n_fit`` and
+  ``n_val`` are recorded too).  Every model, the GPRs included, fits on the same 80 %.
+* One task per (model, n_train, split, hyper-parameter combination) from a small grid per model
+  (:data:`DEFAULT_GRIDS`); :func:`summarise` keeps, for each (model, n_train, split), the combination with
+  the lowest *validation* RMSE.  Test predictions are computed for every fit but never used for any
+  choice, so the test set plays no part in fitting or tuning.
+* Metrics: RMSE and MAE in meV per cation (targets in eV per cation, ``scale=1000``), number of parameters,
+  fit and predict wall time.  Summary: mean and standard deviation (ddof=1) over the random splits; the
+  official split is reported on its own rows (``splits="official"``).
+* Fit-time scaling: the exponent b of fit_seconds ~ n_train^b by least squares in log-log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tnmat.experiments.runner import GridReport, run_grid
+from tnmat.experiments.splits import official_and_random_splits, stratified_subsets, train_validation_split
+from tnmat.experiments.store import ResultStore, write_rows_csv
+from tnmat.legtensor import LegTensor
+
+__all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveTask", "build_estimator",
+           "fit_time_exponents", "learning_curve_tasks", "run_learning_curve", "summarise", "write_markdown",
+           "write_summary_csv", "expand_grid"]
+
+EXPERIMENT = "learning-curve"
+
+#: Hyper-parameter grids per model, chosen on the validation set (the kernel settings of the GPRs are
+#: fitted by the marginal likelihood instead).  Small on purpose: 6 fits per TN model, 4 for the DNN.
+DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "mps": {"bond_dim": [4, 8, 16], "learning_rate": [1e-3, 1e-2]},
+    "mpo": {"bond_dim": [4, 8, 16], "learning_rate": [1e-3, 1e-2]},
+    "ttn": {"bond_dim": [4, 8, 16], "learning_rate": [1e-3, 1e-2]},
+    "mera": {"bond_dim": [4, 8], "learning_rate": [1e-3, 1e-2]},
+    "dense": {"learning_rate": [1e-3, 1e-2], "weight_decay": [0.0, 1e-4]},
+    "feature-map-mps": {"bond_dim": [4, 8], "learning_rate": [1e-3, 1e-2]},
+    "dnn": {"learning_rate": [1e-4, 1e-3], "weight_decay": [0.0, 1e-4]},
+    "gpr-rbf": {},
+    "gpr-soap": {},
+}
+
+#: One combination per model, for smoke tests and the ``quick`` preset.
+QUICK_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "mps": {"bond_dim": [4], "learning_rate": [1e-2]},
+    "mpo": {"bond_dim": [4], "learning_rate": [1e-2]},
+    "ttn": {"bond_dim": [4], "learning_rate": [1e-2]},
+    "mera": {"bond_dim": [4], "learning_rate": [1e-2]},
+    "dense": {"learning_rate": [1e-2]},
+    "feature-map-mps": {"bond_dim": [4], "learning_rate": [1e-2]},
+    "dnn": {"learning_rate": [1e-3]},
+    "gpr-rbf": {},
+    "gpr-soap": {},
+}
+
+SUMMARY_COLUMNS = ["model", "n_train", "splits", "n_splits", "rmse_mean", "rmse_std", "mae_mean", "mae_std",
+                   "n_parameters", "fit_seconds", "tuning_seconds", "params"]
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Cartesian product of a {name: values} grid as a list of dicts (an empty grid gives [{}])."""
+    names = sorted(grid)
+    return [dict(zip(names, combo, strict=True)) for combo in product(*(list(grid[k]) for k in names))]
+
+
+def build_estimator(model: str, params: Mapping[str, Any]) -> Any:
+    """A fresh estimator from :func:`tnmat.experiments.registry.make_estimator`; unlike the registry, a
+    parameter the estimator does not have is an error here (a silently dropped grid entry would make
+    different tasks identical fits)."""
+    from tnmat.experiments.registry import make_estimator
+
+    est = make_estimator(model)
+    unknown = sorted(set(params) - set(est.get_params()))
+    if unknown:
+        raise ValueError(f"learning curve: model {model!r} has no parameter(s) {unknown}")
+    return est.set_params(**dict(params))
+
+
+def learning_curve_tasks(models: Sequence[str], sizes: Sequence[int], split_names: Sequence[str], *,
+                         grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+                         fixed: Mapping[str, Mapping[str, Any]] | None = None, dataset: str = "dataset",
+                         seed: int = 0) -> list[dict[str, Any]]:
+    """One JSON-able task per (model, size, split, grid point).
+
+    ``grids`` default to :data:`DEFAULT_GRIDS`; ``fixed`` holds per-model parameters applied to every grid
+    point (e.g. ``{"mps": {"max_epochs": 200}}``).  The task's ``seed`` and ``dataset`` enter its key, so
+    results from other data or seeds never mix."""
+    grids = DEFAULT_GRIDS if grids is None else grids
+    fixed = fixed or {}
+    tasks = []
+    for model in models:
+        if model not in grids:
+            raise ValueError(f"learning curve: no hyper-parameter grid for model {model!r} (known: {sorted(grids)})")
+        for size, split, hp in product(sizes, split_names, expand_grid(grids[model])):
+            tasks.append({"experiment": EXPERIMENT, "dataset": dataset, "model": model, "n_train": int(size),
+                          "split": str(split), "params": {**dict(fixed.get(model, {})), **hp}, "seed": int(seed)})
+    return tasks
+
+
+def _metrics(pred: np.ndarray, y: np.ndarray, scale: float) -> tuple[float, float]:
+    err = (np.asarray(pred, dtype=np.float64).ravel() - y) * scale
+    if not np.isfinite(err).all():
+        raise FloatingPointError("learning curve: the model predicted non-finite values")
+    return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
+
+
+def _fitted_summary(est: Any) -> dict[str, Any]:
+    """Fitted hyper-parameters worth recording (kernel parameters of a GPR, early-stopping epoch, ...)."""
+    out: dict[str, Any] = {}
+    for name in ("signal_variance_", "noise_variance_", "length_scale_", "log_marginal_likelihood_value_",
+                 "best_epoch_", "n_epochs_", "stopped_early_"):
+        v = getattr(est, name, None)
+        if isinstance(v, bool | int | float | np.floating | np.integer) and math.isfinite(float(v)):
+            out[name.rstrip("_")] = v.item() if hasattr(v, "item") else v
+    if hasattr(est, "kernel_"):
+        out["kernel"] = str(est.kernel_)
+    return out
+
+
+class LearningCurveTask:
+    """Task function of the learning curve: ``task dict -> result record`` (picklable; holds the data as numpy
+    arrays so joblib memory-maps them into the workers instead of copying them per task).
+
+    ``X``: descriptors, one row per structure or per-atom rows with ``structure_index``; ``y``: targets in eV
+    (per cation for NMD18); ``quantities``: per-structure arrays to stratify on; ``official_test``: mask or
+    indices of the official test set (optional).  All splits and subsets are drawn here, once, from
+    ``seed``, so every worker sees the same ones."""
+
+    def __init__(self, X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray, *,
+                 sizes: Sequence[int], test_size: int = 600, n_splits: int = 10, seed: int = 0,
+                 official_test: np.ndarray | None = None, val_fraction: float = 0.2, n_bins: int = 3,
+                 scale: float = 1000.0, units: str = "meV/cation") -> None:
+        self.y = np.asarray(y, dtype=np.float64).ravel()
+        n = X.n_structures
+        if len(self.y) != n:
+            raise ValueError(f"learning curve: {len(self.y)} targets for {n} structures")
+        if not np.isfinite(self.y).all():
+            raise ValueError(f"learning curve: target of structure {int(np.flatnonzero(~np.isfinite(self.y))[0])} "
+                             "is not finite")
+        self.values = X.values.detach().cpu().numpy()
+        self.legs = X.legs
+        self.meta = dict(X.meta)
+        self.scale, self.units, self.val_fraction = float(scale), units, float(val_fraction)
+        if X.structure_index is not None:
+            sidx = X.structure_index.cpu().numpy()
+            self.atom_order = np.argsort(sidx, kind="stable")
+            self.atom_start = np.concatenate([[0], np.cumsum(np.bincount(sidx, minlength=n))])
+        else:
+            self.atom_order = self.atom_start = None
+        self.splits = {s.name: s for s in official_and_random_splits(
+            n, test_size=test_size, n_splits=n_splits, seed=seed, official_test=official_test)}
+        sizes = sorted({int(s) for s in sizes})
+        self.subsets: dict[str, dict[int, np.ndarray]] = {}
+        for k, (name, sp) in enumerate(self.splits.items()):
+            ok = [m for m in sizes if m <= len(sp.pool)]
+            self.subsets[name] = stratified_subsets(quantities, ok, seed=seed * 1000 + k, pool=sp.pool,
+                                                    n_bins=n_bins) if ok else {}
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self.splits)
+
+    def rows(self, idx: np.ndarray) -> LegTensor:
+        """Descriptors of the structures ``idx`` (all their atoms for per-atom data), float64."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.atom_order is None:
+            return LegTensor(torch.from_numpy(np.array(self.values[idx], dtype=np.float64)), self.legs,
+                             meta=self.meta)
+        parts = [self.atom_order[self.atom_start[s] : self.atom_start[s + 1]] for s in idx]
+        counts = [len(p) for p in parts]
+        take = np.concatenate(parts)
+        return LegTensor(torch.from_numpy(np.array(self.values[take], dtype=np.float64)), self.legs,
+                         structure_index=torch.from_numpy(np.repeat(np.arange(len(idx)), counts)), meta=self.meta)
+
+    def indices(self, split: str, n_train: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fit, validation, test) structure indices of a task."""
+        if split not in self.splits:
+            raise KeyError(f"learning curve: unknown split {split!r}; have {list(self.splits)}")
+        if n_train not in self.subsets[split]:
+            raise KeyError(f"learning curve: size {n_train} not drawn for split {split!r} "
+                           f"(pool {len(self.splits[split].pool)}, sizes {sorted(self.subsets[split])})")
+        sub = self.subsets[split][n_train]
+        # the validation draw depends on (split, size) only, so every model sees the same partition
+        fit, val = train_validation_split(sub, val_fraction=self.val_fraction,
+                                          seed=[n_train, sorted(self.splits).index(split)])
+        return fit, val, self.splits[split].test
+
+    def __call__(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        fit_idx, val_idx, test_idx = self.indices(task["split"], int(task["n_train"]))
+        params = dict(task.get("params") or {})
+        est = build_estimator(task["model"], params)
+        if "random_state" in est.get_params() and "random_state" not in params:
+            est.set_params(random_state=int(task.get("seed", 0)))
+        X_fit, X_val, X_test = self.rows(fit_idx), self.rows(val_idx), self.rows(test_idx)
+        t0 = time.perf_counter()
+        est.fit(X_fit, self.y[fit_idx], X_val=X_val, y_val=self.y[val_idx])
+        fit_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pred_val = est.predict(X_val)
+        pred_test = est.predict(X_test)
+        predict_seconds = time.perf_counter() - t0
+        val_rmse, val_mae = _metrics(pred_val, self.y[val_idx], self.scale)
+        test_rmse, test_mae = _metrics(pred_test, self.y[test_idx], self.scale)
+        n_par = getattr(est, "n_parameters_", None)
+        return {
+            "experiment": task.get("experiment", EXPERIMENT), "model": task["model"], "n_train": int(task["n_train"]),
+            "split": task["split"], "params": params,
+            "metrics": {"val_rmse": val_rmse, "val_mae": val_mae, "test_rmse": test_rmse, "test_mae": test_mae,
+                        "n_parameters": None if n_par is None else int(n_par), "n_fit": len(fit_idx),
+                        "n_val": len(val_idx), "n_test": len(test_idx), "units": self.units},
+            "timings": {"fit_seconds": fit_seconds, "predict_seconds": predict_seconds},
+            "fitted": _fitted_summary(est), "dataset": task.get("dataset"), "seed": task.get("seed"),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- summary
+def _std(x: Sequence[float]) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+
+
+def summarise(store: ResultStore | Sequence[Mapping[str, Any]], *, experiment: str = EXPERIMENT,
+              dataset: str | None = None) -> list[dict[str, Any]]:
+    """Rows (model, n_train, splits, n_splits, rmse_mean, rmse_std, mae_mean, mae_std, n_parameters,
+    fit_seconds, tuning_seconds, params) from the stored fits.
+
+    For each (model, n_train, split) the grid point with the lowest validation RMSE is kept; its test RMSE/MAE
+    are averaged over the random splits (``splits="random"``); the official split gets its own row.
+    ``fit_seconds`` is the mean fit time of the chosen grid points, ``tuning_seconds`` the mean over splits of
+    the whole grid's fit time, ``params`` the most frequently chosen grid point (JSON)."""
+    recs = store.results(experiment=experiment) if isinstance(store, ResultStore) else list(store)
+    groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in recs:
+        extra = (r.get("params") or {}).get("extra", {})
+        if dataset is not None and extra.get("dataset", r.get("dataset")) != dataset:
+            continue
+        groups[(r["model"], int(r["n_train"]), str(r["split"]))].append(r)
+    chosen: dict[tuple, list[tuple[Mapping[str, Any], float]]] = defaultdict(list)
+    for (model, n, split), rs in groups.items():
+        best = min(rs, key=lambda r: r["metrics"]["val_rmse"])  # validation only
+        tuning = sum(r["timings"]["fit_seconds"] for r in rs)
+        family = "official" if split == "official" else "random"
+        chosen[(model, n, family)].append((best, tuning))
+    rows = []
+    for (model, n, family), items in sorted(chosen.items(), key=lambda kv: (kv[0][0], kv[0][2] != "random",
+                                                                            kv[0][1])):
+        bests = [b for b, _ in items]
+        rmse = [b["metrics"]["test_rmse"] for b in bests]
+        mae = [b["metrics"]["test_mae"] for b in bests]
+        npar = [b["metrics"].get("n_parameters") for b in bests if b["metrics"].get("n_parameters") is not None]
+        hp = Counter(json.dumps({k: v for k, v in (b.get("params") or {}).items() if k != "extra"}, sort_keys=True)
+                     for b in bests).most_common(1)[0][0]
+        rows.append({"model": model, "n_train": n, "splits": family, "n_splits": len(bests),
+                     "rmse_mean": float(np.mean(rmse)), "rmse_std": _std(rmse), "mae_mean": float(np.mean(mae)),
+                     "mae_std": _std(mae), "n_parameters": int(round(np.mean(npar))) if npar else None,
+                     "fit_seconds": float(np.mean([b["timings"]["fit_seconds"] for b in bests])),
+                     "tuning_seconds": float(np.mean([t for _, t in items])), "params": hp})
+    return rows
+
+
+def fit_time_exponents(rows: Sequence[Mapping[str, Any]], *, splits: str = "random") -> dict[str, float]:
+    """Exponent b of fit_seconds ~ a n_train^b per model (least squares on log fit_seconds vs log n_train;
+    models with fewer than two sizes are left out)."""
+    by_model: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in rows:
+        if r.get("splits", "random") == splits and r["fit_seconds"] > 0:
+            by_model[r["model"]].append((math.log(r["n_train"]), math.log(r["fit_seconds"])))
+    out = {}
+    for model, pts in by_model.items():
+        x = np.array([p[0] for p in pts])
+        if len(np.unique(x)) < 2:
+            continue
+        out[model] = float(np.polyfit(x, np.array([p[1] for p in pts]), 1)[0])
+    return out
+
+
+def write_summary_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """The summary table as CSV with :data:`SUMMARY_COLUMNS` (at least the issue's required columns)."""
+    return write_rows_csv(rows, path, columns=SUMMARY_COLUMNS)
+
+
+def write_markdown(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str = "Learning curve",
+                   units: str = "meV/cation", notes: str = "") -> Path:
+    """A short Markdown summary: one table per split family, and the fit-time exponents."""
+    lines = [f"# {title}", ""]
+    if notes:
+        lines += [notes, ""]
+    for family in ("random", "official"):
+        fam = [r for r in rows if r.get("splits", "random") == family]
+        if not fam:
+            continue
+        head = ("Test errors, mean +- std over random splits" if family == "random"
+                else "Test errors on the official split")
+        lines += [f"## {head} ({units})", "",
+                  "| model | n_train | splits | RMSE | MAE | parameters | fit time (s) | chosen |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in fam:
+            lines.append(f"| {r['model']} | {r['n_train']} | {r['n_splits']} | {r['rmse_mean']:.2f} +- "
+                         f"{r['rmse_std']:.2f} | {r['mae_mean']:.2f} +- {r['mae_std']:.2f} | "
+                         f"{r['n_parameters'] if r['n_parameters'] is not None else '-'} | "
+                         f"{r['fit_seconds']:.3g} | `{r['params']}` |")
+        lines.append("")
+    exps = fit_time_exponents(rows)
+    if exps:
+        lines += ["## Fit-time scaling", "", "fit_seconds ~ n_train^b (least squares in log-log):", ""]
+        lines += [f"- {m}: b = {b:.2f}" for m, b in sorted(exps.items())]
+        lines.append("")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray, *,
+                       models: Sequence[str], sizes: Sequence[int], store: ResultStore, n_splits: int = 10,
+                       test_size: int = 600, official_test: np.ndarray | None = None,
+                       grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+                       fixed: Mapping[str, Mapping[str, Any]] | None = None, dataset: str = "dataset",
+                       seed: int = 0, jobs: int = 1, dask_scheduler: Any = None, progress: bool | None = None,
+                       on_error: str = "raise") -> tuple[list[dict[str, Any]], GridReport]:
+    """Draw splits, run (or resume) the grid into ``store`` and return (:func:`summarise` rows, report).
+    Sizes larger than a split's pool are skipped for that split."""
+    fn = LearningCurveTask(X, y, quantities, sizes=sizes, test_size=test_size, n_splits=n_splits, seed=seed,
+                           official_test=official_test)
+    tasks = [t for t in learning_curve_tasks(models, sizes, fn.split_names, grids=grids, fixed=fixed,
+                                             dataset=dataset, seed=seed)
+             if t["n_train"] in fn.subsets[t["split"]]]
+    report = run_grid(tasks, fn, store=store, jobs=jobs, dask_scheduler=dask_scheduler, progress=progress,
+                      on_error=on_error, desc="learning curve")
+    return summarise(store, dataset=dataset), report

@@ -1,0 +1,163 @@
+"""Learning-curve pipeline end to end on a tiny synthetic LegTensor (GPR models; one TN model if present),
+selection on validation only, summary statistics against numpy, fit-time exponent on known power laws."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tnmat import LegTensor
+from tnmat.experiments.learning_curve import (
+    QUICK_GRIDS,
+    LearningCurveTask,
+    build_estimator,
+    expand_grid,
+    fit_time_exponents,
+    learning_curve_tasks,
+    run_learning_curve,
+    summarise,
+    write_markdown,
+    write_summary_csv,
+)
+from tnmat.experiments.store import ResultStore
+
+
+def _data(n: int = 150, seed: int = 0) -> tuple[LegTensor, np.ndarray, dict, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.2, 1.0, size=(n, 2, 3))
+    X = LegTensor(torch.from_numpy(z), ("a", "n"))
+    y = 0.05 * np.sin(2 * z[:, 0, 0]) + 0.02 * z[:, 1, 2] ** 2  # eV, smooth
+    q = {"volume_per_atom": z[:, 0, 1], "x_al": z[:, 1, 0], "energy": y}
+    official = np.zeros(n, dtype=bool)
+    official[-30:] = True
+    return X, y, q, official
+
+
+def test_end_to_end_gpr_learning_curve_resumes_and_writes_tables(tmp_path: Path) -> None:
+    X, y, q, official = _data()
+    store = ResultStore(tmp_path / "lc.sqlite")
+    kw = dict(models=["gpr-rbf", "gpr-soap"], sizes=[20, 80], store=store, n_splits=2, test_size=30,
+              official_test=official, grids=QUICK_GRIDS, dataset="toy", progress=False)
+    rows, rep = run_learning_curve(X, y, q, **kw)
+    assert rep.n_done == 2 * 2 * 3 and rep.n_failed == 0
+    rows2, rep2 = run_learning_curve(X, y, q, **kw)  # resumed: nothing recomputed, same summary
+    assert rep2.n_done == 0 and rep2.n_skipped == 12 and rows2 == rows
+    rnd = {(r["model"], r["n_train"]): r for r in rows if r["splits"] == "random"}
+    assert {r["n_splits"] for r in rnd.values()} == {2}
+    assert {r["n_splits"] for r in rows if r["splits"] == "official"} == {1}
+    for model in ("gpr-rbf", "gpr-soap"):
+        assert rnd[(model, 80)]["rmse_mean"] < rnd[(model, 20)]["rmse_mean"]  # more data helps a smooth target
+        assert rnd[(model, 80)]["n_parameters"] == 64 + (3 if model == "gpr-rbf" else 2)  # 80 % of 80 + hypers
+        assert rnd[(model, 20)]["rmse_mean"] >= rnd[(model, 20)]["mae_mean"] > 0
+    # errors are in meV: compare against an independent recomputation for one stored fit
+    rec = next(r for r in store.results() if r["model"] == "gpr-rbf" and r["n_train"] == 20
+               and r["split"] == "random-0")
+    fn = LearningCurveTask(X, y, q, sizes=[20, 80], test_size=30, n_splits=2, official_test=official)
+    fit, val, test = fn.indices("random-0", 20)
+    assert len(fit) == 16 and len(val) == 4 and len(test) == 30
+    assert not set(fit) & set(test) and not set(val) & set(test)
+    est = build_estimator("gpr-rbf", {}).fit(fn.rows(fit), y[fit])
+    ref = 1000 * np.sqrt(np.mean((est.predict(fn.rows(test)) - y[test]) ** 2))
+    assert rec["metrics"]["test_rmse"] == pytest.approx(ref, rel=1e-6)
+    csv_path = write_summary_csv(rows, tmp_path / "lc.csv")
+    with open(csv_path) as fh:
+        table = list(csv.DictReader(fh))
+    assert {"model", "n_train", "rmse_mean", "rmse_std", "mae_mean", "mae_std", "n_parameters",
+            "fit_seconds"} <= set(table[0]) and len(table) == len(rows)
+    md = write_markdown(rows, tmp_path / "lc.md").read_text()
+    assert "gpr-soap" in md and "Fit-time scaling" in md
+
+
+def test_test_targets_play_no_part_in_fitting_or_selection(tmp_path: Path) -> None:
+    X, y, q, official = _data(seed=1)
+    # quantities drive the subsets; keep them fixed so only the test targets differ between the runs
+    fn = LearningCurveTask(X, y, q, sizes=[40], test_size=30, n_splits=1)
+    task = learning_curve_tasks(["gpr-soap"], [40], ["random-0"], grids=QUICK_GRIDS)[0]
+    a = fn(task)
+    test = fn.splits["random-0"].test
+    y2 = y.copy()
+    y2[test] += np.random.default_rng(0).normal(size=len(test))
+    fn2 = LearningCurveTask(X, y2, q, sizes=[40], test_size=30, n_splits=1)
+    b = fn2(task)
+    assert a["metrics"]["val_rmse"] == b["metrics"]["val_rmse"] and a["fitted"] == b["fitted"]
+    assert a["metrics"]["test_rmse"] != b["metrics"]["test_rmse"]
+
+
+def _fake(model: str, n: int, split: str, val: float, test: float, hp: dict, fit_s: float = 1.0) -> dict:
+    return {"model": model, "n_train": n, "split": split, "params": hp,
+            "metrics": {"val_rmse": val, "test_rmse": test, "test_mae": test / 2, "n_parameters": 10},
+            "timings": {"fit_seconds": fit_s}}
+
+
+def test_summarise_selects_on_validation_and_aggregates_like_numpy() -> None:
+    recs = []
+    test_chosen = []
+    rng = np.random.default_rng(2)
+    for k in range(4):
+        vals = rng.uniform(1, 2, size=3)
+        tests = rng.uniform(5, 9, size=3)
+        for j in range(3):
+            recs.append(_fake("mps", 100, f"random-{k}", vals[j], tests[j], {"bond_dim": 2**j}, fit_s=j + 1.0))
+        test_chosen.append(tests[np.argmin(vals)])
+    # a grid point with the best *test* error but a worse validation error must not be chosen
+    recs.append(_fake("mps", 100, "official", 5.0, 0.1, {"bond_dim": 99}))
+    recs.append(_fake("mps", 100, "official", 1.0, 7.0, {"bond_dim": 4}))
+    rows = summarise(recs)
+    rnd = next(r for r in rows if r["splits"] == "random")
+    assert rnd["rmse_mean"] == pytest.approx(np.mean(test_chosen))
+    assert rnd["rmse_std"] == pytest.approx(np.std(test_chosen, ddof=1))
+    assert rnd["mae_mean"] == pytest.approx(np.mean(test_chosen) / 2)
+    assert rnd["tuning_seconds"] == pytest.approx(6.0) and rnd["n_splits"] == 4
+    off = next(r for r in rows if r["splits"] == "official")
+    assert off["rmse_mean"] == 7.0 and off["params"] == '{"bond_dim": 4}'
+
+
+def test_fit_time_exponent_recovers_power_laws() -> None:
+    rows = [{"model": m, "n_train": n, "splits": "random", "fit_seconds": c * n**b}
+            for m, c, b in (("gpr-rbf", 1e-7, 3.0), ("mps", 0.01, 1.0)) for n in (50, 100, 400, 1600)]
+    rows.append({"model": "mps", "n_train": 100, "splits": "official", "fit_seconds": 1e6})  # ignored
+    ex = fit_time_exponents(rows)
+    assert ex["gpr-rbf"] == pytest.approx(3.0) and ex["mps"] == pytest.approx(1.0)
+
+
+def test_grid_expansion_and_unknown_parameters() -> None:
+    assert expand_grid({}) == [{}]
+    assert expand_grid({"b": [1, 2], "a": [3]}) == [{"a": 3, "b": 1}, {"a": 3, "b": 2}]
+    tasks = learning_curve_tasks(["gpr-rbf"], [10, 20], ["random-0", "random-1"], grids={"gpr-rbf": {}})
+    assert len(tasks) == 4 and len({t["n_train"] for t in tasks}) == 2
+    with pytest.raises(ValueError, match="no parameter"):
+        build_estimator("gpr-rbf", {"bond_dim": 4})
+    with pytest.raises(ValueError, match="no hyper-parameter grid"):
+        learning_curve_tasks(["nope"], [10], ["random-0"], grids={})
+
+
+def test_per_atom_rows_keep_whole_structures() -> None:
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 4, size=12)
+    sidx = np.repeat(np.arange(12), counts)
+    X = LegTensor(torch.from_numpy(rng.normal(size=(len(sidx), 2))), ("a",), structure_index=torch.from_numpy(sidx))
+    fn = LearningCurveTask(X, rng.normal(size=12), rng.normal(size=12), sizes=[4], test_size=4, n_splits=1)
+    idx = np.array([5, 2, 9])
+    got = fn.rows(idx)
+    ref = X.select(idx)
+    assert torch.equal(got.values, ref.values) and torch.equal(got.structure_index, ref.structure_index)
+
+
+def test_tensor_network_model_runs_through_the_pipeline(tmp_path: Path) -> None:
+    pytest.importorskip("tnmat.training")
+    X, y, q, _ = _data(n=90, seed=4)
+    store = ResultStore(tmp_path / "tn.sqlite")
+    grids = {"mps": {"bond_dim": [2, 3]}}
+    fixed = {"mps": {"max_epochs": 5, "batch_size": 32, "dtype": "float64"}}
+    rows, rep = run_learning_curve(X, y, q, models=["mps"], sizes=[40], store=store, n_splits=1, test_size=30,
+                                   grids=grids, fixed=fixed, progress=False)
+    assert rep.n_done == 2 and len(rows) == 1
+    recs = store.results()
+    best = min(recs, key=lambda r: r["metrics"]["val_rmse"])
+    assert rows[0]["rmse_mean"] == best["metrics"]["test_rmse"] and math.isfinite(rows[0]["rmse_mean"])
+    assert rows[0]["n_parameters"] == best["metrics"]["n_parameters"] > 0
