@@ -133,7 +133,8 @@ def convert_inputs(est: Any, X: Any, *, leg_sizes: Sequence[int] | None, reset: 
             if shape_tail is not None and shape_tail != sizes:
                 raise ValueError(f"{name}: inputs of shape (n, {', '.join(map(str, shape_tail))}) disagree with "
                                  f"leg_sizes={sizes}")
-        values = torch.from_numpy(np.ascontiguousarray(arr)).reshape(n, *sizes)
+        # a writable C-contiguous copy when needed (read-only memmaps cannot back a torch tensor)
+        values = torch.from_numpy(np.require(arr, requirements=["C", "W"])).reshape(n, *sizes)
         legs = tuple(f"x{k}" for k in range(len(sizes)))
         sidx = None
     bad = rows_with_bad_values(values)
