@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from tnmat.entanglement import (
     choi_dense,
@@ -26,6 +27,12 @@ from tnmat.entanglement import (
     von_neumann_entropy,
 )
 
+
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    """Small dense linear algebra: multi-threaded BLAS only adds contention on a shared machine."""
+    with threadpool_limits(limits=1):
+        yield
 
 def random_mps(sizes, chi, rng, complex_=False):
     chis = [1] + [chi] * (len(sizes) - 1) + [1]
