@@ -148,10 +148,7 @@ class TensorNetworkRegressor(NetworkRegressor):
         return super()._input_scaling(values)
 
     def _build_network(self, sizes: tuple[int, ...], *, dtype: torch.dtype, seed: int) -> torch.nn.Module:
-        try:
-            from tnmat.networks import make_network
-        except ImportError:  # package __init__ not written yet: the factory module has the same function
-            from tnmat.networks.factory import make_network
+        from tnmat.networks import make_network
 
         bond = self.bond_dim if self._uses_bond_dim() else None
         return make_network(self._kind(), sizes, bond, dtype=dtype, seed=seed)
