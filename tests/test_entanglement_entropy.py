@@ -17,6 +17,7 @@ def _single_blas_thread():
     with threadpool_limits(limits=1):
         yield
 
+
 def spectrum(p):
     return np.sqrt(np.asarray(p, dtype=float))
 

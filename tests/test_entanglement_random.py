@@ -32,6 +32,7 @@ def _single_blas_thread():
     with threadpool_limits(limits=1):
         yield
 
+
 def test_page_formula_values():
     # harmonic-sum form of paper eq. 26 against the digamma evaluation
     for m, n in [(1, 5), (2, 2), (3, 7), (4, 4), (16, 64)]:

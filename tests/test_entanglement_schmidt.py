@@ -34,6 +34,7 @@ def _single_blas_thread():
     with threadpool_limits(limits=1):
         yield
 
+
 def random_mps(sizes, chi, rng, complex_=False):
     chis = [1] + [chi] * (len(sizes) - 1) + [1]
     cores = []
