@@ -245,6 +245,23 @@ def test_divergence_restores_last_good_epoch_with_warning_or_raises():
     assert not hasattr(est, "network_")
 
 
+def test_weight_decay_shrinks_weights_and_intercept_switch():
+    X, y = rank1_problem(n=80)
+    norms = []
+    for wd in (0.0, 1.0):
+        est = DenseACERegressor(max_epochs=30, weight_decay=wd, fit_intercept=False, **FAST).fit(X, y)
+        assert est.intercept_ == 0.0
+        norms.append(float(torch.cat([p.detach().reshape(-1) for p in est.network_.parameters()]).norm()))
+    assert norms[1] < 0.8 * norms[0]
+
+
+def test_verbose_two_logs_every_epoch(capsys):
+    X, y = rank1_problem(n=40)
+    MPSRegressor(bond_dim=2, max_epochs=3, verbose=2, **FAST).fit(X, y)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "train MSE" in ln]
+    assert len(lines) == 3 and lines[0].startswith("MPSRegressor epoch 0")
+
+
 # ---------------------------------------------------------------------------------------------- inputs
 def test_nan_and_inf_rows_are_named():
     X, y = rank1_problem(n=40)

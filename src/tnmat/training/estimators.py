@@ -29,10 +29,14 @@ random_state : seeds initialisation, the validation split, shuffling and dropout
 verbose : 0 silent; >= 1 a tqdm bar over epochs when stderr is a terminal; >= 2 one line per epoch.
 callbacks : list of ``cb(estimator, epoch, step, logs)`` (see :mod:`tnmat.training.callbacks`).
 
-Fitted attributes: ``network_``, ``n_parameters_``, ``history_`` (per-epoch "train_loss", "val_loss" in
-target units (MSE), "lr", "seconds"), ``best_epoch_`` (0-based index into the history whose weights were
-restored), ``n_epochs_``, ``n_steps_``, ``fit_seconds_``, ``x_mean_``/``x_std_`` (input offset/scale),
-``y_mean_``/``y_std_``, ``legs_``, ``leg_sizes_``, ``per_atom_``, ``device_``, ``n_features_in_``.
+Fitted attributes: ``network_``, ``n_parameters_`` (trainable network scalars, without the intercept),
+``history_`` (per-epoch "train_loss" = running mini-batch MSE, "val_loss" (empty without validation), both
+in target units, "lr", "seconds"), ``best_epoch_`` (0-based index into the history whose weights were
+restored: lowest validation loss, or lowest training loss without validation), ``n_epochs_``,
+``n_steps_``, ``stopped_early_``, ``fit_seconds_``, ``x_mean_``/``x_std_`` (input offset/scale),
+``y_mean_``/``y_std_``, ``intercept_`` (trained offset, target units), ``legs_``, ``leg_sizes_``,
+``per_atom_``, ``device_``, ``n_features_in_``; after :meth:`load` also ``extra_``.
+Predictions are ``y_mean_ + intercept_ + y_std_ * network_(x_scaled)`` (averaged over atoms if local).
 """
 
 from __future__ import annotations
