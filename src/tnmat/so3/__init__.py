@@ -14,6 +14,13 @@ from tnmat.so3.clebsch_gordan import (
     wigner_3j_tensor,
 )
 from tnmat.so3.recoupling import f_symbol, r_symbol, wigner_6j
+from tnmat.so3.rotations import (
+    real_wigner_D_from_euler,
+    real_wigner_D_torch,
+    rotation_from_euler,
+    wigner_D_from_euler,
+    wigner_small_d,
+)
 from tnmat.so3.spherical_harmonics import (
     complex_spherical_harmonics,
     real_spherical_harmonics,
@@ -33,6 +40,9 @@ __all__ = [
     "real_spherical_harmonics",
     "real_to_complex_matrix",
     "real_wigner_D",
+    "real_wigner_D_from_euler",
+    "real_wigner_D_torch",
+    "rotation_from_euler",
     "r_symbol",
     "sh_index",
     "triangle",
@@ -40,4 +50,6 @@ __all__ = [
     "wigner_3j_tensor",
     "wigner_6j",
     "wigner_D",
+    "wigner_D_from_euler",
+    "wigner_small_d",
 ]
