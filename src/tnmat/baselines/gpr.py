@@ -150,20 +150,21 @@ class SoapKernel(Kernel):
 
 
 # ---------------------------------------------------------------------------------------------- estimator
-def _matrix(X: Any, who: str) -> np.ndarray:
-    """Flattened float64 feature matrix from a LegTensor (structure-averaged if per-atom) or a 2-D array."""
+def _matrix(X: Any, who: str, min_samples: int = 1) -> np.ndarray:
+    """Flattened float64 feature matrix from a LegTensor (structure-averaged if per-atom) or a 2-D array
+    (scikit-learn's ``check_array`` refuses sparse, complex, 1-D and empty input with its standard messages)."""
+    from sklearn.utils.validation import check_array
+
     if isinstance(X, LegTensor):
         F = X.structure_mean().flatten().detach().cpu().numpy()
+    elif isinstance(X, torch.Tensor):
+        F = X.detach().cpu().numpy()
     else:
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        F = np.asarray(X)
-        if F.ndim != 2:
-            raise ValueError(f"GPRRegressor.{who}: X must be a LegTensor or a 2-D array, got shape {F.shape}")
-    F = F.astype(np.float64)
+        F = X
+    F = check_array(F, dtype=np.float64, ensure_all_finite=False, ensure_min_samples=min_samples)
     if not np.isfinite(F).all():
         row = int(np.flatnonzero(~np.isfinite(F).all(axis=1))[0])
-        raise ValueError(f"GPRRegressor.{who}: X has non-finite entries (row {row})")
+        raise ValueError(f"GPRRegressor.{who}: X has non-finite entries (NaN or inf; row {row})")
     return F
 
 
@@ -243,9 +244,13 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("GPRRegressor: soap_mode='local' is only available with solver='eigh'")
 
     def _targets(self, y: Any, n: int) -> np.ndarray:
+        from sklearn.utils.validation import column_or_1d
+
+        if y is None:
+            raise ValueError("GPRRegressor requires y to be passed, but the target y is None")
         y = np.asarray(y, dtype=np.float64)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
+            y = column_or_1d(y, warn=True)
         if y.ndim != 1 or len(y) != n:
             raise ValueError(f"GPRRegressor.fit: y has shape {y.shape}, expected ({n},) (one target per structure)")
         if not np.isfinite(y).all():
@@ -267,7 +272,7 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
             n = X.n_structures
             self.n_features_in_ = X.n_features
         else:
-            F = _matrix(X, "fit")
+            F = _matrix(X, "fit", min_samples=2)
             n = F.shape[0]
             self.n_features_in_ = F.shape[1]
         if n < 2:
@@ -364,8 +369,8 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
 
     def _check_width(self, F: np.ndarray) -> None:
         if F.shape[1] != self.n_features_in_:
-            raise ValueError(f"GPRRegressor.predict: X has {F.shape[1]} features, the model was fitted on "
-                             f"{self.n_features_in_}")
+            raise ValueError(f"X has {F.shape[1]} features, but GPRRegressor is expecting {self.n_features_in_} "
+                             "features as input")
 
     def predict(self, X: LegTensor | np.ndarray, return_std: bool = False):
         """Posterior mean (and, with ``return_std``, the posterior standard deviation of the latent function
