@@ -214,6 +214,71 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+PRESETS = {
+    # about a minute on the small alloy set: one hyper-parameter point per model, few epochs
+    "quick": dict(sizes=[40, 80], splits=2, test_size=40, grids="quick", fixed={"max_epochs": 40, "patience": 10}),
+    # the paper's protocol (Section IV A): 10 splits, 600 test structures, sizes 50..2400
+    "paper": dict(sizes=[50, 100, 200, 400, 800, 1600, 2400], splits=10, test_size=600, grids="default",
+                  fixed={"max_epochs": 1000, "patience": 50}),
+}
+
+
+def _stratification_quantities(ds, target: str) -> dict[str, np.ndarray]:
+    """Volume, composition and energy, the quantities the training subsets are stratified on."""
+    q = {"volume_per_atom": np.asarray(ds.metadata["volume_per_atom"], dtype=float), "energy": ds.targets[target]}
+    for key in ("x_al", "x_ga", "x_in", "composition"):
+        if key in ds.metadata:
+            q[key] = np.asarray(ds.metadata[key], dtype=float)
+    return q
+
+
+def cmd_learning_curve(args: argparse.Namespace) -> int:
+    from tnmat.experiments import learning_curve as lc
+    from tnmat.experiments.store import ResultStore
+    from tnmat.plots.learning_curve import plot_learning_curve
+
+    preset = PRESETS[args.preset]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else preset["sizes"]
+    n_splits = args.splits if args.splits is not None else preset["splits"]
+    test_size = args.test_size if args.test_size is not None else preset["test_size"]
+    grids = lc.QUICK_GRIDS if preset["grids"] == "quick" else lc.DEFAULT_GRIDS
+    fixed = {m: dict(preset["fixed"]) for m in models if not m.startswith("gpr")}
+    ds = load_data(args.data, geometry=args.geometry)
+    target = args.target or next(t for t in ("formation_energy", "mixing_energy", "energy", *ds.targets)
+                                 if t in ds.targets)
+    calc = _descriptor(args, ds.species)
+    X = _cached_descriptors(calc, ds, local=False, cache=args.cache, progress=not args.quiet)
+    split = ds.metadata.get("split")
+    official = np.flatnonzero(split == "test") if split is not None and (split == "test").any() else None
+    if official is not None and len(official) != test_size:
+        official = None  # the official test set is used only when it has the requested size
+    store = ResultStore(args.results)
+    dataset = f"{ds.name}-{args.geometry}-{target}"
+    rows, report = lc.run_learning_curve(
+        X, ds.targets[target], _stratification_quantities(ds, target), models=models, sizes=sizes, store=store,
+        n_splits=n_splits, test_size=test_size, official_test=official, grids=grids, fixed=fixed,
+        dataset=dataset, seed=args.seed, jobs=args.jobs, dask_scheduler=args.dask_scheduler,
+        progress=not args.quiet, on_error="continue")
+    out = Path(args.out_dir)
+    units = _units(ds, target)
+    csv_path = lc.write_summary_csv(rows, out / "learning_curve.csv")
+    md_path = lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}")
+    png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=dataset)
+    print(f"{report.n_tasks} fits: {report.n_done} run now, {report.n_skipped} already in {args.results}, "
+          f"{report.n_failed} failed")
+    for key, task, err in report.failures[:5]:
+        print(f"  failed {task['model']} n_train={task['n_train']} split={task['split']}: {err.splitlines()[-1]}")
+    print(f"{'model':16s} {'n_train':>7s} {'RMSE':>16s} {'MAE':>16s} {'params':>9s}")
+    for r in rows:
+        if r.get("splits") != "random":
+            continue
+        print(f"{r['model']:16s} {r['n_train']:7d} {r['rmse_mean']:8.2f} +- {r['rmse_std'] or 0:5.2f} "
+              f"{r['mae_mean']:8.2f} +- {r['mae_std'] or 0:5.2f} {r['n_parameters'] or 0:9.0f}")
+    print(f"({units}) wrote {csv_path}, {md_path}, {png}")
+    return 1 if report.n_failed else 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from tnmat import __version__
@@ -272,6 +337,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--geometry", choices=["relaxed", "vegard"], default="relaxed", help="NMD18 geometry")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("learning-curve", help="test error versus training-set size for several models",
+                       description="Paper Section IV A / Fig. 12: stratified training subsets of growing size, "
+                                   "several random test splits, hyper-parameters chosen on validation data; "
+                                   "every finished fit is stored at once (rerun to resume).")
+    p.add_argument("data", nargs="?", default="alloys", help="DATA (default: the embedded alloy set)")
+    p.add_argument("--models", default="mps,mpo,dnn,gpr-rbf,gpr-soap",
+                   help=f"comma-separated, from {', '.join(MODELS)} (default mps,mpo,dnn,gpr-rbf,gpr-soap)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                   help="quick: ~1 minute smoke run; paper: the full protocol (default quick)")
+    p.add_argument("--sizes", default=None, help="comma-separated training sizes (default from the preset)")
+    p.add_argument("--splits", type=int, default=None, help="number of random test splits")
+    p.add_argument("--test-size", type=int, default=None, help="structures per test set")
+    p.add_argument("--target", default=None, help="target key (default: the dataset's energy)")
+    p.add_argument("--results", default="results.sqlite", help="SQLite results file (resumable)")
+    p.add_argument("--out-dir", default="learning_curve", help="folder for the CSV, Markdown and PNG")
+    p.add_argument("--jobs", type=int, default=1, help="parallel fits (joblib)")
+    p.add_argument("--dask-scheduler", default=None, help="run the grid on a Dask cluster (tcp://host:port)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the splits (default 0)")
+    p.add_argument("--cache", default=None, help="folder for cached descriptors")
+    _add_descriptor_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_learning_curve)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Figures (matplotlib, PNG): one function per figure."""

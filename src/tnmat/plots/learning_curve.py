@@ -1,0 +1,48 @@
+"""Learning-curve figure (paper Fig. 12): test RMSE and MAE versus training-set size, log-log."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["plot_learning_curve"]
+
+
+def plot_learning_curve(rows: Sequence[Mapping[str, Any]], path: str | Path, *, units: str = "meV/cation",
+                        title: str | None = None, splits: str = "random") -> Path:
+    """Two panels (RMSE, MAE) with one line per model, error bars = std over splits; returns the PNG path.
+
+    ``rows`` are :func:`tnmat.experiments.learning_curve.summarise` rows (model, n_train, splits,
+    rmse_mean, rmse_std, mae_mean, mae_std)."""
+    by_model: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("splits", splits) == splits:
+            by_model[r["model"]].append(r)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    for ax, metric in zip(axes, ("rmse", "mae"), strict=True):
+        for model, rs in sorted(by_model.items()):
+            rs = sorted(rs, key=lambda r: r["n_train"])
+            n = [r["n_train"] for r in rs]
+            mean = [r[f"{metric}_mean"] for r in rs]
+            std = [r.get(f"{metric}_std") or 0.0 for r in rs]
+            ax.errorbar(n, mean, yerr=std, marker="o", ms=4, capsize=3, label=model)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training structures")
+        ax.set_ylabel(f"test {metric.upper()} ({units})")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

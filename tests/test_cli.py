@@ -1,0 +1,71 @@
+"""The tnmat command line, end to end on the small embedded alloy set."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+
+from tnmat.cli import build_parser, main
+from tnmat.legtensor import LegTensor
+
+SUBCOMMANDS = ["data", "describe", "fit", "predict", "learning-curve"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: tnmat " + command in capsys.readouterr().out
+
+
+def test_all_subcommands_are_listed():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(SUBCOMMANDS) <= set(sub.choices)
+
+
+def test_describe_fit_predict_roundtrip(tmp_path, capsys):
+    out = tmp_path / "b2.npz"
+    assert main(["describe", "alloys-small", "--n-max", "2", "--l-max", "2", "-q", "-o", str(out)]) == 0
+    desc = LegTensor.load(out)
+    assert desc.legs == ("a1", "a2", "n1", "n2", "l") and desc.sizes[2:] == (2, 2, 3)
+    model = tmp_path / "m.tnmat"
+    assert main(["fit", "alloys-small", "--model", "mps", "--bond-dim", "3", "--epochs", "15", "--n-max", "2",
+                 "--l-max", "2", "-q", "-o", str(model)]) == 0
+    text = capsys.readouterr().out
+    test_mae = float(re.search(r"test\s+RMSE\s+\S+ meV/atom\s+MAE\s+(\S+)", text).group(1))
+    assert test_mae > 0
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(model), "alloys-small", "-q", "-o", str(preds)]) == 0
+    rows = list(csv.DictReader(open(preds)))
+    assert len(rows) == 142 and {"id", "predicted_mixing_energy_eV", "mixing_energy_eV"} <= set(rows[0])
+
+
+def test_learning_curve_tiny_and_resume(tmp_path, capsys):
+    args = ["learning-curve", "alloys-small", "--models", "mps,gpr-rbf", "--sizes", "30", "--splits", "1",
+            "--test-size", "30", "--n-max", "2", "--l-max", "1", "--results", str(tmp_path / "r.sqlite"),
+            "--out-dir", str(tmp_path / "lc"), "-q"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "2 run now, 0 already" in first
+    assert (tmp_path / "lc" / "learning_curve.png").stat().st_size > 1000
+    rows = list(csv.DictReader(open(tmp_path / "lc" / "learning_curve.csv")))
+    assert {r["model"] for r in rows} == {"mps", "gpr-rbf"}
+    assert main(args) == 0  # resume: nothing is refitted
+    assert "0 run now, 2 already" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_learning_curve_quick_preset(tmp_path):
+    assert main(["learning-curve", "alloys-small", "--preset", "quick", "--results", str(tmp_path / "r.sqlite"),
+                 "--out-dir", str(tmp_path / "lc"), "-q"]) == 0
+
+
+def test_clear_errors(capsys):
+    assert main(["describe", "no/such/file.xyz"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["describe", "alloys-small", "--n-max", "0", "-q"]) == 2
+    assert "n_max" in capsys.readouterr().err
