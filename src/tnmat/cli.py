@@ -267,7 +267,7 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=dataset)
     print(f"{report.n_tasks} fits: {report.n_done} run now, {report.n_skipped} already in {args.results}, "
           f"{report.n_failed} failed")
-    for key, task, err in report.failures[:5]:
+    for _key, task, err in report.failures[:5]:
         print(f"  failed {task['model']} n_train={task['n_train']} split={task['split']}: {err.splitlines()[-1]}")
     print(f"{'model':16s} {'n_train':>7s} {'RMSE':>16s} {'MAE':>16s} {'params':>9s}")
     for r in rows:
