@@ -194,3 +194,21 @@ def test_wigner_D_rejects_non_rotations():
         real_wigner_D(2, np.diag([1.0, 1.0, -1.0]))
     with pytest.raises(ValueError, match="3x3"):
         wigner_D(1, np.eye(2))
+
+
+def test_chunked_evaluation_matches_single_pass(monkeypatch):
+    """The CPU path evaluates in chunks; values and gradients must not depend on the chunk boundaries."""
+    import tnmat.so3.spherical_harmonics as sh
+
+    v = torch.from_numpy(_vectors(1001, 8))
+    weights = torch.arange(49.0, dtype=torch.float64)
+    results = []
+    for chunk in (1 << 20, 97):
+        monkeypatch.setattr(sh, "_CPU_CHUNK", chunk)
+        vg = v.clone().requires_grad_(True)
+        (real_spherical_harmonics(vg, 6) ** 2 * weights).sum().backward()
+        results.append((real_spherical_harmonics(v, 6), real_spherical_harmonics(v, 6, normalize=False), vg.grad))
+    (a, sa, ga), (b, sb, gb) = results
+    torch.testing.assert_close(b, a, atol=0, rtol=0)
+    torch.testing.assert_close(sb, sa, atol=0, rtol=0)
+    torch.testing.assert_close(gb, ga, atol=1e-14, rtol=1e-12)

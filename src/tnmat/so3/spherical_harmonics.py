@@ -34,24 +34,20 @@ def sh_index(l: int, m: int) -> int:
 
 
 @lru_cache(maxsize=64)
-def _tables(l_max: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray, np.ndarray]:
-    """Recursion coefficients per l, gather indices (into concatenated Q_l^m and trig columns), norms."""
-    coeffs = []
-    for l in range(2, l_max + 1):
-        m = np.arange(l - 1, dtype=np.float64)
-        coeffs.append(((2 * l - 1) / (l - m), (l + m - 1) / (l - m)))
-    q_idx, t_idx, norm = [], [], []
-    offset = 0  # start of Q_l in the concatenation of Q_0 (1 column), Q_1 (2 columns), ...
+def _tables(l_max: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
+    """Per l: recursion coefficients (a_m, b_m) for m = 0..l-2 and the norms sqrt2^[m>0] N_lm for m = 0..l."""
+    coeffs, norms = [], []
     for l in range(l_max + 1):
-        for m in range(-l, l + 1):
-            a = abs(m)
-            q_idx.append(offset + a)
-            # trig columns are [S_lmax .. S_1, 1, C_1 .. C_lmax]: index l_max + m
-            t_idx.append(l_max + m)
-            n = math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - a) / math.factorial(l + a))
-            norm.append(n * (math.sqrt(2.0) if m != 0 else 1.0))
-        offset += l + 1
-    return coeffs, np.array(q_idx), np.array(t_idx), np.array(norm)
+        m = np.arange(max(l - 1, 0), dtype=np.float64)
+        coeffs.append(((2 * l - 1) / (l - m), (l + m - 1) / (l - m)))
+        norms.append(
+            np.array([
+                math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - a) / math.factorial(l + a))
+                * (math.sqrt(2.0) if a else 1.0)
+                for a in range(l + 1)
+            ])
+        )
+    return coeffs, norms
 
 
 def real_spherical_harmonics(xyz: torch.Tensor, l_max: int, normalize: bool = True) -> torch.Tensor:
@@ -73,52 +69,74 @@ def real_spherical_harmonics(xyz: torch.Tensor, l_max: int, normalize: bool = Tr
         raise ValueError(f"real_spherical_harmonics: l_max must be a non-negative integer, got {l_max}")
     l_max = int(l_max)
     batch = xyz.shape[:-1]
-    v = xyz.reshape(-1, 3)
+    flat = xyz.reshape(-1, 3)
+    n, n_lm = flat.shape[0], (l_max + 1) ** 2
+    # CPU: work in cache-sized chunks (intermediates stay in L2 and the allocator reuses memory; about 3x
+    # faster than whole-array passes at 1e6 vectors); other devices: one pass
+    chunk = _CPU_CHUNK if flat.device.type == "cpu" else max(n, 1)
+    if n <= chunk:
+        return _sh_rows(flat.T, l_max, normalize).T.contiguous().reshape(*batch, n_lm)
+    if torch.is_grad_enabled() and flat.requires_grad:
+        parts = [_sh_rows(flat[i : i + chunk].T, l_max, normalize).T for i in range(0, n, chunk)]
+        return torch.cat(parts).reshape(*batch, n_lm)
+    out = torch.empty((n, n_lm), dtype=flat.dtype, device=flat.device)
+    with torch.no_grad():
+        for i in range(0, n, chunk):
+            out[i : i + chunk] = _sh_rows(flat[i : i + chunk].T, l_max, normalize).T
+    return out.reshape(*batch, n_lm)
+
+
+_CPU_CHUNK = 1 << 15
+
+
+def _sh_rows(v: torch.Tensor, l_max: int, normalize: bool) -> torch.Tensor:
+    """Real SH in component-major layout: v (3, n) -> (n_lm, n); every row operation is on contiguous memory."""
     if normalize:
-        r = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-        if v.shape[0] and bool((r == 0).any()):
+        r = torch.linalg.vector_norm(v, dim=0, keepdim=True)
+        if v.shape[1] and bool((r == 0).any()):
             raise ValueError("real_spherical_harmonics: zero-length vector with normalize=True (direction undefined)")
         v = v / r
-    x, y, z = v[:, 0], v[:, 1], v[:, 2]
-    n = v.shape[0]
-    coeffs, q_idx, t_idx, norm = _tables(l_max)
+    else:
+        v = v.contiguous()
+    x, y, z = v[0], v[1], v[2]
+    n = v.shape[1]
+    coeffs, norms = _tables(l_max)
     dev, dt = v.device, v.dtype
 
-    # Q_l^m(z, r^2) for m = 0..l, one (n, l+1) block per l, vectorised over m
-    ones = torch.ones((n, 1), dtype=dt, device=dev)
-    qs = [ones]
+    def const(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=dt, device=dev).unsqueeze(1)
+
+    # C_m + i S_m = (x + i y)^m for m = 1..l_max, built recursively (rows of (l_max, n) stacks)
+    cs, ss = [x], [y]
+    for _ in range(2, l_max + 1):
+        c, s = cs[-1], ss[-1]
+        cs.append(x * c - y * s)
+        ss.append(x * s + y * c)
     if l_max >= 1:
-        qs.append(torch.stack([z, torch.ones_like(z)], dim=1))  # Q_1^0 = z, Q_1^1 = 1
-    if l_max >= 2:
-        r2 = (x * x + y * y + z * z).unsqueeze(1) if not normalize else None
-        zc = z.unsqueeze(1)
-        dfact = 1.0  # (2l-1)!!
-        for l in range(2, l_max + 1):
-            dfact *= 2 * l - 1
-            a, b = coeffs[l - 2]
-            a_t = torch.as_tensor(a, dtype=dt, device=dev)
-            b_t = torch.as_tensor(b, dtype=dt, device=dev)
-            prev, prev2 = qs[l - 1], qs[l - 2]
-            low = a_t * zc * prev[:, : l - 1]
-            low = low - b_t * (prev2[:, : l - 1] if r2 is None else r2 * prev2[:, : l - 1])
-            top = (2 * l - 1) * zc * prev[:, l - 1 :]  # m = l-1
-            qs.append(torch.cat([low, top, torch.full((n, 1), dfact, dtype=dt, device=dev)], dim=1))
-    qcat = torch.cat(qs, dim=1)
+        cstack, sstack = torch.stack(cs), torch.stack(ss)
 
-    # C_m + i S_m = (x + i y)^m, built recursively
-    cs, ss = [], []
-    c, s = x, y
-    for m in range(1, l_max + 1):
-        if m > 1:
-            c, s = x * c - y * s, x * s + y * c
-        cs.append(c)
-        ss.append(s)
-    trig = torch.stack(ss[::-1] + [torch.ones_like(x)] + cs, dim=1)
-
-    q_i = torch.as_tensor(q_idx, device=dev)
-    t_i = torch.as_tensor(t_idx, device=dev)
-    out = qcat.index_select(1, q_i) * trig.index_select(1, t_i) * torch.as_tensor(norm, dtype=dt, device=dev)
-    return out.reshape(*batch, (l_max + 1) ** 2)
+    # Q_l^m(z, r^2) for m = 0..l, one (l+1, n) block per l, vectorised over m
+    r2 = (x * x + y * y + z * z) if (not normalize and l_max >= 2) else None
+    qs = [torch.ones((1, n), dtype=dt, device=dev)]
+    blocks = [qs[0] * norms[0][0]]
+    dfact = 1.0  # (2l-1)!!
+    for l in range(1, l_max + 1):
+        dfact *= 2 * l - 1
+        prev = qs[l - 1]
+        top = torch.stack([(2 * l - 1) * z * prev[l - 1], torch.full_like(z, dfact)])  # m = l-1, l
+        if l >= 2:
+            a, b = coeffs[l]
+            prev2 = qs[l - 2][: l - 1]
+            low = const(a) * z * prev[: l - 1] - const(b) * (prev2 if r2 is None else r2 * prev2)
+            q = torch.cat([low, top])
+        else:
+            q = top
+        qs.append(q)
+        qn = q * const(norms[l])  # normalised: N_lm (sqrt2 for m > 0) Q_l^m
+        pos = qn[1:] * cstack[:l]
+        neg = (qn[1:] * sstack[:l]).flip(0)
+        blocks += [neg, qn[:1], pos]
+    return torch.cat(blocks)
 
 
 @lru_cache(maxsize=64)
