@@ -13,9 +13,9 @@ unfoldings T_<k> (rows s_1..s_k) of the original tensor hold:
 
     max_k sum_{j > r_k} sigma_j(T_<k>)^2  <=  ||T - TT||_F^2  <=  sum_k sum_{j > r_k} sigma_j(T_<k>)^2.
 
-All structures of a batch are decomposed together (batched ``torch.linalg.svd``) with a *common* rank per
-cut: a row that needs fewer singular values than the common rank has its extra ones set to zero (exact
-zero padding of its cores), so a batch is a list of dense tensors of shape (batch, r_{k-1}, d_k, r_k).
+All structures of a batch are decomposed together (batched Gram eigenproblems, see ``_left_factor``) with a
+*common* rank per cut: a row that needs fewer singular values than the common rank has its extra ones set to
+zero (exact zero padding of its cores), so a batch is a list of tensors of shape (batch, r_{k-1}, d_k, r_k).
 Pure math: no I/O.
 """
 
@@ -70,6 +70,24 @@ def _check(tensor: torch.Tensor, max_bond: int | None, tol: float | None) -> Non
         raise ValueError(f"tt_svd: tol must be in [0, 1) (relative Frobenius error), got {tol!r}")
 
 
+def _left_factor(mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left singular vectors U (b, m, k) of mat (b, m, n), k = min(m, n), ordered by decreasing singular
+    value, and the projection U^T mat = S V^T (b, k, n).
+
+    Computed from the symmetric eigenproblem of the small Gram matrix (after a QR when m > n), which is far
+    cheaper than a batched SVD for the wide / tall unfoldings of TT-SVD.  U is orthonormal to machine
+    precision and S V^T is formed as U^T mat, so U U^T mat reproduces mat exactly at full rank and the
+    discarded weight is the norm of the dropped rows of U^T mat (singular values below ~1e-8 of the largest
+    are not resolved individually, which only affects which of them a tolerance drops)."""
+    m, n = mat.shape[-2:]
+    if m <= n:
+        w = torch.linalg.eigh(mat @ mat.transpose(-1, -2))[1].flip(-1)  # (b, m, m), decreasing eigenvalues
+        return w, w.transpose(-1, -2) @ mat
+    q, r = torch.linalg.qr(mat)  # (b, m, n), (b, n, n)
+    w = torch.linalg.eigh(r @ r.transpose(-1, -2))[1].flip(-1)
+    return q @ w, w.transpose(-1, -2) @ r
+
+
 def tt_svd_info(tensor: torch.Tensor, *, max_bond: int | None = None, tol: float | None = None) -> TTSVDResult:
     """TT-SVD of every row of ``tensor`` (batch, d_1, ..., d_N) with details (see :func:`tt_svd`)."""
     _check(tensor, max_bond, tol)
@@ -87,10 +105,11 @@ def tt_svd_info(tensor: torch.Tensor, *, max_bond: int | None = None, tol: float
     r = 1
     for d in sizes[:-1]:
         mat = rest.reshape(b, r * d, -1)
-        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
-        m = s.shape[-1]
+        u, proj = _left_factor(mat)
+        s2 = proj.pow(2).sum(-1)  # (b, m): squared singular values, decreasing
+        m = s2.shape[-1]
         # tail[j] = sum_{i >= j} s_i^2: discarded weight when keeping j values
-        tail = torch.flip(torch.cumsum(torch.flip(s * s, [-1]), -1), [-1])
+        tail = torch.flip(torch.cumsum(torch.flip(s2, [-1]), -1), [-1])
         tail = torch.cat([tail, tail.new_zeros(b, 1)], -1)  # (b, m+1)
         keep_row = torch.full((b,), m, dtype=torch.long, device=tensor.device)
         if budget is not None:
@@ -102,11 +121,10 @@ def tt_svd_info(tensor: torch.Tensor, *, max_bond: int | None = None, tol: float
         keep = int(keep_row.max())
         # zero the singular values a row does not keep (its cores are then exactly zero-padded)
         mask = torch.arange(keep, device=tensor.device).unsqueeze(0) < keep_row.unsqueeze(-1)
-        s_kept = s[:, :keep] * mask.to(s.dtype)
         discarded.append(tail.gather(1, keep_row.unsqueeze(-1)).squeeze(-1))
         kept_counts.append(keep_row)
         cores.append(u[:, :, :keep].reshape(b, r, d, keep))
-        rest = s_kept.unsqueeze(-1) * vh[:, :keep, :]
+        rest = proj[:, :keep, :] * mask.to(proj.dtype).unsqueeze(-1)
         r = keep
     cores.append(rest.reshape(b, r, sizes[-1], 1))
     if discarded:

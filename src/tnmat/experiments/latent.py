@@ -1,0 +1,183 @@
+"""Latent spaces of a trained MERA on NMD18 (paper Section IV D, Fig. 16).
+
+A binary MERA (:class:`tnmat.training.MERARegressor`) is trained on the formation energies of 1000 NMD18
+structures (a seeded subset of the official training set; 20 % of them for early stopping) from the
+structure-averaged SOAP power spectrum (r_cut 6 A, n_max 4, l_max 3, species O, Al, Ga, In; legs
+a1, a2, n1, n2, l of size 4).  It is then applied to all 3000 structures; the standardised input and the
+output of every hidden layer (:meth:`tnmat.networks.MERA.latent`) are embedded in 2-D with t-SNE
+(scikit-learn, perplexity 30, PCA initialisation) and coloured by composition (RGB = Al, Ga, In cation
+fractions), spacegroup and formation energy.
+
+To quantify what the eye sees, every embedding also gets 5-fold k-nearest-neighbour scores (k = 10) in the
+2-D plane: spacegroup classification accuracy and the R^2 of composition (x_Al, x_In) and formation energy.
+The result record (experiment "latent-tsne") is written to the ResultStore; rerunning with the same
+configuration reads the stored record and only redraws when asked.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tnmat.legtensor import LegTensor
+
+__all__ = ["run_latent_experiment", "knn_scores", "nmd18_power_spectrum"]
+
+SOAP = {"species": ("O", "Al", "Ga", "In"), "r_cut": 6.0, "n_max": 4, "l_max": 3, "sigma": 0.5}
+
+
+def nmd18_power_spectrum(ds: Any, *, descriptors: str | Path | None = None, progress: bool = False) -> LegTensor:
+    """Structure-averaged power spectrum of ``ds`` with :data:`SOAP`; ``descriptors`` is an optional
+    LegTensor file computed with the same settings for the same structures (checked: row count, settings,
+    and three recomputed rows)."""
+    from tnmat.descriptors import AtomicDensity, Invariants
+
+    inv = Invariants(AtomicDensity(species=SOAP["species"], r_cut=SOAP["r_cut"], n_max=SOAP["n_max"],
+                                   l_max=SOAP["l_max"], sigma=SOAP["sigma"]), order=2)
+    if descriptors is not None and Path(descriptors).is_file():
+        x = LegTensor.load(descriptors)
+        dens = x.meta.get("params", {}).get("density", {})
+        ok = (len(x) == len(ds) and not x.is_per_atom and tuple(dens.get("species", ())) == SOAP["species"]
+              and all(dens.get(k) == SOAP[k] for k in ("r_cut", "n_max", "l_max", "sigma")))
+        if ok:
+            probe = [0, len(ds) // 2, len(ds) - 1]
+            ref = inv.compute([ds.structures[i] for i in probe], progress=False).values
+            ok = torch.allclose(x.values[probe], ref, rtol=1e-8, atol=1e-12)
+        if not ok:
+            raise ValueError(f"{descriptors}: descriptors do not match the NMD18 structures / SOAP settings {SOAP}")
+        return x
+    return inv.compute(ds.structures, progress=progress)
+
+
+def knn_scores(embedding: np.ndarray, *, spacegroup: np.ndarray, composition: np.ndarray, energy: np.ndarray,
+               k: int = 10, seed: int = 0) -> dict[str, float]:
+    """5-fold k-NN scores of a 2-D embedding: spacegroup accuracy, R^2 of composition and of energy."""
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    cv = KFold(5, shuffle=True, random_state=seed)
+    return {
+        "spacegroup_accuracy": float(cross_val_score(KNeighborsClassifier(k), embedding, spacegroup, cv=cv).mean()),
+        "composition_r2": float(cross_val_score(KNeighborsRegressor(k), embedding, composition, cv=cv).mean()),
+        "energy_r2": float(cross_val_score(KNeighborsRegressor(k), embedding, energy, cv=cv).mean()),
+    }
+
+
+def run_latent_experiment(*, store: str | Path, nmd18_root: str | Path | None = None, n_train: int = 1000,
+                          bond_dim: int = 4, max_epochs: int = 300, patience: int | None = 30,
+                          learning_rate: float = 3e-3, batch_size: int = 32, seed: int = 0, perplexity: float = 30.0,
+                          descriptors: str | Path | None = None, figure: str | Path | None = None,
+                          threads: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Fig. 16: train the MERA, embed input and hidden layers with t-SNE, score and (optionally) draw.
+    Returns the stored record: MERA test errors (meV/cation on the 2000 structures not used for training),
+    per-embedding k-NN scores, feature dimensions, and the figure path."""
+    from sklearn.manifold import TSNE
+
+    from tnmat.data import load_nmd18
+    from tnmat.experiments.store import config_key
+    from tnmat.training import MERARegressor
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    from tnmat.experiments.compression import _open_store
+
+    st = _open_store(store)
+    cfg = {"experiment": "latent-tsne", "n_train": n_train, "bond_dim": bond_dim, "max_epochs": max_epochs,
+           "patience": patience, "lr": learning_rate, "batch_size": batch_size, "seed": seed,
+           "perplexity": perplexity, "soap": {k: list(v) if isinstance(v, tuple) else v for k, v in SOAP.items()}}
+    key = config_key(cfg)
+    ds = load_nmd18(nmd18_root, geometry="relaxed")
+    meta = ds.metadata
+    energy = np.asarray(ds.targets["formation_energy"], dtype=float)
+    comp = np.stack([np.asarray(meta["x_al"], float), np.asarray(meta["x_ga"], float),
+                     np.asarray(meta["x_in"], float)], 1)
+    sg = np.asarray(meta["spacegroup"]).astype(int)
+    emb_path = Path(store).with_name(f"latent-embeddings-{key[:10]}.npz") if not hasattr(store, "path") else None
+    record = st.get(key)
+    if record is None or emb_path is None or not emb_path.is_file():
+        t0 = time.perf_counter()
+        x = nmd18_power_spectrum(ds, descriptors=descriptors, progress=progress)
+        t_desc = time.perf_counter() - t0
+        train_pool = np.flatnonzero(np.asarray(meta["split"]) == "train")
+        chosen = np.random.default_rng(seed).choice(train_pool, size=n_train, replace=False)
+        rest = np.setdiff1d(np.arange(len(ds)), chosen)
+        est = MERARegressor(bond_dim=bond_dim, max_epochs=max_epochs, patience=patience,
+                            learning_rate=learning_rate, batch_size=batch_size, random_state=seed, dtype="float64")
+        t0 = time.perf_counter()
+        est.fit(x.select(chosen), energy[chosen])
+        t_fit = time.perf_counter() - t0
+        err = (est.predict(x.select(rest)) - energy[rest]) * 1000.0
+        net = est.network_
+        xs = ((x.values - est.x_mean_) / est.x_std_).to(next(net.parameters()).dtype)
+        with torch.no_grad():
+            hidden = [h.double().numpy() for h in net.latent(xs)]
+        spaces = {"input": xs.reshape(len(xs), -1).double().numpy(), **{f"layer{k + 1}": h for k, h in
+                                                                        enumerate(hidden)}}
+        embeddings, scores, dims = {}, {}, {}
+        t0 = time.perf_counter()
+        for name, feats in spaces.items():
+            # t-SNE needs distinct points; constant columns carry nothing and are dropped
+            feats = feats[:, feats.std(0) > 1e-12]
+            dims[name] = int(feats.shape[1])
+            e = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(feats)
+            embeddings[name] = e
+            scores[name] = knn_scores(e, spacegroup=sg, composition=comp[:, [0, 2]], energy=energy, seed=seed)
+        t_tsne = time.perf_counter() - t0
+        record = {"experiment": "latent-tsne", "params": cfg,
+                  "mera": {"n_parameters": int(est.n_parameters_), "epochs": int(est.n_epochs_),
+                           "rest_rmse_mev": float(np.sqrt(np.mean(err**2))),
+                           "rest_mae_mev": float(np.mean(np.abs(err))),
+                           "n_rest": int(len(rest))},
+                  "feature_dims": dims, "knn": scores,
+                  "timings": {"descriptors_s": t_desc, "fit_s": t_fit, "tsne_s": t_tsne}}
+        if not st.has(key):
+            st.put(key, record)
+        if emb_path is not None:
+            np.savez_compressed(emb_path, **embeddings)
+        record = st.get(key) or record
+    if figure is not None and emb_path is not None and emb_path.is_file():
+        with np.load(emb_path) as z:
+            embeddings = {k: z[k] for k in z.files}
+        record["figure"] = str(_plot_latent(embeddings, comp, sg, energy, figure))
+    return record
+
+
+def _plot_latent(embeddings: dict[str, np.ndarray], comp: np.ndarray, sg: np.ndarray, energy: np.ndarray,
+                 path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(embeddings, key=lambda n: (n != "input", n))
+    fig, axes = plt.subplots(len(names), 3, figsize=(9.5, 3.0 * len(names)), squeeze=False)
+    groups = sorted(set(sg.tolist()))
+    cmap = plt.get_cmap("tab10")
+    for r, name in enumerate(names):
+        e = embeddings[name]
+        ax = axes[r]
+        ax[0].scatter(e[:, 0], e[:, 1], c=np.clip(comp, 0, 1), s=3)
+        for j, g in enumerate(groups):
+            m = sg == g
+            ax[1].scatter(e[m, 0], e[m, 1], color=cmap(j % 10), s=3, label=str(g))
+        sc = ax[2].scatter(e[:, 0], e[:, 1], c=energy, cmap="viridis", s=3)
+        fig.colorbar(sc, ax=ax[2], fraction=0.046, pad=0.02, label="E_f (eV/cation)")
+        ax[0].set_ylabel(name)
+        for a in ax:
+            a.set_xticks([])
+            a.set_yticks([])
+        if r == 0:
+            ax[0].set_title("composition (RGB = Al, Ga, In)", fontsize=9)
+            ax[1].set_title("spacegroup", fontsize=9)
+            ax[2].set_title("formation energy", fontsize=9)
+            ax[1].legend(fontsize=6, markerscale=3, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
