@@ -206,8 +206,13 @@ def test_chunked_evaluation_matches_single_pass(monkeypatch):
     for chunk in (1 << 20, 97):
         monkeypatch.setattr(sh, "_CPU_CHUNK", chunk)
         vg = v.clone().requires_grad_(True)
-        (real_spherical_harmonics(vg, 6) ** 2 * weights).sum().backward()
+        y_grad_path = real_spherical_harmonics(vg, 6)
+        (y_grad_path**2 * weights).sum().backward()
         results.append((real_spherical_harmonics(v, 6), real_spherical_harmonics(v, 6, normalize=False), vg.grad))
+        # the differentiable (out-of-place) and the no-grad (in-place buffers) code paths agree
+        torch.testing.assert_close(y_grad_path.detach(), results[-1][0], atol=1e-14, rtol=0)
+        sg = real_spherical_harmonics(v.clone().requires_grad_(True), 6, normalize=False).detach()
+        torch.testing.assert_close(sg, results[-1][1], atol=1e-10, rtol=1e-12)  # |r|^6 up to ~1e3
     (a, sa, ga), (b, sb, gb) = results
     torch.testing.assert_close(b, a, atol=0, rtol=0)
     torch.testing.assert_close(sb, sa, atol=0, rtol=0)
