@@ -92,7 +92,7 @@ class FeatureMapMPS(TensorNetwork):
             mid = torch.stack(cores[1:-1])  # (N-2, chi, 2, chi)
             mats = torch.einsum("bns,nasc->nbac", phi[:, 1:-1], mid)
             for m in mats:
-                env = torch.bmm(env.unsqueeze(1), m).squeeze(1)
+                env = torch.einsum("ba,bac->bc", env, m)
         if self.n_features > 1:
             env = torch.einsum("ba,bs,as->b", env, phi[:, -1], cores[-1][..., 0])
         return env.reshape(b)
