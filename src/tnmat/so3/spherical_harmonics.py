@@ -13,6 +13,9 @@ The evaluation is a vectorised polynomial recursion (no trig functions): with ``
 ``r^l P_l^m(z/r) cos(m phi) = Q_l^m(z, r^2) C_m`` where ``Q_m^m = (2m-1)!!``, ``Q_{m+1}^m = (2m+1) z Q_m^m``
 and ``(l-m) Q_l^m = (2l-1) z Q_{l-1}^m - (l+m-1) r^2 Q_{l-2}^m`` (homogenised associated Legendre
 recurrence).  Every term is a homogeneous polynomial of degree l in (x, y, z), i.e. a regular solid harmonic.
+The normalisations are folded into the recurrence coefficients (``_tables``).  Two code paths give the same
+values: an out-of-place one when autograd is needed and one writing into preallocated buffers (``out=``)
+otherwise; on CPU the vectors are processed in cache-sized chunks in a component-major (3, n) layout.
 """
 
 from __future__ import annotations
