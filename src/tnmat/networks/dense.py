@@ -25,10 +25,14 @@ class DenseACE(TensorNetwork):
         sizes: Sequence[int],
         *,
         dtype: torch.dtype = torch.float32,
+        init: str | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(sizes, None)
+        self.init = init or "canonical"
+        if self.init != "canonical":
+            raise ValueError(f"DenseACE: unknown init {init!r}; only 'canonical' (unit-norm Gaussian)")
         g = make_generator(seed, generator)
         w = torch.randn(self.sizes, generator=g, dtype=torch.float64)
         self.weight = nn.Parameter((w / w.norm()).to(dtype))

@@ -45,7 +45,7 @@ class FeatureMapMPS(TensorNetwork):
         bond_dim: int,
         *,
         dtype: torch.dtype = torch.float32,
-        init: str = "identity",
+        init: str | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -53,8 +53,9 @@ class FeatureMapMPS(TensorNetwork):
             raise ValueError(f"FeatureMapMPS: n_features must be >= 1, got {n_features}")
         super().__init__((2,) * int(n_features), bond_dim)
         self.n_features = int(n_features)
+        self.init = init or "identity"
         g = make_generator(seed, generator)
-        cores = mps_cores_init(self.sizes, self.bond_dim, init, g, feature_sum_one=True, v=3.0)
+        cores = mps_cores_init(self.sizes, self.bond_dim, self.init, g, feature_sum_one=True, v=3.0)
         self.cores = nn.ParameterList([nn.Parameter(c.to(dtype)) for c in cores])
         self.register_buffer("feature_mean", torch.zeros(self.n_features, dtype=dtype))
         self.register_buffer("feature_scale", torch.ones(self.n_features, dtype=dtype))

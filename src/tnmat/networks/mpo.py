@@ -32,15 +32,16 @@ class MPO(TensorNetwork):
         bond_dim: int,
         *,
         dtype: torch.dtype = torch.float32,
-        init: str = "canonical",
+        init: str | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(sizes, bond_dim)
-        if init not in ("canonical", "gaussian"):
+        self.init = init or "canonical"
+        if self.init not in ("canonical", "gaussian"):
             raise ValueError(f"MPO: unknown init {init!r}; choose 'canonical' or 'gaussian'")
         g = make_generator(seed, generator)
-        cores = mps_cores_init([d * d for d in self.sizes], self.bond_dim, init, g)
+        cores = mps_cores_init([d * d for d in self.sizes], self.bond_dim, self.init, g)
         shaped = [c.reshape(c.shape[0], d, d, c.shape[-1]) for c, d in zip(cores, self.sizes, strict=True)]
         self.cores = nn.ParameterList([nn.Parameter(c.to(dtype)) for c in shaped])
 

@@ -85,13 +85,14 @@ class MPS(TensorNetwork):
         bond_dim: int,
         *,
         dtype: torch.dtype = torch.float32,
-        init: str = "canonical",
+        init: str | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(sizes, bond_dim)
+        self.init = init or "canonical"
         g = make_generator(seed, generator)
-        cores = mps_cores_init(self.sizes, self.bond_dim, init, g)
+        cores = mps_cores_init(self.sizes, self.bond_dim, self.init, g)
         self.cores = nn.ParameterList([nn.Parameter(c.to(dtype)) for c in cores])
 
     def _forward_dense(self, x: torch.Tensor) -> torch.Tensor:

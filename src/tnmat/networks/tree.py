@@ -78,11 +78,15 @@ class _Tree(TensorNetwork):
         bond_dim: int,
         *,
         dtype: torch.dtype = torch.float32,
+        init: str | None = None,
         disentangler_init: str = "haar",
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(sizes, bond_dim)
+        self.init = init or "isometric"
+        if self.init != "isometric":
+            raise ValueError(f"{type(self).__name__}: unknown init {init!r}; only 'isometric'")
         if disentangler_init not in ("haar", "identity"):
             raise ValueError(f"{type(self).__name__}: disentangler_init must be 'haar' or 'identity'")
         g = make_generator(seed, generator)
@@ -140,7 +144,7 @@ class _Tree(TensorNetwork):
     def to_dense(self) -> torch.Tensor:
         # top-down: W over the top layer's input legs, then each node's output leg expanded into its two
         # input legs (adjoint of the isometries) and the disentanglers applied transposed
-        w = torch.ones(1, dtype=torch.float64)
+        w = torch.ones(1, dtype=torch.float64, device=self._param_device())
         for layer in reversed(self.layers):
             for j in reversed(range(len(layer.isometries))):
                 node = layer.isometries[j].detach().to(torch.float64)
@@ -166,8 +170,9 @@ class TTN(_Tree):
     _mera = False
 
     def __init__(self, sizes: Sequence[int], bond_dim: int, *, dtype: torch.dtype = torch.float32,
-                 seed: int | None = None, generator: torch.Generator | None = None) -> None:
-        super().__init__(sizes, bond_dim, dtype=dtype, seed=seed, generator=generator)
+                 init: str | None = None, seed: int | None = None,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(sizes, bond_dim, dtype=dtype, init=init, seed=seed, generator=generator)
 
     def _forward_factorised(self, cores: list[torch.Tensor]) -> torch.Tensor:
         # each layer maps an input MPS to an MPS with half the sites: merge the two cores of a pair and
