@@ -239,3 +239,13 @@ def test_figures_are_png(tmp_path):
     for f in [p, *files.values()]:
         data = f.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_initial_entanglement_baseline():
+    """Untrained networks: chi = 1 chains are product states; the dense init is a random real state, whose
+    entropy lies near (below) the Page value."""
+    rows = ex.initial_entanglement(("mps", "dense"), (4,) * 5, LEGS, (1, 4), n_seeds=4)
+    by = {(r["model"], r["bond_dim"]): r for r in rows}
+    assert by[("mps", 1)]["S_a1a2"] == pytest.approx(0.0, abs=1e-12)
+    assert 0.0 < by[("mps", 4)]["S_a1a2"] <= math.log(4) + 1e-12
+    assert page_entropy(16, 64) - 0.1 < by[("dense", None)]["S_a1a2"] < page_entropy(16, 64)

@@ -118,12 +118,12 @@ def plot_dynamics_spectrum(analysis: Mapping[int, Mapping[str, Any]], path: str 
         a = analysis[chi]
         cmap = plt.get_cmap("viridis")
         picks = _pick_steps(a["steps"], n_curves)
+        m = int(min(round(np.exp(a["min_cut"])), a["d_a"], a["d_b"]))
         for q, i in enumerate(picks):
-            p = np.asarray(a["mean_p"][i])
+            p = np.asarray(a["mean_p"][i])[:m]  # beyond the min-cut rank only numerical zeros
             p = p[p > 0]
             ax.semilogy(np.arange(1, p.size + 1), p, color=cmap(q / max(1, len(picks) - 1)),
                         label=f"step {a['steps'][i]}")
-        m = int(min(round(np.exp(a["min_cut"])), a["d_a"], a["d_b"]))
         ref = marchenko_pastur_spectrum(m, max(a["d_a"], a["d_b"]))
         ax.semilogy(np.arange(1, ref.size + 1), ref, "k--", lw=1, label=f"MP (m={m})")
         ax.set_xlabel("k")
