@@ -214,3 +214,17 @@ def test_legs_and_float32():
     torch.testing.assert_close(out.values.double(), ref.values, rtol=1e-4, atol=1e-4 * ref.values.abs().max())
     # symmetry a1 n1 <-> a2 n2 of the power spectrum
     torch.testing.assert_close(ref.values, ref.values.permute(0, 2, 1, 4, 3, 5))
+
+
+def test_center_species_blocks_sum_to_plain_average():
+    dens = density(l_max=2)
+    frames = [random_crystal(12), random_cluster(13)]
+    plain = Invariants(dens, order=2).compute(frames)
+    split = Invariants(dens, order=2, center_species=True).compute(frames)
+    assert split.legs == ("c", "a1", "a2", "n1", "n2", "l")
+    torch.testing.assert_close(split.values.sum(1), plain.values)
+    # the block of a centre species absent from a structure is exactly zero
+    only_al = random_cluster(14, symbols=("Al",))
+    vals = Invariants(dens, order=2, center_species=True).compute([only_al]).values
+    assert float(vals[0, SPECIES.index("O")].abs().max()) == 0.0
+    assert float(vals[0, SPECIES.index("Al")].abs().max()) > 0.0

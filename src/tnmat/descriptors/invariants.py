@@ -88,6 +88,9 @@ def couple_paths(
 class _FusionTree:
     density: AtomicDensity
     order: int = field(default=2, kw_only=True)
+    #: prepend a leg "c" for the species of the centre atom: the structure average then keeps one block
+    #: per centre species, B[c, ...] = (1/N) sum_{i: species(i) = c} B_i (sum over c = the plain average)
+    center_species: bool = field(default=False, kw_only=True)
 
     _L: int = field(default=0, init=False, repr=False)
 
@@ -111,16 +114,17 @@ class _FusionTree:
             names = ["a", "n"]
         else:
             names = [f"a{k}" for k in range(1, nu + 1)] + [f"n{k}" for k in range(1, nu + 1)]
-        return tuple(names + [name for name, _ in self._lk_legs()])
+        return tuple(["c"] * self.center_species + names + [name for name, _ in self._lk_legs()])
 
     @property
     def sizes(self) -> tuple[int, ...]:
         s, n = len(self.density.species), self.density.n_max
-        return (s,) * self.order + (n,) * self.order + tuple(size for _, size in self._lk_legs())
+        return ((s,) * self.center_species + (s,) * self.order + (n,) * self.order
+                + tuple(size for _, size in self._lk_legs()))
 
     def get_params(self) -> dict:
         return {"kind": type(self).__name__, "order": self.order, "L": self._L,
-                "density": self.density.get_params()}
+                "center_species": self.center_species, "density": self.density.get_params()}
 
     # evaluation ----------------------------------------------------------------
     def from_expansion(self, a: torch.Tensor) -> torch.Tensor:
@@ -171,6 +175,10 @@ class _FusionTree:
         for first, stop, pairs, a in self.density.iter_chunks(frames, dtype=dtype, device=device,
                                                               max_atoms=max_atoms):
             b = self.from_expansion(a)
+            if self.center_species:
+                onehot = b.new_zeros((b.shape[0], len(self.density.species), *b.shape[1:]))
+                onehot[torch.arange(b.shape[0], device=b.device), pairs.atom_species.to(b.device)] = b
+                b = onehot
             if average:
                 local = (pairs.atom_structure - first).to(b.device)
                 acc = b.new_zeros((stop - first, *b.shape[1:]))
