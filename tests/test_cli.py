@@ -10,7 +10,7 @@ import pytest
 from tnmat.cli import build_parser, main
 from tnmat.legtensor import LegTensor
 
-SUBCOMMANDS = ["data", "describe", "fit", "predict", "learning-curve"]
+SUBCOMMANDS = ["data", "describe", "fit", "predict", "learning-curve", "entanglement"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -69,3 +69,11 @@ def test_clear_errors(capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["describe", "alloys-small", "--n-max", "0", "-q"]) == 2
     assert "n_max" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_entanglement_sweep_cli_tiny(nmd18_path, tmp_path, capsys):
+    assert main(["entanglement", "sweep", str(nmd18_path), "--models", "mps", "--chis", "2", "--train-sizes",
+                 "30", "--splits", "1", "--test-size", "30", "--epochs", "3", "--out-dir", str(tmp_path),
+                 "--cache", str(tmp_path / "cache"), "-q"]) == 0
+    assert (tmp_path / "bond_sweep.png").exists() and "bond_sweep" in capsys.readouterr().out

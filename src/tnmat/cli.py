@@ -279,6 +279,31 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     return 1 if report.n_failed else 0
 
 
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def cmd_entanglement(args: argparse.Namespace) -> int:
+    from tnmat.experiments import entanglement as ent
+
+    common = dict(store_path=args.results, cache_dir=args.cache, seed=args.seed, jobs=args.jobs,
+                  threads=args.threads, progress=not args.quiet)
+    root = None if args.data == "nmd18" else args.data
+    if args.action == "sweep":
+        summary = ent.entanglement_sweep(
+            root, args.out_dir, train_sizes=_ints(args.train_sizes), n_splits=args.splits,
+            test_size=args.test_size, chis=_ints(args.chis), models=args.models.split(","),
+            max_epochs=args.epochs, **common)
+    else:
+        summary = ent.entanglement_dynamics(
+            root, args.out_dir, chis=_ints(args.chis or "12,16,20"), n_runs=args.runs, n_epochs=args.epochs,
+            n_snapshots=args.snapshots, n_train=args.n_train, test_size=args.test_size, **common)
+    print(f"entanglement {args.action}: {summary.get('seconds', 0):.0f} s")
+    for kind, path in summary["files"].items():
+        print(f"  {kind}: {path}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from tnmat import __version__
@@ -360,6 +385,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_descriptor_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_learning_curve)
+
+    p = sub.add_parser("entanglement", help="entanglement of trained networks (bond sweep, spectrum dynamics)",
+                       description="sweep: errors and bipartite entropies versus bond dimension (paper Fig. 14); "
+                                   "dynamics: entanglement spectra of the MPO during training against Marchenko-"
+                                   "Pastur, GOE and Poisson statistics (Fig. 15).  NMD18 power spectrum; results "
+                                   "go to a resumable SQLite file, figures and Markdown to --out-dir.")
+    p.add_argument("action", choices=["sweep", "dynamics"], help="which experiment")
+    p.add_argument("data", nargs="?", default="nmd18", help="NMD18 folder (default: $TNMAT_NMD18)")
+    p.add_argument("--models", default="mps,mpo,ttn,dense", help="sweep: models (default mps,mpo,ttn,dense)")
+    p.add_argument("--chis", default="2,4,6,8,12,16", help="bond dimensions (dynamics default 12,16,20)")
+    p.add_argument("--train-sizes", default="100,1000", help="sweep: training-set sizes (default 100,1000)")
+    p.add_argument("--splits", type=int, default=10, help="sweep: training/validation splits (default 10)")
+    p.add_argument("--test-size", type=int, default=600, help="fixed test-set size (default 600)")
+    p.add_argument("--epochs", type=int, default=200, help="epochs per fit (default 200)")
+    p.add_argument("--runs", type=int, default=4, help="dynamics: independent runs per chi (paper: 100)")
+    p.add_argument("--snapshots", type=int, default=25, help="dynamics: log-spaced spectrum snapshots")
+    p.add_argument("--n-train", type=int, default=1000, help="dynamics: training structures (default 1000)")
+    p.add_argument("--results", default=None, help="SQLite results file (default OUT_DIR/entanglement.sqlite)")
+    p.add_argument("--out-dir", default="entanglement", help="folder for figures and summaries")
+    p.add_argument("--cache", default=None, help="folder for cached descriptors")
+    p.add_argument("--jobs", type=int, default=1, help="parallel fits")
+    p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_entanglement)
     return parser
 
 
