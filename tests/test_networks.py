@@ -98,6 +98,17 @@ def test_latent_outputs_compose_to_prediction() -> None:
     assert MPS(SIZES, 2).latent(x.float()) == []
 
 
+def test_mpo_split_and_sweep_contractions_agree_with_operator() -> None:
+    """Both MPO contraction orders (sweep: u = T x; split at every cut m: sum_c <X, L_c X R_c^T>)."""
+    net = MPO(SIZES, 4, dtype=F64, seed=15)
+    x = _randn(7, *SIZES, seed=16)
+    ref = _reference("mpo", net.to_dense(), x)
+    torch.testing.assert_close(net._forward_sweep(x), ref, rtol=1e-12, atol=1e-12)
+    for m in range(1, len(SIZES)):
+        torch.testing.assert_close(net._forward_split(x, m), ref, rtol=1e-12, atol=1e-12)
+    assert net._split_plan() is not None  # the auto path used by forward is the split here
+
+
 # ---------------------------------------------------------------------------------------------- conventions
 def test_mps_represents_any_tensor_from_tt_svd() -> None:
     """Cores (left, physical, right): a TT-SVD of a random W loaded into an MPS with chi >= the TT ranks

@@ -6,6 +6,7 @@ with index order (left, bra/out s_k, ket/in t_k, right), open boundaries chi_0 =
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -16,6 +17,17 @@ from tnmat.networks.base import TensorNetwork
 from tnmat.networks.mps import chain_to_dense, mps_cores_init
 
 __all__ = ["MPO"]
+
+
+def _half_operator(cores: list[torch.Tensor], *, left: bool) -> torch.Tensor:
+    """Contract MPO cores (l, s, t, r) of one side of a cut into (chi_cut, D_half_bra, D_half_ket)."""
+    op = cores[0]  # (l, S, T, r) with merged bra/ket groups
+    for c in cores[1:]:
+        l_, s1, t1, _ = op.shape
+        op = torch.einsum("astb,bpqc->asptqc", op, c).reshape(l_, s1 * c.shape[1], t1 * c.shape[2], c.shape[3])
+    if left:
+        return op[0].permute(2, 0, 1)  # boundary l = 1; cut bond is the right one
+    return op[..., 0]  # boundary r = 1; cut bond is the left one
 
 
 class MPO(TensorNetwork):
@@ -45,7 +57,50 @@ class MPO(TensorNetwork):
         shaped = [c.reshape(c.shape[0], d, d, c.shape[-1]) for c, d in zip(cores, self.sizes, strict=True)]
         self.cores = nn.ParameterList([nn.Parameter(c.to(dtype)) for c in shaped])
 
+    #: largest half-operator (entries chi * D_half^2) the split contraction may build; beyond it, the sweep
+    split_limit: int = 2**22
+
     def _forward_dense(self, x: torch.Tensor) -> torch.Tensor:
+        plan = self._split_plan()
+        if plan is None:
+            return self._forward_sweep(x)
+        return self._forward_split(x, plan)
+
+    def _split_plan(self) -> int | None:
+        """The cut m minimising the split cost chi_m * D * (D_A + D_B) per row, if that beats twice the sweep
+        cost D * sum_k d_k chi_{k-1} chi_k per row, with half operators below ``split_limit`` entries."""
+        n = len(self.sizes)
+        if n < 2:
+            return None
+        dims = [c.shape[0] for c in self.cores] + [1]
+        sweep = sum(d * dims[k] * dims[k + 1] for k, d in enumerate(self.sizes))
+        # the split runs as two large GEMMs, measured ~2x more efficient per flop than the sweep's einsums
+        best, best_cost = None, 2.0 * sweep
+        for m in range(1, n):
+            da, db = math.prod(self.sizes[:m]), math.prod(self.sizes[m:])
+            if dims[m] * max(da, db) ** 2 > self.split_limit:
+                continue
+            cost = dims[m] * (da + db)
+            if cost < best_cost:
+                best, best_cost = m, cost
+        return best
+
+    def _forward_split(self, x: torch.Tensor, m: int) -> torch.Tensor:
+        # T = sum_c L_c (x) R_c at bond m; y = <X, sum_c L_c X R_c^T> with X = x as a (D_A, D_B) matrix.
+        # The half operators cost O(chi D_half^2) once per call, independent of the batch; per row the cost
+        # is chi_m D (D_A + D_B), linear in chi (the sweep is quadratic).
+        b = x.shape[0]
+        da, db = math.prod(self.sizes[:m]), math.prod(self.sizes[m:])
+        left = _half_operator(list(self.cores[:m]), left=True)  # (c, D_A, D_A)
+        right = _half_operator(list(self.cores[m:]), left=False)  # (c, D_B, D_B)
+        c = left.shape[0]
+        xm = x.reshape(b, da, db)
+        # y_b = sum_c <X, L_c X R_c^T> = sum_c <L_c^T X, X R_c^T>: two large GEMMs, then one product
+        a = (left.transpose(1, 2).reshape(c * da, da) @ xm.permute(1, 0, 2).reshape(da, b * db)).reshape(c, da, b, db)
+        bm = (xm.reshape(b * da, db) @ right.permute(2, 0, 1).reshape(db, c * db)).reshape(b, da, c, db)
+        return torch.einsum("cibj,bicj->b", a, bm)
+
+    def _forward_sweep(self, x: torch.Tensor) -> torch.Tensor:
         # u = T x by a sweep over the ket legs: state (b, d_1..d_k [bra, done], chi_k, d_{k+1}..d_N [ket, todo]);
         # cost b * D * d_k * chi^2 per site, then y = <x, u>
         b = x.shape[0]
@@ -55,6 +110,7 @@ class MPO(TensorNetwork):
             state = state.reshape(b, p, core.shape[0], d, -1)
             state = torch.einsum("bpcir,coie->bpoer", state, core).reshape(b, p * d, core.shape[-1], -1)
         return (state.reshape(b, -1) * x.reshape(b, -1)).sum(-1)
+
 
     def _forward_factorised(self, cores: list[torch.Tensor]) -> torch.Tensor:
         # Fig. 8b: input cores contracted into the bra and ket legs of each MPO core, swept left to right;
