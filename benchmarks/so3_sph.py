@@ -9,11 +9,14 @@ For each (l_max, dtype) the same random vectors (normal, seed 0) go through
 - ``scipy``: ``scipy.special.sph_harm_y`` for every (l, m) on the angles (float64 only, complex output, on
   ``--n-scipy`` vectors since it is slow; the rate is per vector, so it is comparable).
 
-Each timing is the best of ``--repeats`` runs after one warm-up.  Before timing, agreement is checked: tnmat vs
-scipy through the documented real<->complex unitary, and e3nn vs tnmat up to a per-l orthogonal change of basis
-(e3nn orders and signs its real basis differently); the maximum deviations are printed and stored.
+Each timing is the best of ``--repeats`` runs after one warm-up, as wall time and as process CPU time (steadier
+on a shared machine; with ``--threads 1`` it is the single-core cost).  Ratios > 1 mean faster than tnmat.
+Before timing, agreement is checked: tnmat vs scipy through the documented real<->complex unitary, and e3nn vs
+tnmat up to a per-l orthogonal change of basis (e3nn orders and signs its real basis differently); the maximum
+deviations are printed and stored.
 
-Usage: ``python benchmarks/so3_sph.py [--n 1000000] [--l-max 3 8] [--device cpu|cuda] [--out bench_out/so3_sph.json]``.
+Usage: ``python benchmarks/so3_sph.py [--n 1000000] [--l-max 3 8] [--threads 1] [--device cpu|cuda]
+[--out bench_out/so3_sph.json]``.
 """
 
 from __future__ import annotations
@@ -47,16 +50,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _best_time(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+def _best_time(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float]:
+    """Best wall time and best process CPU time over ``repeats`` runs after a warm-up.
+
+    On a shared, loaded machine the CPU time (all threads of this process) is the steadier measure of the work.
+    """
     fn()  # warm-up (allocator, caches, kernels)
     _sync(device)
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
+        best, best_cpu = min(best, time.perf_counter() - t0), min(best_cpu, time.process_time() - c0)
+    return best, best_cpu
 
 
 def _fwd_bwd(sh: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], object]:
@@ -134,18 +141,22 @@ def main() -> None:
                 methods.append(("scipy", len(vs), lambda vs=vs, l_max=l_max: _scipy_sh(vs, l_max)))
             for name, n, fn in methods:
                 with torch.no_grad() if "bwd" not in name else torch.enable_grad():
-                    t = _best_time(fn, args.repeats, device)
+                    t, cpu = _best_time(fn, args.repeats, device)
                 rows.append({"method": name, "l_max": l_max, "dtype": dname, "device": str(device), "n": n,
-                             "seconds": t, "vectors_per_s": n / t})
-                print(f"  {name:14s} l_max={l_max} {dname}: {t * 1e3:9.1f} ms for {n} vectors", flush=True)
+                             "seconds": t, "cpu_seconds": cpu, "vectors_per_s": n / t,
+                             "ns_per_vector_cpu": cpu / n * 1e9})
+                print(f"  {name:14s} l_max={l_max} {dname}: {t * 1e3:9.1f} ms wall, {cpu * 1e3:9.1f} ms cpu, "
+                      f"{n} vectors", flush=True)
 
-    print(f"\n{'method':14s} {'l_max':>5s} {'dtype':>8s} {'Mvec/s':>9s} {'ns/vec':>8s} {'vs tnmat':>9s}")
+    print(f"\n{'method':14s} {'l_max':>5s} {'dtype':>8s} {'Mvec/s':>9s} {'ns/vec':>8s} {'cpu ns/vec':>10s} "
+          f"{'vs tnmat':>9s} {'(cpu)':>6s}")
     for r in rows:
         base = next(b for b in rows if b["method"] == "tnmat" and b["l_max"] == r["l_max"] and
                     b["dtype"] == r["dtype"])
         ratio = r["vectors_per_s"] / base["vectors_per_s"]
+        ratio_cpu = base["ns_per_vector_cpu"] / r["ns_per_vector_cpu"]
         print(f"{r['method']:14s} {r['l_max']:5d} {r['dtype']:>8s} {r['vectors_per_s'] / 1e6:9.2f} "
-              f"{1e9 / r['vectors_per_s']:8.1f} {ratio:9.2f}")
+              f"{1e9 / r['vectors_per_s']:8.1f} {r['ns_per_vector_cpu']:10.1f} {ratio:9.2f} {ratio_cpu:6.2f}")
     print("\nagreement (max abs deviation, float64):")
     for l_max, a in agreement.items():
         print(f"  l_max={l_max}: " + ", ".join(f"{k}={v:.1e}" for k, v in a.items()))
