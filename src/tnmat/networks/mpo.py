@@ -91,8 +91,8 @@ class MPO(TensorNetwork):
         # is chi_m D (D_A + D_B), linear in chi (the sweep is quadratic).
         b = x.shape[0]
         da, db = math.prod(self.sizes[:m]), math.prod(self.sizes[m:])
-        left = _half_operator(list(self.cores[:m]), left=True)  # (c, D_A, D_A)
-        right = _half_operator(list(self.cores[m:]), left=False)  # (c, D_B, D_B)
+        left = _half_operator(list(self.cores)[:m], left=True)  # (c, D_A, D_A)
+        right = _half_operator(list(self.cores)[m:], left=False)  # (c, D_B, D_B)
         c = left.shape[0]
         xm = x.reshape(b, da, db)
         # y_b = sum_c <X, L_c X R_c^T> = sum_c <L_c^T X, X R_c^T>: two large GEMMs, then one product
