@@ -34,6 +34,7 @@ import torch
 from tnmat.legtensor import LegTensor
 
 __all__ = ["alloy_benchmark_data", "run_ttsvd_experiment", "run_autoencoder_experiment", "fit_factorised",
+           "compression_tables",
            "AlloyBenchmark"]
 
 DESCRIPTOR = {"r_cut": 5.0, "sigma": 0.5, "n_max": 8, "l_max": 8, "n_sites": 5, "site_dim": 8}
@@ -350,3 +351,34 @@ def run_autoencoder_experiment(*, store: str | Path, d_latent: Sequence[int] = (
                     "paper_mae_mev": paper[1] if paper else None,
                     "ae_epochs": r["timings"].get("ae", {}).get("epochs"), "mps_epochs": r["timings"]["mps"]["epochs"]})
     return {"rows": out, "paper": {str(k): v for k, v in PAPER_TABLE_I.items()}, "meta": data["meta"]}
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def compression_tables(store: str | Path) -> str:
+    """Markdown tables of every stored Fig. 17 and Table I row (ours beside the paper's Table I)."""
+    st = _open_store(store)
+    lines = ["| chi_in | N_in | N_in / 8^5 | input rel. error | test RMSE (MAE) meV/atom | epochs | s/epoch |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = sorted(st.results("compression-ttsvd"),
+                  key=lambda r: (r["params"]["chi_in"] is None, r["params"]["chi_in"] or 0))
+    for r in rows:
+        m, t = r["metrics"], r["timings"]
+        chi = "dense" if r["params"]["chi_in"] is None else r["params"]["chi_in"]
+        lines.append(f"| {chi} | {m['n_in']} | {m['n_in_fraction']:.4f} | {m['input_relative_error']:.3f} | "
+                     f"{m['rmse_mev']:.1f} ({m['mae_mev']:.1f}) | {t['epochs']} | {t['seconds_per_epoch']:.1f} |")
+    lines += ["", "| d_latent | compression | recon. RMSE (MAE), std. units | recon. rel. error | "
+              "MPS test RMSE (MAE) meV/atom | paper (DFT BA10) | AE epochs (max) | MPS epochs (max) |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ae_rows = sorted(st.results("compression-autoencoder"),
+                     key=lambda r: (r["params"]["ae"]["max_epochs"], -(r["params"]["d_latent"] or 99)))
+    for r in ae_rows:
+        m = r["metrics"]
+        dl = r["params"]["d_latent"]
+        paper = PAPER_TABLE_I.get(dl)
+        lines.append(f"| {'8 (none)' if dl is None else dl} | {m['compression_ratio']:.4f} | "
+                     f"{m['recon_rmse']:.3f} ({m['recon_mae']:.3f}) | {m['recon_relative']:.3f} | "
+                     f"{m['rmse_mev']:.1f} ({m['mae_mev']:.1f}) | "
+                     f"{'' if paper is None else f'{paper[0]} ({paper[1]})'} | "
+                     f"{r['timings'].get('ae', {}).get('epochs', '-')} ({r['params']['ae']['max_epochs']}) | "
+                     f"{r['timings']['mps']['epochs']} ({r['params']['mps']['max_epochs']}) |")
+    return "\n".join(lines)
