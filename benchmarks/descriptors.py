@@ -49,11 +49,13 @@ def _frames(root: Path):
     return ds.structures
 
 
-def run_one(method: str, root: Path, nu3_structures: int) -> dict:
+def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> dict:
     """Time one method in this process; returns seconds, counts and memory."""
     warnings.simplefilter("ignore")
     import numpy as np
     import torch
+
+    torch.set_num_threads(threads)  # DScribe runs single-threaded (n_jobs=1): compare like with like
 
     frames = _frames(root)
     if method == "tnmat-nu3":
@@ -134,18 +136,20 @@ def main() -> None:
     ap.add_argument("--out", default="bench_out/descriptors.json")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--nu3-structures", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for tnmat (default 1, like DScribe)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     root = Path(args.nmd18)
     if not (root / "train.csv").exists():
         sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
     if args.one:
-        print(json.dumps(run_one(args.one, root, args.nu3_structures)))
+        print(json.dumps(run_one(args.one, root, args.nu3_structures, args.threads)))
         return
     results = []
     for method in args.methods.split(","):
         proc = subprocess.run([sys.executable, __file__, "--one", method, "--nmd18", str(root),
-                               "--nu3-structures", str(args.nu3_structures)], capture_output=True, text=True)
+                               "--nu3-structures", str(args.nu3_structures), "--threads", str(args.threads)],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{method}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
             continue
