@@ -243,7 +243,8 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     n_splits = args.splits if args.splits is not None else preset["splits"]
     test_size = args.test_size if args.test_size is not None else preset["test_size"]
     grids = lc.QUICK_GRIDS if preset["grids"] == "quick" else lc.DEFAULT_GRIDS
-    fixed = {m: dict(preset["fixed"]) for m in models if not m.startswith("gpr")}
+    overrides = {k: v for k, v in (("max_epochs", args.max_epochs), ("patience", args.patience)) if v is not None}
+    fixed = {m: {**preset["fixed"], **overrides} for m in models if not m.startswith("gpr")}
     ds = load_data(args.data, geometry=args.geometry)
     target = args.target or next(t for t in ("formation_energy", "mixing_energy", "energy", *ds.targets)
                                  if t in ds.targets)
@@ -376,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", type=int, default=None, help="number of random test splits")
     p.add_argument("--test-size", type=int, default=None, help="structures per test set")
     p.add_argument("--target", default=None, help="target key (default: the dataset's energy)")
+    p.add_argument("--max-epochs", type=int, default=None, help="override the preset's maximum epochs")
+    p.add_argument("--patience", type=int, default=None, help="override the preset's early-stopping patience")
     p.add_argument("--results", default="results.sqlite", help="SQLite results file (resumable)")
     p.add_argument("--out-dir", default="learning_curve", help="folder for the CSV, Markdown and PNG")
     p.add_argument("--jobs", type=int, default=1, help="parallel fits (joblib)")
