@@ -10,7 +10,7 @@ import pytest
 from tnmat.cli import build_parser, main
 from tnmat.legtensor import LegTensor
 
-SUBCOMMANDS = ["data", "describe", "fit", "predict", "learning-curve", "entanglement"]
+SUBCOMMANDS = ["data", "describe", "fit", "predict", "learning-curve", "entanglement", "compress", "latent"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -77,3 +77,10 @@ def test_entanglement_sweep_cli_tiny(nmd18_path, tmp_path, capsys):
                  "30", "--splits", "1", "--test-size", "30", "--epochs", "3", "--out-dir", str(tmp_path),
                  "--cache", str(tmp_path / "cache"), "-q"]) == 0
     assert (tmp_path / "bond_sweep.png").exists() and "bond_sweep" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_compress_ttsvd_cli_tiny(tmp_path, capsys):
+    assert main(["compress", "ttsvd", "--chi-in", "2", "--n-train", "40", "--n-test", "20", "--epochs", "2",
+                 "--out-dir", str(tmp_path), "-q"]) == 0
+    assert "chi_in" in capsys.readouterr().out

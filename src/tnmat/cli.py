@@ -305,6 +305,44 @@ def cmd_entanglement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from tnmat.experiments import compression as comp
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    store = args.results or str(out / "compression.sqlite")
+    common = dict(store=store, n_train=args.n_train, n_test=args.n_test, seed=args.seed, threads=args.threads,
+                  cache_dir=args.cache, progress=not args.quiet)
+    if args.action == "ttsvd":
+        comp.run_ttsvd_experiment(chi_in=_ints(args.chi_in), bond_dim=args.bond_dim or 4,
+                                  max_epochs=args.epochs, figure=out / "fig17_ttsvd.png", **common)
+    else:
+        comp.run_autoencoder_experiment(d_latent=_ints(args.d_latent), bond_dim_ae=args.bond_dim_ae,
+                                        bond_dim_mps=args.bond_dim or 10, max_epochs=args.epochs,
+                                        ae_max_epochs=args.ae_epochs, model_dir=out / "models", **common)
+    tables = comp.compression_tables(store)
+    (out / f"{args.action}.md").write_text(tables)
+    print(tables)
+    print(f"wrote {out / (args.action + '.md')} (results in {store})")
+    return 0
+
+
+def cmd_latent(args: argparse.Namespace) -> int:
+    from tnmat.experiments.latent import run_latent_experiment
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rec = run_latent_experiment(store=args.results or str(out / "latent.sqlite"),
+                                nmd18_root=None if args.data == "nmd18" else args.data, n_train=args.n_train,
+                                bond_dim=args.bond_dim, max_epochs=args.epochs, seed=args.seed,
+                                figure=out / "fig16_latent_tsne.png", threads=args.threads,
+                                progress=not args.quiet)
+    summary = {k: v for k, v in rec.items() if not isinstance(v, list | dict)} if isinstance(rec, dict) else rec
+    print(summary)
+    print(f"wrote {out / 'fig16_latent_tsne.png'}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from tnmat import __version__
@@ -413,6 +451,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_entanglement)
+
+    p = sub.add_parser("compress", help="compress large descriptors (TT-SVD inputs, MPO autoencoder)",
+                       description="ttsvd: supervised MPO on TT-SVD-factorised inputs versus chi_in (paper Fig. "
+                                   "17); autoencoder: MPO autoencoder at several latent dimensions and an MPS on "
+                                   "the encoded inputs (Table I).  Many-species alloy set, n_max = l_max = 8.")
+    p.add_argument("action", choices=["ttsvd", "autoencoder"], help="which experiment")
+    p.add_argument("--chi-in", default="1,2,4,8,16,32", help="ttsvd: input bond dimensions")
+    p.add_argument("--d-latent", default="6,4,2", help="autoencoder: latent site dimensions")
+    p.add_argument("--bond-dim", type=int, default=None, help="supervised model bond (ttsvd MPO 4, MPS 10)")
+    p.add_argument("--bond-dim-ae", type=int, default=6, help="autoencoder encoder/decoder bond (default 6)")
+    p.add_argument("--n-train", type=int, default=1600, help="training structures (default 1600)")
+    p.add_argument("--n-test", type=int, default=1000, help="test structures (default 1000)")
+    p.add_argument("--epochs", type=int, default=60, help="epochs of the supervised fits")
+    p.add_argument("--ae-epochs", type=int, default=20, help="autoencoder epochs")
+    p.add_argument("--results", default=None, help="SQLite results file (default OUT_DIR/compression.sqlite)")
+    p.add_argument("--out-dir", default="compression", help="folder for figures and tables")
+    p.add_argument("--cache", default=None, help="folder for cached descriptors")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("latent", help="t-SNE of a trained MERA's latent spaces (paper Fig. 16)",
+                       description="Train a MERA on NMD18 power spectra and embed the input and every hidden "
+                                   "layer's output with t-SNE, coloured by composition, spacegroup and energy.")
+    p.add_argument("data", nargs="?", default="nmd18", help="NMD18 folder (default: $TNMAT_NMD18)")
+    p.add_argument("--n-train", type=int, default=1000, help="training structures (default 1000)")
+    p.add_argument("--bond-dim", type=int, default=4, help="MERA bond dimension (default 4)")
+    p.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300)")
+    p.add_argument("--results", default=None, help="SQLite results file (default OUT_DIR/latent.sqlite)")
+    p.add_argument("--out-dir", default="latent", help="folder for the figure")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_latent)
     return parser
 
 
