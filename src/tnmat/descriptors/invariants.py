@@ -26,6 +26,7 @@ equals ``(-1)^l / sqrt(2l+1) sum_m A_real[a1,n1,l,m] A_real[a2,n2,l,m]``.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -171,6 +172,10 @@ class _FusionTree:
         sums: list[torch.Tensor] = []
         per_atom: list[torch.Tensor] = []
         sidx: list[torch.Tensor] = []
+        # bound the per-chunk output (and the fusion-tree intermediates of the same size): high body orders
+        # have ~10^5-10^6 entries per atom, so chunks shrink to keep memory near 2^25 numbers
+        per_atom = math.prod(self.sizes)
+        max_atoms = max(1, min(max_atoms, 2**25 // per_atom))
         bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(self).__name__)
         for first, stop, pairs, a in self.density.iter_chunks(frames, dtype=dtype, device=device,
                                                               max_atoms=max_atoms):
