@@ -174,8 +174,7 @@ class _FusionTree:
         sidx: list[torch.Tensor] = []
         # bound the per-chunk output (and the fusion-tree intermediates of the same size): high body orders
         # have ~10^5-10^6 entries per atom, so chunks shrink to keep memory near 2^25 numbers
-        per_atom = math.prod(self.sizes)
-        max_atoms = max(1, min(max_atoms, 2**25 // per_atom))
+        max_atoms = max(1, min(max_atoms, 2**25 // math.prod(self.sizes)))
         bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(self).__name__)
         for first, stop, pairs, a in self.density.iter_chunks(frames, dtype=dtype, device=device,
                                                               max_atoms=max_atoms):
