@@ -53,16 +53,22 @@ CONFIGS = {
         ("mps chi=8, centre species", "mps", {"bond_dim": 8}, dict(order=2, local=False, center=True)),
         ("mpo chi=8, centre species", "mpo", {"bond_dim": 8}, dict(order=2, local=False, center=True)),
     ],
+    # a larger basis: ridge regression on it gives 11.9 meV/cation MAE (13.3 with n_max 4, l_max 3)
+    "basis": [
+        ("ttn chi=8, n_max 6 l_max 5", "ttn", {"bond_dim": 8}, dict(order=2, local=False, n_max=6, l_max=5)),
+        ("mps chi=8, n_max 6 l_max 5", "mps", {"bond_dim": 8}, dict(order=2, local=False, n_max=6, l_max=5)),
+    ],
 }
 
 
-def descriptors(root: Path, geometry: str, local: bool, cache: Path, center: bool = False
-                ) -> tuple[LegTensor, np.ndarray, np.ndarray]:
-    """(X, y, split) for NMD18 with the paper's settings, cached as .npz."""
+def descriptors(root: Path, geometry: str, local: bool, cache: Path, center: bool = False, n_max: int = 4,
+                l_max: int = 3) -> tuple[LegTensor, np.ndarray, np.ndarray]:
+    """(X, y, split) for NMD18 (default: the paper's settings), cached as .npz."""
     ds = load_nmd18(root, geometry=geometry)
-    calc = Invariants(AtomicDensity(species=ds.species, r_cut=6.0, n_max=4, l_max=3, sigma=0.5), order=2,
+    calc = Invariants(AtomicDensity(species=ds.species, r_cut=6.0, n_max=n_max, l_max=l_max, sigma=0.5), order=2,
                       center_species=center)
-    path = cache / f"nmd18-{geometry}-B2-{'atoms' if local else 'mean'}{'-centre' if center else ''}.npz"
+    basis = "" if (n_max, l_max) == (4, 3) else f"-n{n_max}l{l_max}"
+    path = cache / f"nmd18-{geometry}-B2{basis}-{'atoms' if local else 'mean'}{'-centre' if center else ''}.npz"
     if path.exists():
         X = LegTensor.load(path)
     else:
@@ -122,7 +128,8 @@ def main() -> None:
     for geometry in args.geometries.split(","):
         for group in args.configs.split(","):
             for name, model, params, desc in CONFIGS[group]:
-                X, y, split = descriptors(root, geometry, desc["local"], cache, desc.get("center", False))
+                X, y, split = descriptors(root, geometry, desc["local"], cache, desc.get("center", False),
+                                          desc.get("n_max", 4), desc.get("l_max", 3))
                 results = []
                 for seed in seeds:
                     cfg = {"experiment": "models", "name": name, "model": model, "params": params, "desc": desc,
