@@ -229,7 +229,7 @@ class AtomicDensity:
 
     def iter_chunks(
         self, frames: Sequence[Atoms], *, dtype: torch.dtype = torch.float64, device: str | None = None,
-        max_atoms: int = 4096,
+        max_atoms: int = 1024,
     ) -> Iterator[tuple[int, int, PairList, torch.Tensor]]:
         """Yield (first, stop, pairs, A) for consecutive chunks of frames (bounded memory)."""
         start = 0

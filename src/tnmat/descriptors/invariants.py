@@ -162,7 +162,7 @@ class _FusionTree:
 
     def compute(
         self, frames: Sequence[Atoms] | Atoms, *, average: bool = True, dtype: torch.dtype = torch.float64,
-        device: str | None = None, progress: bool | None = None, max_atoms: int = 4096,
+        device: str | None = None, progress: bool | None = None, max_atoms: int = 1024,
     ) -> LegTensor:
         """Descriptor of every structure: mean over its atoms (paper eq. 22) when ``average``, else one
         row per atom with ``structure_index``.  Structures are processed in chunks of ``max_atoms``."""
