@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
+from tnmat.compression import tt_svd  # the project's one TT-SVD (issue 6)
 from tnmat.legtensor import LegTensor
 from tnmat.networks import (
     KINDS,
@@ -23,7 +24,6 @@ from tnmat.networks import (
     feature_map,
     make_network,
     saturation_bond,
-    tt_svd,
 )
 from tnmat.networks._init import effective_bonds
 

@@ -4,7 +4,7 @@ All are ``torch.nn.Module``s mapping inputs (batch, d_1, ..., d_N) (or factorise
 cores (batch, r, d, r') per site) to one scalar per row; see :class:`TensorNetwork`.
 """
 
-from tnmat.networks.base import Factorised, TensorNetwork, dense_from_cores, is_factorised, tt_svd
+from tnmat.networks.base import Factorised, TensorNetwork, dense_from_cores, is_factorised
 from tnmat.networks.dense import DenseACE
 from tnmat.networks.factory import KINDS, compression_threshold, count_parameters, make_network, saturation_bond
 from tnmat.networks.feature_map import FeatureMapMPS, feature_map
@@ -29,6 +29,5 @@ __all__ = [
     "Factorised",
     "is_factorised",
     "dense_from_cores",
-    "tt_svd",
     "padded_sites",
 ]

@@ -16,7 +16,7 @@ from torch import nn
 
 from tnmat.legtensor import LegTensor
 
-__all__ = ["TensorNetwork", "Factorised", "is_factorised", "dense_from_cores", "tt_svd"]
+__all__ = ["TensorNetwork", "Factorised", "is_factorised", "dense_from_cores"]
 
 #: A factorised (MPS) input: one core (batch, r_left, d, r_right) per site.
 Factorised = Sequence[torch.Tensor]
@@ -35,31 +35,6 @@ def dense_from_cores(cores: Factorised) -> torch.Tensor:
     for c in cores[1:]:
         out = torch.einsum("bpr,brds->bpds", out, c).reshape(b, -1, c.shape[-1])
     return out.reshape(b, *[c.shape[2] for c in cores])
-
-
-def tt_svd(x: torch.Tensor, max_rank: int | None = None, tol: float = 0.0) -> list[torch.Tensor]:
-    """TT-SVD (successive SVDs, singular values absorbed to the right) of each row of x (batch, *sizes)
-    into cores (batch, r, d, r'); exact when ``max_rank`` is None and ``tol`` = 0.  Rows are processed
-    together with a common rank (the max over rows), so this is a test/reference helper, not the
-    per-structure compressor of issue 6."""
-    b, sizes = x.shape[0], x.shape[1:]
-    cores: list[torch.Tensor] = []
-    rest = x.reshape(b, 1, -1)
-    r = 1
-    for d in sizes[:-1]:
-        mat = rest.reshape(b, r * d, -1)
-        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
-        keep = s.shape[-1]
-        if tol > 0:
-            keep = max(1, int((s > tol * s[..., :1]).sum(-1).max()))
-        if max_rank is not None:
-            keep = min(keep, max_rank)
-        u, s, vh = u[..., :keep], s[..., :keep], vh[..., :keep, :]
-        cores.append(u.reshape(b, r, d, keep))
-        rest = s.unsqueeze(-1) * vh
-        r = keep
-    cores.append(rest.reshape(b, r, sizes[-1], 1))
-    return cores
 
 
 class TensorNetwork(nn.Module):
