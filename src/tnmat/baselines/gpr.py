@@ -307,23 +307,20 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
         ell0 = math.sqrt(max(F.shape[1], 1))  # typical distance between standardised rows ~ sqrt(2 F)
         kern = (ConstantKernel(1.0, SIGNAL_BOUNDS) * RBF(ell0, (1e-3 * ell0, 1e3 * ell0))
                 + WhiteKernel(self.noise, tuple(self.noise_bounds)))
-        gp = GaussianProcessRegressor(kern, normalize_y=False, n_restarts_optimizer=int(self.n_restarts_optimizer),
-                                      random_state=self.random_state, alpha=1e-10)
-        gp.fit(Z, ys)
-        self.gp_ = gp
-        self.kernel_ = gp.kernel_
-        self.signal_variance_ = float(gp.kernel_.k1.k1.constant_value)
-        self.length_scale_ = float(gp.kernel_.k1.k2.length_scale)
-        self.noise_variance_ = float(gp.kernel_.k2.noise_level)
-        self.alpha_ = np.asarray(gp.alpha_).ravel()
-        self.log_marginal_likelihood_value_ = float(gp.log_marginal_likelihood_value_)
+        self._fit_sklearn_gp(kern, Z, ys)
+        self.length_scale_ = float(self.kernel_.k1.k2.length_scale)
 
     def _fit_soap_sklearn(self, F: np.ndarray, ys: np.ndarray) -> None:
         kern = (ConstantKernel(1.0, SIGNAL_BOUNDS) * SoapKernel(int(self.zeta))
                 + WhiteKernel(self.noise, tuple(self.noise_bounds)))
+        self._fit_sklearn_gp(kern, F, ys)
+
+    def _fit_sklearn_gp(self, kern: Any, X: np.ndarray, ys: np.ndarray) -> None:
+        """Marginal-likelihood fit of ``ConstantKernel * k + WhiteKernel`` with scikit-learn; stores the
+        fitted amplitude, noise, dual coefficients and log marginal likelihood."""
         gp = GaussianProcessRegressor(kern, normalize_y=False, n_restarts_optimizer=int(self.n_restarts_optimizer),
                                       random_state=self.random_state, alpha=1e-10)
-        gp.fit(F, ys)
+        gp.fit(X, ys)
         self.gp_ = gp
         self.kernel_ = gp.kernel_
         self.signal_variance_ = float(gp.kernel_.k1.k1.constant_value)
