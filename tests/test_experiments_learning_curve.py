@@ -125,6 +125,17 @@ def test_fit_time_exponent_recovers_power_laws() -> None:
     assert ex["gpr-rbf"] == pytest.approx(3.0) and ex["mps"] == pytest.approx(1.0)
 
 
+def test_fit_time_exponent_prefers_cpu_time_when_every_row_has_it() -> None:
+    # wall time inflated by a loaded machine at the large sizes; CPU time follows the true n^1 law
+    sizes = (50, 100, 400, 1600)
+    rows = [{"model": "mps", "n_train": n, "splits": "random", "fit_seconds": 0.01 * n * (1 + (n > 200) * 9),
+             "fit_cpu_seconds": 0.01 * n} for n in sizes]
+    assert fit_time_exponents(rows)["mps"] == pytest.approx(1.0)
+    assert fit_time_exponents(rows, column="fit_seconds")["mps"] > 1.3
+    rows[0]["fit_cpu_seconds"] = None  # one record without CPU time: the model falls back to wall time
+    assert fit_time_exponents(rows)["mps"] > 1.3
+
+
 def test_grid_expansion_and_unknown_parameters() -> None:
     assert expand_grid({}) == [{}]
     assert expand_grid({"b": [1, 2], "a": [3]}) == [{"a": 3, "b": 1}, {"a": 3, "b": 2}]
