@@ -206,3 +206,42 @@ def test_rbf_estimator_passes_sklearn_check_estimator() -> None:
         res = check_estimator(GPRRegressor("rbf"), on_fail=None)
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in res if r["status"] == "failed"]
     assert not failed
+
+
+@pytest.mark.parametrize("kw", [dict(kernel="rbf"), dict(kernel="soap"), dict(kernel="soap", solver="sklearn"),
+                                dict(kernel="soap", soap_mode="local")])
+def test_save_load_round_trip_reproduces_predictions_and_hyperparameters(kw: dict, tmp_path) -> None:
+    from tnmat.training import load_estimator
+
+    rng = np.random.default_rng(11)
+    X = _per_atom(rng, 30, 3, 6)
+    y = X.structure_mean().flatten().numpy() @ rng.normal(size=6) + 0.1 * rng.normal(size=30)
+    Xtest = _per_atom(rng, 8, 3, 6)
+    m = GPRRegressor(**kw).fit(X, y)
+    path = m.save(tmp_path / "gpr.pt", extra={"note": "x"})
+    r = load_estimator(path)
+    assert type(r) is GPRRegressor and r.get_params() == m.get_params() and r.extra_ == {"note": "x"}
+    # the restore refactorises at the stored hyper-parameters (no re-optimisation): same optimum, same predictions
+    for name in ("signal_variance_", "noise_variance_", "log_marginal_likelihood_value_", "n_parameters_"):
+        assert getattr(r, name) == pytest.approx(getattr(m, name), rel=1e-9), name
+    mean, std = m.predict(Xtest, return_std=True)
+    mean_r, std_r = r.predict(Xtest, return_std=True)
+    np.testing.assert_allclose(mean_r, mean, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(std_r, std, rtol=1e-7, atol=1e-10)
+
+
+def test_save_requires_a_fitted_model_and_load_rejects_a_corrupted_file(tmp_path) -> None:
+    from sklearn.exceptions import NotFittedError
+
+    from tnmat.training import load_estimator
+
+    with pytest.raises(NotFittedError):
+        GPRRegressor().save(tmp_path / "x.pt")
+    rng = np.random.default_rng(12)
+    F = rng.normal(size=(20, 4))
+    path = GPRRegressor("soap").fit(F, F[:, 0]).save(tmp_path / "gpr.pt")
+    blob = torch.load(path, weights_only=True)
+    blob["fitted"]["route"] = "nonsense"
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="bad.pt: inconsistent"):
+        load_estimator(tmp_path / "bad.pt")

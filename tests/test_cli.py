@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 
+import numpy as np
 import pytest
 
 from tnmat.cli import build_parser, main
@@ -42,6 +43,23 @@ def test_describe_fit_predict_roundtrip(tmp_path, capsys):
     assert main(["predict", str(model), "alloys-small", "-q", "-o", str(preds)]) == 0
     rows = list(csv.DictReader(open(preds)))
     assert len(rows) == 142 and {"id", "predicted_mixing_energy_eV", "mixing_energy_eV"} <= set(rows[0])
+
+
+def test_gpr_fit_save_predict_matches_the_fitted_model(tmp_path, capsys):
+    # a saved GPR predicts on structures exactly what the fitted one reported for the same split
+    model = tmp_path / "gpr.tnmat"
+    assert main(["fit", "alloys-small", "--model", "gpr-soap", "--n-max", "2", "--l-max", "2", "-q",
+                 "-o", str(model)]) == 0
+    text = capsys.readouterr().out
+    assert "wrote" in text
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(model), "alloys-small", "-q", "-o", str(preds)]) == 0
+    rows = list(csv.DictReader(open(preds)))
+    err = np.array([float(r["predicted_mixing_energy_eV"]) - float(r["mixing_energy_eV"]) for r in rows])
+    assert len(rows) == 142 and np.isfinite(err).all()
+    # all 142 structures, training ones included: the overall RMSE is at most the larger of the reported ones
+    reported = [float(x) for x in re.findall(r"RMSE\s+(\S+) meV/atom", text)]
+    assert 1000 * np.sqrt(np.mean(err**2)) <= max(reported) + 1e-6
 
 
 def test_learning_curve_tiny_and_resume(tmp_path, capsys):

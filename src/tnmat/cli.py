@@ -288,7 +288,8 @@ def cmd_entanglement(args: argparse.Namespace) -> int:
     from tnmat.experiments import entanglement as ent
 
     common = dict(store_path=args.results, cache_dir=args.cache, seed=args.seed, jobs=args.jobs,
-                  threads=args.threads, progress=not args.quiet)
+                  threads=args.threads, progress=not args.quiet, learning_rate=args.learning_rate,
+                  batch_size=args.batch_size)
     root = None if args.data == "nmd18" else args.data
     if args.action == "sweep":
         summary = ent.entanglement_sweep(
@@ -440,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", type=int, default=10, help="sweep: training/validation splits (default 10)")
     p.add_argument("--test-size", type=int, default=600, help="fixed test-set size (default 600)")
     p.add_argument("--epochs", type=int, default=200, help="epochs per fit (default 200)")
+    p.add_argument("--learning-rate", type=float, default=5e-3, help="Adam learning rate (default 5e-3)")
+    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
     p.add_argument("--runs", type=int, default=4, help="dynamics: independent runs per chi (paper: 100)")
     p.add_argument("--snapshots", type=int, default=25, help="dynamics: log-spaced spectrum snapshots")
     p.add_argument("--n-train", type=int, default=1000, help="dynamics: training structures (default 1000)")

@@ -26,6 +26,7 @@ numbers in the class docstring.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, WhiteKernel
 
+from tnmat._estimator_file import write_estimator_file
 from tnmat.legtensor import LegTensor
 
 __all__ = ["GPRRegressor", "SoapKernel", "soap_kernel", "local_soap_kernel"]
@@ -299,27 +301,32 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
         self.n_parameters_ = int(n + n_hyper)
         return self
 
+    def _sklearn_kernel(self, n_features: int) -> Any:
+        """The scikit-learn kernel template ``ConstantKernel * k + WhiteKernel`` at its starting values."""
+        if self.kernel == "rbf":
+            ell0 = math.sqrt(max(n_features, 1))  # typical distance between standardised rows ~ sqrt(2 F)
+            k = RBF(ell0, (1e-3 * ell0, 1e3 * ell0))
+        else:
+            k = SoapKernel(int(self.zeta))
+        return ConstantKernel(1.0, SIGNAL_BOUNDS) * k + WhiteKernel(self.noise, tuple(self.noise_bounds))
+
     def _fit_rbf(self, F: np.ndarray, ys: np.ndarray) -> None:
         self.x_mean_ = F.mean(0)
         sd = F.std(0)
         self.x_std_ = np.where(sd > 1e-12, sd, 1.0)  # constant (e.g. padded) entries stay at zero, no NaN
         Z = (F - self.x_mean_) / self.x_std_
-        ell0 = math.sqrt(max(F.shape[1], 1))  # typical distance between standardised rows ~ sqrt(2 F)
-        kern = (ConstantKernel(1.0, SIGNAL_BOUNDS) * RBF(ell0, (1e-3 * ell0, 1e3 * ell0))
-                + WhiteKernel(self.noise, tuple(self.noise_bounds)))
-        self._fit_sklearn_gp(kern, Z, ys)
-        self.length_scale_ = float(self.kernel_.k1.k2.length_scale)
+        self._fit_sklearn_gp(self._sklearn_kernel(F.shape[1]), Z, ys)
 
     def _fit_soap_sklearn(self, F: np.ndarray, ys: np.ndarray) -> None:
-        kern = (ConstantKernel(1.0, SIGNAL_BOUNDS) * SoapKernel(int(self.zeta))
-                + WhiteKernel(self.noise, tuple(self.noise_bounds)))
-        self._fit_sklearn_gp(kern, F, ys)
+        self._fit_sklearn_gp(self._sklearn_kernel(F.shape[1]), F, ys)
 
-    def _fit_sklearn_gp(self, kern: Any, X: np.ndarray, ys: np.ndarray) -> None:
-        """Marginal-likelihood fit of ``ConstantKernel * k + WhiteKernel`` with scikit-learn; stores the
-        fitted amplitude, noise, dual coefficients and log marginal likelihood."""
+    def _fit_sklearn_gp(self, kern: Any, X: np.ndarray, ys: np.ndarray, *, optimise: bool = True) -> None:
+        """Marginal-likelihood fit of ``ConstantKernel * k + WhiteKernel`` with scikit-learn (``optimise=False``:
+        factorise at the kernel's current hyper-parameters, as a restore does); stores the fitted amplitude,
+        noise, dual coefficients and log marginal likelihood."""
         gp = GaussianProcessRegressor(kern, normalize_y=False, n_restarts_optimizer=int(self.n_restarts_optimizer),
-                                      random_state=self.random_state, alpha=1e-10)
+                                      random_state=self.random_state, alpha=1e-10,
+                                      optimizer="fmin_l_bfgs_b" if optimise else None)
         gp.fit(X, ys)
         self.gp_ = gp
         self.kernel_ = gp.kernel_
@@ -327,12 +334,17 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
         self.noise_variance_ = float(gp.kernel_.k2.noise_level)
         self.alpha_ = np.asarray(gp.alpha_).ravel()
         self.log_marginal_likelihood_value_ = float(gp.log_marginal_likelihood_value_)
+        if self.kernel == "rbf":
+            self.length_scale_ = float(gp.kernel_.k1.k2.length_scale)
+
+    @staticmethod
+    def _eigh(K0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lam, Q = np.linalg.eigh(K0)
+        return np.clip(lam, 0.0, None), Q  # K0 is PSD; tiny negative eigenvalues are rounding
 
     def _fit_eigh(self, K0: np.ndarray, ys: np.ndarray) -> None:
-        lam, Q = np.linalg.eigh(K0)
-        lam = np.clip(lam, 0.0, None)  # K0 is PSD; tiny negative eigenvalues are rounding
-        u = Q.T @ ys
-        u2 = u**2
+        lam, Q = self._eigh(K0)
+        u2 = (Q.T @ ys) ** 2
         bounds = [tuple(np.log(SIGNAL_BOUNDS)), tuple(np.log(self.noise_bounds))]
         starts = [np.array([0.0, math.log(self.noise)])]
         rng = np.random.default_rng(self.random_state)
@@ -344,14 +356,85 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
             if best is None or res.fun < best.fun:
                 best = res
         s, noise = np.exp(best.x)
+        self._set_eigh_solution(lam, Q, ys, float(s), float(noise))
+
+    def _set_eigh_solution(self, lam: np.ndarray, Q: np.ndarray, ys: np.ndarray, s: float, noise: float) -> None:
+        """Dual coefficients (s K0 + sigma^2 I)^-1 y and the log marginal likelihood at (s, sigma^2)."""
         d = s * lam + noise
+        u = Q.T @ ys
         self.signal_variance_ = float(s)
         self.noise_variance_ = float(noise)
-        self.alpha_ = Q @ (u / d)  # (s K0 + sigma^2 I)^-1 y
-        self.log_marginal_likelihood_value_ = -float(best.fun)
+        self.alpha_ = Q @ (u / d)
+        self.log_marginal_likelihood_value_ = -float(_nll_eig(np.log([s, noise]), lam, u**2)[0])
         self.kernel_ = (f"{s:.4g} * SoapKernel(zeta={int(self.zeta)}, mode={self.soap_mode}) "
                         f"+ WhiteKernel({noise:.4g})")
         self._eig_ = (lam, Q, d)
+        self.y_train_scaled_ = np.asarray(ys, dtype=np.float64)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write the fitted GPR to one file (format of :mod:`tnmat._estimator_file`): parameters, fitted
+        hyper-parameters, scaling and the training descriptors and targets.  Loading
+        (:func:`tnmat.training.load_estimator`) refactorises the kernel at the stored hyper-parameters, without
+        re-optimising, so predictions are those of the saved model (to rounding, O(n^3) once)."""
+        if not hasattr(self, "alpha_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("GPRRegressor is not fitted yet; call fit before save")
+        params = self.get_params(deep=False)
+        if not isinstance(params.get("random_state"), int | np.integer | type(None)):
+            params["random_state"] = None
+        fitted: dict[str, Any] = {k: getattr(self, k) for k in (
+            "y_mean_", "y_std_", "n_features_in_", "n_parameters_", "signal_variance_", "noise_variance_",
+            "log_marginal_likelihood_value_", "length_scale_", "x_mean_", "x_std_") if hasattr(self, k)}
+        if hasattr(self, "gp_"):
+            fitted.update(route="sklearn", theta=self.gp_.kernel_.theta, X_train=self.gp_.X_train_,
+                          y_train=np.asarray(self.gp_.y_train_).ravel())
+        else:
+            fitted.update(route="eigh", y_train=self.y_train_scaled_)
+            if isinstance(self.X_train_, LegTensor):
+                fitted.update(X_train=self.X_train_.values, X_train_legs=list(self.X_train_.legs),
+                              X_train_structure_index=self.X_train_.structure_index)
+            else:
+                fitted.update(X_train=self.X_train_)
+        return write_estimator_file(path, type(self).__name__, params, fitted, extra=extra)
+
+    @classmethod
+    def _from_file(cls, blob: dict[str, Any]) -> GPRRegressor:
+        """Inverse of :meth:`save` from the loaded file contents."""
+        params = dict(blob["params"])
+        if isinstance(params.get("noise_bounds"), list):
+            params["noise_bounds"] = tuple(params["noise_bounds"])
+        est = cls(**params)
+        est._validate()
+        f = blob["fitted"]
+
+        def arr(v: Any) -> Any:
+            return v.numpy() if isinstance(v, torch.Tensor) else v
+
+        for k in ("y_mean_", "y_std_", "n_features_in_", "n_parameters_", "length_scale_", "x_mean_", "x_std_"):
+            if k in f:
+                setattr(est, k, arr(f[k]))
+        X, ys = arr(f["X_train"]), arr(f["y_train"])
+        if f["route"] == "sklearn":
+            kern = est._sklearn_kernel(int(est.n_features_in_)).clone_with_theta(arr(f["theta"]))
+            est._fit_sklearn_gp(kern, X, ys, optimise=False)
+        elif f["route"] == "eigh":
+            if "X_train_legs" in f:
+                sidx = f.get("X_train_structure_index")
+                est.X_train_ = LegTensor(torch.as_tensor(X), tuple(f["X_train_legs"]), structure_index=sidx)
+                K0 = local_soap_kernel(est.X_train_, zeta=int(est.zeta))
+            else:
+                est.X_train_ = X
+                K0 = soap_kernel(X, zeta=int(est.zeta))
+            lam, Q = est._eigh(K0)
+            est._set_eigh_solution(lam, Q, ys, float(f["signal_variance_"]), float(f["noise_variance_"]))
+        else:
+            raise ValueError(f"unknown GPR route {f['route']!r}")
+        if not (np.isfinite(est.alpha_).all() and math.isfinite(float(est.y_std_))):
+            raise ValueError("restored GPR has non-finite coefficients")
+        est.extra_ = dict(blob.get("extra") or {})
+        return est
 
     # ------------------------------------------------------------------ predict
     def _cross_kernel(self, X: Any) -> np.ndarray:

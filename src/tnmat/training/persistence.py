@@ -20,63 +20,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from tnmat._estimator_file import FORMAT, FORMAT_VERSION, write_estimator_file
+from tnmat._estimator_file import plain as _plain
+
 if TYPE_CHECKING:
     from tnmat.training.base import NetworkRegressor
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_estimator", "load_estimator"]
 
-FORMAT = "tnmat.estimator"
-FORMAT_VERSION = 1
-
 _FITTED_SCALARS = ("y_mean_", "y_std_", "intercept_", "best_epoch_", "n_epochs_", "n_steps_", "fit_seconds_",
                    "n_parameters_", "n_features_in_", "per_atom_", "legs_from_legtensor_", "stopped_early_")
 
 
-def _plain(obj: Any, where: str) -> Any:
-    """``obj`` as plain containers that ``torch.load(weights_only=True)`` accepts (numpy -> python/tensor)."""
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.array(obj))
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str | int):
-                raise TypeError(f"{where}: key {k!r} is not a str/int")
-            out[k] = _plain(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(obj, list | tuple):
-        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-        return items if isinstance(obj, list) else tuple(items)
-    raise TypeError(f"{where}: a {type(obj).__name__} cannot be saved (use plain dict/list/str/number/tensor)")
-
-
 def save_estimator(est: NetworkRegressor, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
     """Write a fitted estimator to ``path`` (parent folders are created)."""
-    from tnmat import __version__
-
-    path = Path(path)
     params = est.get_params(deep=False)
     params["callbacks"] = None  # callables are not data; the caller re-attaches them
     if not isinstance(params.get("random_state"), int | np.integer | type(None)):
         params["random_state"] = None
-    params = _plain(params, "params")
-    fitted = {k: _plain(getattr(est, k), k) for k in _FITTED_SCALARS if hasattr(est, k)}
+    fitted = {k: getattr(est, k) for k in _FITTED_SCALARS if hasattr(est, k)}
     fitted.update(x_mean_=est.x_mean_.cpu(), x_std_=est.x_std_.cpu(), legs_=list(est.legs_),
                   leg_sizes_=list(est.leg_sizes_))
-    blob = {
-        "format": FORMAT, "version": FORMAT_VERSION, "tnmat_version": __version__, "class": type(est).__name__,
-        "params": params, "fitted": fitted, "history": _plain(est.history_, "history"),
-        "state_dict": {k: v.detach().cpu() for k, v in est.network_.state_dict().items()},
-        "extra": _plain(dict(extra or {}), "extra"),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(blob, path)
-    return path
+    return write_estimator_file(path, type(est).__name__, params, fitted, extra=extra,
+                                history=_plain(est.history_, "history"),
+                                state_dict={k: v.detach().cpu() for k, v in est.network_.state_dict().items()})
 
 
 def load_estimator(path: str | Path, *, registry: dict[str, type] | None = None) -> NetworkRegressor:
@@ -96,6 +63,13 @@ def load_estimator(path: str | Path, *, registry: dict[str, type] | None = None)
     if blob.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path}: tnmat estimator format version {blob.get('version')!r} is not supported "
                          f"(this tnmat reads version {FORMAT_VERSION}); refit the model")
+    if blob.get("class") == "GPRRegressor":  # kernel model: no network weights, its own restore
+        from tnmat.baselines.gpr import GPRRegressor
+
+        try:
+            return GPRRegressor._from_file(blob)
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise ValueError(f"{path}: inconsistent tnmat estimator file ({type(exc).__name__}: {exc})") from exc
     registry = registry if registry is not None else NetworkRegressor._registry
     try:
         cls = registry[blob["class"]]
