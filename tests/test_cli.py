@@ -74,6 +74,14 @@ def test_learning_curve_tiny_and_resume(tmp_path, capsys):
     assert {r["model"] for r in rows} == {"mps", "gpr-rbf"}
     assert main(args) == 0  # resume: nothing is refitted
     assert "0 run now, 2 already" in capsys.readouterr().out
+    # a larger grid in the same file: --report-only fits nothing and reports the complete groups only
+    more = list(args)
+    more[more.index("--sizes") + 1] = "30,60"
+    assert main([*more, "--report-only"]) == 0
+    text = capsys.readouterr().out
+    assert "2 of 4 fits stored" in text and "2 to go" in text
+    rows = list(csv.DictReader(open(tmp_path / "lc" / "learning_curve.csv")))
+    assert {int(r["n_train"]) for r in rows} == {30}
 
 
 @pytest.mark.slow

@@ -260,7 +260,13 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
         X, ds.targets[target], _stratification_quantities(ds, target), models=models, sizes=sizes, store=store,
         n_splits=n_splits, test_size=test_size, official_test=official, grids=grids, fixed=fixed,
         dataset=dataset, seed=args.seed, jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-        progress=not args.quiet, on_error="continue")
+        progress=not args.quiet, on_error="continue", fit=not args.report_only)
+    if args.report_only:
+        print(f"report only: {report.n_skipped} of {report.n_tasks} fits stored in {args.results}, "
+              f"{report.n_tasks - report.n_skipped} to go (rerun without --report-only to resume)")
+        if not rows:
+            print("no (model, size, split) has all its grid points yet; nothing to report")
+            return 0
     out = Path(args.out_dir)
     units = _units(ds, target)
     csv_path = lc.write_summary_csv(rows, out / "learning_curve.csv")
@@ -422,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="learning_curve", help="folder for the CSV, Markdown and PNG")
     p.add_argument("--jobs", type=int, default=1, help="parallel fits (joblib)")
     p.add_argument("--dask-scheduler", default=None, help="run the grid on a Dask cluster (tcp://host:port)")
+    p.add_argument("--report-only", action="store_true",
+                   help="fit nothing: write the figure, CSV and summary of the fits already in --results (only "
+                        "(model, size, split) whose whole grid is stored) and say how many remain")
     p.add_argument("--seed", type=int, default=0, help="random seed of the splits (default 0)")
     p.add_argument("--cache", default=None, help="folder for cached descriptors")
     _add_descriptor_args(p)

@@ -36,7 +36,7 @@ import torch
 
 from tnmat.experiments.runner import GridReport, run_grid
 from tnmat.experiments.splits import official_and_random_splits, stratified_subsets, train_validation_split
-from tnmat.experiments.store import ResultStore, write_rows_csv
+from tnmat.experiments.store import ResultStore, config_key, write_rows_csv
 from tnmat.legtensor import LegTensor
 
 __all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveTask", "build_estimator",
@@ -241,7 +241,7 @@ def _std(x: Sequence[float]) -> float:
 
 
 def summarise(store: ResultStore | Sequence[Mapping[str, Any]], *, experiment: str = EXPERIMENT,
-              dataset: str | None = None) -> list[dict[str, Any]]:
+              dataset: str | None = None, tasks: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Rows (model, n_train, splits, n_splits, rmse_mean, rmse_std, mae_mean, mae_std, n_parameters,
     fit_seconds, tuning_seconds, params) from the stored fits.
 
@@ -356,14 +356,19 @@ def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.
                        grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
                        fixed: Mapping[str, Mapping[str, Any]] | None = None, dataset: str = "dataset",
                        seed: int = 0, jobs: int = 1, dask_scheduler: Any = None, progress: bool | None = None,
-                       on_error: str = "raise") -> tuple[list[dict[str, Any]], GridReport]:
-    """Draw splits, run (or resume) the grid into ``store`` and return (:func:`summarise` rows, report).
-    Sizes larger than a split's pool are skipped for that split."""
+                       on_error: str = "raise", fit: bool = True) -> tuple[list[dict[str, Any]], GridReport]:
+    """Draw splits, run (or resume) the grid into ``store`` and return (:func:`summarise` rows of this grid,
+    report).  Sizes larger than a split's pool are skipped for that split.  ``fit=False`` fits nothing and
+    summarises what is stored (a progress report of a long run; ``report.n_tasks - report.n_skipped`` remain)."""
     fn = LearningCurveTask(X, y, quantities, sizes=sizes, test_size=test_size, n_splits=n_splits, seed=seed,
                            official_test=official_test)
     tasks = [t for t in learning_curve_tasks(models, sizes, fn.split_names, grids=grids, fixed=fixed,
                                              dataset=dataset, seed=seed)
              if t["n_train"] in fn.subsets[t["split"]]]
-    report = run_grid(tasks, fn, store=store, jobs=jobs, dask_scheduler=dask_scheduler, progress=progress,
-                      on_error=on_error, desc="learning curve")
-    return summarise(store, dataset=dataset), report
+    if fit:
+        report = run_grid(tasks, fn, store=store, jobs=jobs, dask_scheduler=dask_scheduler, progress=progress,
+                          on_error=on_error, desc="learning curve")
+    else:
+        keys = {config_key(t) for t in tasks}
+        report = GridReport(n_tasks=len(keys), n_skipped=len(keys & store.keys()))
+    return summarise(store, dataset=dataset, tasks=tasks), report
