@@ -106,11 +106,14 @@ def learning_curve_tasks(models: Sequence[str], sizes: Sequence[int], split_name
     results from other data or seeds never mix."""
     grids = DEFAULT_GRIDS if grids is None else grids
     fixed = fixed or {}
-    tasks = []
     for model in models:
         if model not in grids:
             raise ValueError(f"learning curve: no hyper-parameter grid for model {model!r} (known: {sorted(grids)})")
-        for size, split, hp in product(sizes, split_names, expand_grid(grids[model])):
+    # split-major order: a run stopped part-way holds whole learning curves of every model for the first
+    # splits (what --report-only can show), rather than every split of the first models only
+    tasks = []
+    for split, size, model in product(split_names, sizes, models):
+        for hp in expand_grid(grids[model]):
             tasks.append({"experiment": EXPERIMENT, "dataset": dataset, "model": model, "n_train": int(size),
                           "split": str(split), "params": {**dict(fixed.get(model, {})), **hp}, "seed": int(seed)})
     return tasks
