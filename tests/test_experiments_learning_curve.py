@@ -136,6 +136,15 @@ def test_fit_time_exponent_prefers_cpu_time_when_every_row_has_it() -> None:
     assert fit_time_exponents(rows)["mps"] > 1.3
 
 
+def test_tasks_are_split_major_so_a_stopped_run_holds_whole_curves() -> None:
+    grids = {"mps": {"bond_dim": [2, 4]}, "gpr-rbf": {}}
+    tasks = learning_curve_tasks(["mps", "gpr-rbf"], [10, 20], ["official", "random-0"], grids=grids)
+    assert len(tasks) == 2 * 2 * 3
+    first = tasks[: len(tasks) // 2]  # the first half is one whole split: every model at every size
+    assert {t["split"] for t in first} == {"official"}
+    assert {(t["model"], t["n_train"]) for t in first} == {(m, n) for m in ("mps", "gpr-rbf") for n in (10, 20)}
+
+
 def test_grid_expansion_and_unknown_parameters() -> None:
     assert expand_grid({}) == [{}]
     assert expand_grid({"b": [1, 2], "a": [3]}) == [{"a": 3, "b": 1}, {"a": 3, "b": 2}]
