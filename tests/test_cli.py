@@ -74,14 +74,17 @@ def test_learning_curve_tiny_and_resume(tmp_path, capsys):
     assert {r["model"] for r in rows} == {"mps", "gpr-rbf"}
     assert main(args) == 0  # resume: nothing is refitted
     assert "0 run now, 2 already" in capsys.readouterr().out
-    # a larger grid in the same file: --report-only fits nothing and reports the complete groups only
+    # a larger protocol in the same file: --report-only fits nothing and reports only whole splits
     more = list(args)
-    more[more.index("--sizes") + 1] = "30,60"
+    more[more.index("--splits") + 1] = "2"
     assert main([*more, "--report-only"]) == 0
     text = capsys.readouterr().out
     assert "2 of 4 fits stored" in text and "2 to go" in text
     rows = list(csv.DictReader(open(tmp_path / "lc" / "learning_curve.csv")))
-    assert {int(r["n_train"]) for r in rows} == {30}
+    assert {(r["model"], r["n_splits"]) for r in rows} == {("mps", "1"), ("gpr-rbf", "1")}
+    more[more.index("--models") + 1] = "mps,gpr-rbf,gpr-soap"  # a model with no fits: no split is whole yet
+    assert main([*more, "--report-only"]) == 0
+    assert "nothing to report" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -117,6 +117,25 @@ def test_summarise_selects_on_validation_and_aggregates_like_numpy() -> None:
     assert off["rmse_mean"] == 7.0 and off["params"] == '{"bond_dim": 4}'
 
 
+def test_summarise_with_tasks_reports_whole_splits_of_this_grid_only() -> None:
+    from tnmat.experiments.store import config_key
+
+    grids = {"mps": {"bond_dim": [2, 4]}, "gpr-rbf": {}}
+    tasks = learning_curve_tasks(["mps", "gpr-rbf"], [10], ["random-0", "random-1"], grids=grids)
+
+    def rec(t: dict, test: float) -> dict:
+        r = _fake(t["model"], t["n_train"], t["split"], val=float(t["params"].get("bond_dim", 1)), test=test,
+                  hp=t["params"])
+        return {**r, "key": config_key(t)}
+
+    recs = [rec(t, 5.0) for t in tasks if t["split"] == "random-0"]
+    recs += [rec(t, 7.0) for t in tasks if t["split"] == "random-1" and t["model"] == "mps"]  # gpr missing
+    stray = {**_fake("mps", 10, "random-0", val=0.0, test=99.0, hp={"bond_dim": 32}), "key": "other-grid"}
+    rows = summarise([*recs, stray], tasks=tasks)
+    assert {(r["model"], r["n_splits"], r["rmse_mean"]) for r in rows} == {("mps", 1, 5.0), ("gpr-rbf", 1, 5.0)}
+    assert summarise(recs, tasks=tasks[:3] + tasks) == rows  # a duplicated task does not block its split
+
+
 def test_fit_time_exponent_recovers_power_laws() -> None:
     rows = [{"model": m, "n_train": n, "splits": "random", "fit_seconds": c * n**b}
             for m, c, b in (("gpr-rbf", 1e-7, 3.0), ("mps", 0.01, 1.0)) for n in (50, 100, 400, 1600)]

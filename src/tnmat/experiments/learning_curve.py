@@ -252,14 +252,28 @@ def summarise(store: ResultStore | Sequence[Mapping[str, Any]], *, experiment: s
     are averaged over the random splits (``splits="random"``); the official split gets its own row.
     ``fit_seconds`` is the mean fit (wall) time of the chosen grid points, ``fit_cpu_seconds`` their mean CPU
     time (None when a record predates it), ``tuning_seconds`` the mean over splits of the whole grid's fit
-    time, ``params`` the most frequently chosen grid point (JSON)."""
+    time, ``params`` the most frequently chosen grid point (JSON).
+
+    With ``tasks`` (the task dicts of one run), only their records count, and a split is summarised only once
+    every grid point of every (model, n_train) of it is stored: a partly finished run reports its finished
+    splits, never a validation choice among part of a grid nor models averaged over different splits, and
+    records of other grids in the same file stay out."""
     recs = store.results(experiment=experiment) if isinstance(store, ResultStore) else list(store)
+    needed: Counter | None = None
+    if tasks is not None:
+        wanted = {config_key(t): t for t in tasks}  # duplicate tasks run once, so count them once
+        needed = Counter((t["model"], int(t["n_train"]), str(t["split"])) for t in wanted.values())
+        recs = [r for r in recs if r.get("key") in wanted]
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for r in recs:
         extra = (r.get("params") or {}).get("extra", {})
         if dataset is not None and extra.get("dataset", r.get("dataset")) != dataset:
             continue
         groups[(r["model"], int(r["n_train"]), str(r["split"]))].append(r)
+    if needed is not None:
+        whole = {sp for sp in {g[2] for g in needed}
+                 if all(len(groups.get(g, ())) >= k for g, k in needed.items() if g[2] == sp)}
+        groups = {g: rs for g, rs in groups.items() if g[2] in whole}
     chosen: dict[tuple, list[tuple[Mapping[str, Any], float]]] = defaultdict(list)
     for (model, n, split), rs in groups.items():
         best = min(rs, key=lambda r: r["metrics"]["val_rmse"])  # validation only
