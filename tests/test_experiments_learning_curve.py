@@ -200,3 +200,20 @@ def test_tensor_network_model_runs_through_the_pipeline(tmp_path: Path) -> None:
     best = min(recs, key=lambda r: r["metrics"]["val_rmse"])
     assert rows[0]["rmse_mean"] == best["metrics"]["test_rmse"] and math.isfinite(rows[0]["rmse_mean"])
     assert rows[0]["n_parameters"] == best["metrics"]["n_parameters"] > 0
+
+
+def test_plot_draws_official_rows_when_no_random_split_is_finished(tmp_path) -> None:
+    import matplotlib.image as mpimg
+
+    from tnmat.plots.learning_curve import plot_learning_curve
+
+    official = [{"model": m, "n_train": n, "splits": "official", "n_splits": 1, "rmse_mean": 50.0 / n**0.3 * k,
+                 "rmse_std": 0.0, "mae_mean": 30.0 / n**0.3 * k, "mae_std": 0.0}
+                for k, m in enumerate(("mps", "gpr-rbf"), start=1) for n in (50, 100, 200)]
+    blank = mpimg.imread(plot_learning_curve([], tmp_path / "blank.png"))
+    drawn = mpimg.imread(plot_learning_curve(official, tmp_path / "official.png"))
+    # coloured line pixels appear only when the official rows are drawn (the blank figure is grey/white)
+    def coloured(img) -> int:
+        rgb = img[..., :3]
+        return int(((rgb.max(-1) - rgb.min(-1)) > 0.3).sum())
+    assert coloured(blank) == 0 and coloured(drawn) > 100
