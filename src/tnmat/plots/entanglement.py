@@ -17,6 +17,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tnmat.plots._save import save_figure
+
 __all__ = ["plot_bond_sweep", "plot_spectrum_dynamics", "plot_dynamics_spectrum", "plot_dynamics_ratios",
            "plot_dynamics_kl_capacity"]
 
@@ -85,24 +87,13 @@ def plot_bond_sweep(summary: Mapping[str, Any] | Sequence[Mapping[str, Any]], pa
             ax.grid(True, which="both", alpha=0.3)
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _pick_steps(steps: Sequence[int], k: int) -> list[int]:
     """Up to ``k`` indices spread over the (log-spaced) steps, first and last included."""
     n = len(steps)
     return sorted({int(round(v)) for v in np.linspace(0, n - 1, min(k, n))})
-
-
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def plot_dynamics_spectrum(analysis: Mapping[int, Mapping[str, Any]], path: str | Path, *,
@@ -131,7 +122,7 @@ def plot_dynamics_spectrum(analysis: Mapping[int, Mapping[str, Any]], path: str 
         ax.set_title(f"MPO chi = {chi} ({a['n_runs']} runs)")
         ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, Path(path))
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_dynamics_ratios(analysis: Mapping[int, Mapping[str, Any]], path: str | Path, *, bins: int = 20) -> Path:
@@ -158,7 +149,7 @@ def plot_dynamics_ratios(analysis: Mapping[int, Mapping[str, Any]], path: str | 
         ax.set_ylabel("P(r~)")
         ax.set_title(f"MPO chi = {chi}")
         ax.legend(fontsize=7)
-    return _save(fig, Path(path))
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_dynamics_kl_capacity(analysis: Mapping[int, Mapping[str, Any]], path: str | Path) -> Path:
@@ -182,7 +173,7 @@ def plot_dynamics_kl_capacity(analysis: Mapping[int, Mapping[str, Any]], path: s
         ax.set_ylabel(lab)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_spectrum_dynamics(analysis: Mapping[int, Mapping[str, Any]], out_dir: str | Path, *,

@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tnmat.plots._save import save_figure
+
 __all__ = ["plot_learning_curve"]
 
 
@@ -53,8 +55,4 @@ def plot_learning_curve(rows: Sequence[Mapping[str, Any]], path: str | Path, *, 
         axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130)

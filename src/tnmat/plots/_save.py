@@ -1,0 +1,18 @@
+"""Writing a finished figure: one place for the PNG conventions of every plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 130) -> Path:
+    """Save ``fig`` as ``path`` (parent folders created), close it so long runs do not accumulate figures,
+    and return the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
