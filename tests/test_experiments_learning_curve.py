@@ -16,6 +16,7 @@ from tnmat.experiments.learning_curve import (
     QUICK_GRIDS,
     LearningCurveTask,
     build_estimator,
+    cost_accounting,
     expand_grid,
     fit_time_exponents,
     learning_curve_tasks,
@@ -71,6 +72,31 @@ def test_end_to_end_gpr_learning_curve_resumes_and_writes_tables(tmp_path: Path)
             "fit_seconds"} <= set(table[0]) and len(table) == len(rows)
     md = write_markdown(rows, tmp_path / "lc.md").read_text()
     assert "gpr-soap" in md and "Fit-time scaling" in md
+    acc = rep2.accounting  # totals over this grid's stored fits, also on a resumed run that fitted nothing
+    assert acc["n_fits"] == acc["n_tasks"] == 12 and acc["n_sittings"] == 1
+    assert acc["fit_seconds_total"] == pytest.approx(sum(r["timings"]["fit_seconds"] for r in store.results()))
+    md = write_markdown(rows, tmp_path / "lc.md", accounting=acc).read_text()
+    assert "Cost of the run" in md and "fits stored: 12 of 12" in md
+
+
+def test_cost_accounting_counts_sittings_and_leaves_pauses_out() -> None:
+    def rec(stamp: str, fit: float, cpu: float | None = 1.0) -> dict:
+        return {"created_at": stamp, "timings": {"fit_seconds": fit, "fit_cpu_seconds": cpu}}
+
+    # sitting 1: a fit started 10:00:00 (stamped 10:01:40 after 100 s) and one stamped 10:10:00;
+    # then a 2 h pause; sitting 2: one fit of 60 s stamped 12:30:00
+    recs = [rec("2026-01-01T10:10:00+00:00", 50.0), rec("2026-01-01T12:30:00+00:00", 60.0),
+            rec("2026-01-01T10:01:40+00:00", 100.0)]
+    acc = cost_accounting(recs)
+    assert acc["n_fits"] == 3 and acc["n_sittings"] == 2
+    assert acc["elapsed_seconds"] == pytest.approx(600.0 + 60.0)
+    assert acc["fit_seconds_total"] == pytest.approx(210.0) and acc["fit_cpu_seconds_total"] == pytest.approx(3.0)
+    assert acc["first"] == "2026-01-01T10:00:00+00:00" and acc["last"] == "2026-01-01T12:30:00+00:00"
+    # a pause shorter than the threshold is one sitting; a record without CPU time makes the CPU sum unknown
+    acc = cost_accounting(recs + [rec("2026-01-01T11:00:00+00:00", 1.0, None)], pause_seconds=3 * 3600)
+    assert acc["n_sittings"] == 1 and acc["elapsed_seconds"] == pytest.approx(2.5 * 3600)
+    assert acc["fit_cpu_seconds_total"] is None
+    assert cost_accounting([])["elapsed_seconds"] == 0.0
 
 
 def test_test_targets_play_no_part_in_fitting_or_selection(tmp_path: Path) -> None:

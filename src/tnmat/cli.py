@@ -270,7 +270,8 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     units = _units(ds, target)
     csv_path = lc.write_summary_csv(rows, out / "learning_curve.csv")
-    md_path = lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}")
+    md_path = lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}",
+                               accounting=report.accounting)
     png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=dataset)
     print(f"{report.n_tasks} fits: {report.n_done} run now, {report.n_skipped} already in {args.results}, "
           f"{report.n_failed} failed")

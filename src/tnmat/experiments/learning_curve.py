@@ -27,6 +27,7 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,8 @@ from tnmat.experiments.store import ResultStore, config_key, write_rows_csv
 from tnmat.legtensor import LegTensor
 
 __all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveTask", "build_estimator",
-           "fit_time_exponents", "learning_curve_tasks", "run_learning_curve", "summarise", "write_markdown",
-           "write_summary_csv", "expand_grid"]
+           "cost_accounting", "fit_time_exponents", "learning_curve_tasks", "run_learning_curve", "summarise",
+           "write_markdown", "write_summary_csv", "expand_grid"]
 
 EXPERIMENT = "learning-curve"
 
@@ -302,6 +303,39 @@ def _mean_or_none(values: Sequence[float | None]) -> float | None:
     return None if not values or any(v is None for v in values) else float(np.mean(values))
 
 
+def cost_accounting(records: Sequence[Mapping[str, Any]], *, pause_seconds: float = 1800.0) -> dict[str, Any]:
+    """What the stored fits cost: their number, summed fit wall and CPU seconds, and the elapsed wall time of
+    the run.
+
+    A resumed run spans several sittings, so the elapsed time is measured from the records' ``created_at``
+    stamps: they are cut into sittings wherever two consecutive stamps are more than ``pause_seconds`` apart
+    (longer than any single fit), and each sitting counts from the start of its first fit (its stamp less its
+    ``fit_seconds``) to its last stamp.  Records without a stamp count in the sums only."""
+    stamps = []
+    for r in records:
+        created = r.get("created_at")
+        if created:
+            t = datetime.fromisoformat(str(created)).timestamp()
+            stamps.append((t, float(r["timings"]["fit_seconds"])))
+    stamps.sort()
+    sittings: list[tuple[float, float]] = []
+    for t, fit in stamps:
+        if sittings and t - sittings[-1][1] <= pause_seconds:
+            sittings[-1] = (sittings[-1][0], t)
+        else:
+            sittings.append((t - fit, t))
+    cpu = [r["timings"].get("fit_cpu_seconds") for r in records]
+    return {
+        "n_fits": len(records),
+        "fit_seconds_total": float(sum(r["timings"]["fit_seconds"] for r in records)),
+        "fit_cpu_seconds_total": None if any(c is None for c in cpu) else float(sum(cpu)),
+        "elapsed_seconds": float(sum(b - a for a, b in sittings)),
+        "n_sittings": len(sittings),
+        "first": datetime.fromtimestamp(sittings[0][0], UTC).isoformat(timespec="seconds") if sittings else None,
+        "last": datetime.fromtimestamp(sittings[-1][1], UTC).isoformat(timespec="seconds") if sittings else None,
+    }
+
+
 def fit_time_exponents(rows: Sequence[Mapping[str, Any]], *, splits: str = "random",
                        column: str | None = None) -> dict[str, float]:
     """Exponent b of t ~ a n_train^b per model (least squares on log t vs log n_train; models with fewer than
@@ -335,11 +369,22 @@ def write_summary_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pa
 
 
 def write_markdown(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str = "Learning curve",
-                   units: str = "meV/cation", notes: str = "") -> Path:
-    """A short Markdown summary: one table per split family, and the fit-time exponents."""
+                   units: str = "meV/cation", notes: str = "", accounting: Mapping[str, Any] | None = None) -> Path:
+    """A short Markdown summary: one table per split family, the fit-time exponents and, given
+    ``accounting`` (:func:`cost_accounting`), what the run cost."""
     lines = [f"# {title}", ""]
     if notes:
         lines += [notes, ""]
+    if accounting and accounting.get("n_fits"):
+        a = accounting
+        cpu = a.get("fit_cpu_seconds_total")
+        lines += ["## Cost of the run", "",
+                  f"- fits stored: {a['n_fits']}"
+                  + (f" of {a['n_tasks']}" if a.get("n_tasks") else ""),
+                  f"- elapsed wall time: {a['elapsed_seconds'] / 3600:.2f} h in {a['n_sittings']} sitting(s), "
+                  f"{a['first']} to {a['last']} (pauses between sittings left out)",
+                  f"- summed fit time: {a['fit_seconds_total'] / 3600:.2f} h wall"
+                  + ("" if cpu is None else f", {cpu / 3600:.2f} h CPU"), ""]
     for family in ("random", "official"):
         fam = [r for r in rows if r.get("splits", "random") == family]
         if not fam:
@@ -390,4 +435,7 @@ def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.
     else:
         keys = {config_key(t) for t in tasks}
         report = GridReport(n_tasks=len(keys), n_skipped=len(keys & store.keys()))
+    keys = {config_key(t) for t in tasks}
+    report.accounting = {**cost_accounting([r for r in store.results(experiment=EXPERIMENT) if r.get("key") in keys]),
+                         "n_tasks": len(keys)}
     return summarise(store, dataset=dataset, tasks=tasks), report

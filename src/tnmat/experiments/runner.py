@@ -38,6 +38,8 @@ class GridReport:
     n_skipped: int = 0
     n_done: int = 0
     failures: list[tuple[str, dict, str]] = field(default_factory=list)
+    #: experiment-specific totals over the grid's stored records (e.g. the learning curve's cost accounting)
+    accounting: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_failed(self) -> int:
