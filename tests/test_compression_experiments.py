@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from tnmat.compression import tt_svd
-from tnmat.experiments.compression import _plot_ttsvd, fit_factorised
+from tnmat.experiments.compression import fit_factorised
 from tnmat.experiments.latent import knn_scores
 from tnmat.networks import MPO, MPS
+from tnmat.plots.compression import plot_ttsvd
 
 
 @pytest.fixture(autouse=True)
@@ -70,5 +71,22 @@ def test_knn_scores_separate_structure_from_noise():
 def test_ttsvd_figure_is_written(tmp_path):
     rows = [{"chi_in": c, "rmse_mev": 10.0 / c, "mae_mev": 7.0 / c, "n_in": 40 * c} for c in (1, 2, 4)]
     rows.append({"chi_in": None, "rmse_mev": 3.0, "mae_mev": 2.0, "n_in": 32768})
-    path = _plot_ttsvd(rows, tmp_path / "f.png", 32768)
+    path = plot_ttsvd(rows, tmp_path / "f.png", 32768)
     assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_latent_figure_has_one_row_of_panels_per_encoder(tmp_path):
+    import matplotlib.image as mpimg
+
+    from tnmat.plots.compression import plot_latent
+
+    rng = np.random.default_rng(1)
+    comp = rng.dirichlet(np.ones(3), size=50)
+    sg, energy = rng.choice([12, 33, 227], size=50), rng.normal(size=50)
+    heights = []
+    for names in (["input"], ["input", "mpo", "pca"]):
+        emb = {n: rng.normal(size=(50, 2)) for n in names}
+        path = plot_latent(emb, comp, sg, energy, tmp_path / f"latent{len(names)}.png")
+        assert path.read_bytes()[:4] == b"\x89PNG"
+        heights.append(mpimg.imread(path).shape[0])
+    assert heights[1] == pytest.approx(3 * heights[0], rel=0.02)  # figure height is 3 inches per encoder row

@@ -227,40 +227,13 @@ def run_ttsvd_experiment(*, store: str | Path, chi_in: Sequence[int] = (1, 2, 4,
     rows.sort(key=lambda r: (r["params"]["chi_in"] is None, r["params"]["chi_in"] or 0))
     out = [{"chi_in": r["params"]["chi_in"], **r["metrics"], "fit_s": r["timings"]["fit_s"],
             "epochs": r["timings"]["epochs"], "seconds_per_epoch": r["timings"]["seconds_per_epoch"]} for r in rows]
-    fig = _plot_ttsvd(out, figure, dense_size) if figure is not None else None
+    if figure is None:
+        fig = None
+    else:
+        from tnmat.plots.compression import plot_ttsvd  # figures live in the plots layer; loaded only when asked
+
+        fig = plot_ttsvd(out, figure, dense_size)
     return {"rows": out, "figure": None if fig is None else str(fig), "meta": data["meta"]}
-
-
-def _plot_ttsvd(rows: list[dict[str, Any]], path: str | Path, dense_size: int) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fact = [r for r in rows if r["chi_in"] is not None]
-    dense = [r for r in rows if r["chi_in"] is None]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    x = [r["chi_in"] for r in fact]
-    ax.plot(x, [r["rmse_mev"] for r in fact], "o-", label="test RMSE")
-    ax.plot(x, [r["mae_mev"] for r in fact], "s-", label="test MAE")
-    if dense:
-        ax.axhline(dense[0]["rmse_mev"], ls="--", color="C0", lw=1, label="dense input RMSE")
-        ax.axhline(dense[0]["mae_mev"], ls=":", color="C1", lw=1, label="dense input MAE")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel(r"input bond dimension $\chi_{in}$")
-    ax.set_ylabel("error (meV/atom)")
-    ax2 = ax.twinx()
-    ax2.plot(x, [r["n_in"] / dense_size for r in fact], "k^--", ms=4, lw=0.8)
-    ax2.set_yscale("log")
-    ax2.set_ylabel(r"$N_{in}$ / $8^5$")
-    ax.legend(fontsize=8, loc="upper right")
-    ax.set_title("MPO ($\\chi$=4) on TT-SVD inputs (EMT alloys)", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- Table I

@@ -142,42 +142,7 @@ def run_latent_experiment(*, store: str | Path, nmd18_root: str | Path | None = 
     if figure is not None and emb_path is not None and emb_path.is_file():
         with np.load(emb_path) as z:
             embeddings = {k: z[k] for k in z.files}
-        record["figure"] = str(_plot_latent(embeddings, comp, sg, energy, figure))
+        from tnmat.plots.compression import plot_latent  # figures live in the plots layer; loaded only when asked
+
+        record["figure"] = str(plot_latent(embeddings, comp, sg, energy, figure))
     return record
-
-
-def _plot_latent(embeddings: dict[str, np.ndarray], comp: np.ndarray, sg: np.ndarray, energy: np.ndarray,
-                 path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = sorted(embeddings, key=lambda n: (n != "input", n))
-    fig, axes = plt.subplots(len(names), 3, figsize=(9.5, 3.0 * len(names)), squeeze=False)
-    groups = sorted(set(sg.tolist()))
-    cmap = plt.get_cmap("tab10")
-    for r, name in enumerate(names):
-        e = embeddings[name]
-        ax = axes[r]
-        ax[0].scatter(e[:, 0], e[:, 1], c=np.clip(comp, 0, 1), s=3)
-        for j, g in enumerate(groups):
-            m = sg == g
-            ax[1].scatter(e[m, 0], e[m, 1], color=cmap(j % 10), s=3, label=str(g))
-        sc = ax[2].scatter(e[:, 0], e[:, 1], c=energy, cmap="viridis", s=3)
-        fig.colorbar(sc, ax=ax[2], fraction=0.046, pad=0.02, label="E_f (eV/cation)")
-        ax[0].set_ylabel(name)
-        for a in ax:
-            a.set_xticks([])
-            a.set_yticks([])
-        if r == 0:
-            ax[0].set_title("composition (RGB = Al, Ga, In)", fontsize=9)
-            ax[1].set_title("spacegroup", fontsize=9)
-            ax[2].set_title("formation energy", fontsize=9)
-            ax[1].legend(fontsize=6, markerscale=3, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
