@@ -74,6 +74,16 @@ def test_learning_curve_tiny_and_resume(tmp_path, capsys):
     assert {r["model"] for r in rows} == {"mps", "gpr-rbf"}
     assert main(args) == 0  # resume: nothing is refitted
     assert "0 run now, 2 already" in capsys.readouterr().out
+    assert "fits stored: 2 of 2" in (tmp_path / "lc" / "learning_curve.md").read_text()
+    # another machine: a fresh results file seeded from the exported fits resumes without refitting
+    moved = list(args)
+    moved[moved.index("--results") + 1] = str(tmp_path / "elsewhere.sqlite")
+    assert main([*moved, "--import-fits", str(tmp_path / "lc" / "fits.jsonl.gz")]) == 0
+    text = capsys.readouterr().out
+    assert "imported 2 new fits" in text and "0 run now, 2 already" in text
+    assert main([*moved, "--import-fits", str(tmp_path / "nope.jsonl.gz")]) == 2
+    err = capsys.readouterr().err
+    assert "--import-fits" in err and "no file" in err and "nope.jsonl.gz" in err
     # a larger protocol in the same file: --report-only fits nothing and reports only whole splits
     more = list(args)
     more[more.index("--splits") + 1] = "2"

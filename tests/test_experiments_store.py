@@ -98,3 +98,49 @@ def test_store_pickles_as_its_path(tmp_path: Path) -> None:
     store.put("a", {"x": 1})
     clone = pickle.loads(pickle.dumps(store))
     assert clone.get("a")["x"] == 1
+
+
+def _filled(path: Path) -> ResultStore:
+    s = ResultStore(path)
+    for n in (10, 20, 40):
+        s.put(f"fit-{n}", {"experiment": "lc", "model": "mps", "n_train": n, "split": "random-0",
+                           "params": {"bond_dim": 4}, "metrics": {"test_rmse": 1.0 / n},
+                           "timings": {"fit_seconds": 0.5 * n}, "dataset": "toy"})
+    s.put("sweep-1", {"experiment": "ent", "entropy": [0.1, 0.2]})
+    return s
+
+
+def test_jsonl_export_import_round_trip_keeps_every_column(tmp_path: Path) -> None:
+    src = _filled(tmp_path / "a.sqlite")
+    assert src.export_jsonl(tmp_path / "fits.jsonl.gz") == 4
+    # the same rows give the same bytes (no time stamp in the gzip header): committed exports diff cleanly
+    src.export_jsonl(tmp_path / "again.jsonl.gz")
+    assert (tmp_path / "fits.jsonl.gz").read_bytes() == (tmp_path / "again.jsonl.gz").read_bytes()
+    dst = ResultStore(tmp_path / "b.sqlite")
+    dst.put("fit-10", {"experiment": "lc", "model": "mps", "n_train": 10, "split": "random-0",
+                       "metrics": {"test_rmse": 99.0}})  # already there: the stored row wins, as for put
+    assert dst.import_jsonl(tmp_path / "fits.jsonl.gz") == 3
+    assert dst.import_jsonl(tmp_path / "fits.jsonl.gz") == 0  # idempotent
+    got = {r["key"]: r for r in dst.results()}
+    for r in src.results():
+        if r["key"] != "fit-10":
+            assert got[r["key"]] == r  # created_at and versions included
+    assert got["fit-10"]["metrics"]["test_rmse"] == 99.0
+    assert dst.records() == src.records()
+    # a key filter and a plain (uncompressed) file
+    assert src.export_jsonl(tmp_path / "two.jsonl", keys=["fit-20", "sweep-1"]) == 2
+    third = ResultStore(tmp_path / "c.sqlite")
+    assert third.import_jsonl(tmp_path / "two.jsonl") == 2 and third.keys() == {"fit-20", "sweep-1"}
+
+
+def test_jsonl_import_names_the_bad_line_and_writes_nothing(tmp_path: Path) -> None:
+    _filled(tmp_path / "a.sqlite").export_jsonl(tmp_path / "fits.jsonl")
+    lines = (tmp_path / "fits.jsonl").read_text().splitlines()
+    lines.insert(2, '{"table": "results", "key": "x"}')
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines))
+    dst = ResultStore(tmp_path / "b.sqlite")
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 3"):
+        dst.import_jsonl(tmp_path / "bad.jsonl")
+    assert len(dst) == 0
+    with pytest.raises(FileNotFoundError, match="no file"):
+        dst.import_jsonl(tmp_path / "missing.jsonl")

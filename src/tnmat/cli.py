@@ -245,6 +245,13 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     grids = lc.QUICK_GRIDS if preset["grids"] == "quick" else lc.DEFAULT_GRIDS
     overrides = {k: v for k, v in (("max_epochs", args.max_epochs), ("patience", args.patience)) if v is not None}
     fixed = {m: {**preset["fixed"], **overrides} for m in models if not m.startswith("gpr")}
+    store = ResultStore(args.results)
+    if args.import_fits:
+        try:
+            added = store.import_jsonl(args.import_fits)
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"--import-fits: {exc}") from None
+        print(f"imported {added} new fits from {args.import_fits} into {args.results}")
     ds = load_data(args.data, geometry=args.geometry)
     target = args.target or next(t for t in ("formation_energy", "mixing_energy", "energy", *ds.targets)
                                  if t in ds.targets)
@@ -254,7 +261,6 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     official = np.flatnonzero(split == "test") if split is not None and (split == "test").any() else None
     if official is not None and len(official) != test_size:
         official = None  # the official test set is used only when it has the requested size
-    store = ResultStore(args.results)
     dataset = f"{ds.name}-{args.geometry}-{target}"
     rows, report = lc.run_learning_curve(
         X, ds.targets[target], _stratification_quantities(ds, target), models=models, sizes=sizes, store=store,
@@ -273,6 +279,9 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     md_path = lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}",
                                accounting=report.accounting)
     png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=dataset)
+    fits = out / "fits.jsonl.gz"
+    store.export_jsonl(fits, keys=[r["key"] for r in store.results(experiment=lc.EXPERIMENT)
+                                   if (r.get("params") or {}).get("extra", {}).get("dataset") == dataset])
     print(f"{report.n_tasks} fits: {report.n_done} run now, {report.n_skipped} already in {args.results}, "
           f"{report.n_failed} failed")
     for _key, task, err in report.failures[:5]:
@@ -283,7 +292,7 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
             continue
         print(f"{r['model']:16s} {r['n_train']:7d} {r['rmse_mean']:8.2f} +- {r['rmse_std'] or 0:5.2f} "
               f"{r['mae_mean']:8.2f} +- {r['mae_std'] or 0:5.2f} {r['n_parameters'] or 0:9.0f}")
-    print(f"({units}) wrote {csv_path}, {md_path}, {png}")
+    print(f"({units}) wrote {csv_path}, {md_path}, {png}, {fits}")
     return 1 if report.n_failed else 0
 
 
@@ -426,7 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, default=None, help="override the preset's maximum epochs")
     p.add_argument("--patience", type=int, default=None, help="override the preset's early-stopping patience")
     p.add_argument("--results", default="results.sqlite", help="SQLite results file (resumable)")
-    p.add_argument("--out-dir", default="learning_curve", help="folder for the CSV, Markdown and PNG")
+    p.add_argument("--out-dir", default="learning_curve",
+                   help="folder for the CSV, Markdown, PNG and fits.jsonl.gz (every stored fit of this dataset, "
+                        "the portable form of --results)")
+    p.add_argument("--import-fits", default=None, metavar="FILE",
+                   help="first add the fits of FILE (a fits.jsonl.gz written by an earlier run) to --results, so "
+                        "a run moved to another machine resumes instead of refitting")
     p.add_argument("--jobs", type=int, default=1, help="parallel fits (joblib)")
     p.add_argument("--dask-scheduler", default=None, help="run the grid on a Dask cluster (tcp://host:port)")
     p.add_argument("--report-only", action="store_true",

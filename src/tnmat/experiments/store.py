@@ -22,6 +22,7 @@ field, otherwise to ``records``; :meth:`ResultStore.get` returns the same dictio
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
@@ -39,6 +40,7 @@ __all__ = ["ResultStore", "config_key", "software_versions"]
 _RESULT_COLUMNS = ("key", "experiment", "model", "n_train", "split", "params", "metrics", "timings", "versions",
                    "created_at")
 _JSON_COLUMNS = ("params", "metrics", "timings", "versions")
+_RECORD_COLUMNS = ("key", "experiment", "record", "versions", "created_at")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -250,6 +252,83 @@ class ResultStore:
             args = (experiment,)
         rows = self._retry(lambda: conn.execute(sql + " ORDER BY rowid", args).fetchall())
         return [self._record_row(r) for r in rows]
+
+    def export_jsonl(self, path: str | Path, *, experiment: str | None = None,
+                     keys: Iterable[str] | None = None) -> int:
+        """Write stored rows, one JSON object per line (``"table"`` says which; every column kept, including
+        key, versions and created_at), gzip-compressed when ``path`` ends in ``.gz`` (with a zero time stamp,
+        so the same rows give the same bytes).  ``keys`` restricts to those keys.  Returns the row count.
+
+        The file is the portable form of a run: small enough to commit next to its figures, and
+        :meth:`import_jsonl` on a fresh machine turns it back into a store that a rerun resumes from."""
+        wanted = None if keys is None else set(keys)
+        lines = []
+        for r in self.results(experiment):
+            if wanted is None or r["key"] in wanted:
+                lines.append(json.dumps({"table": "results", **r}, sort_keys=True))
+        for r in self._raw_records(experiment):
+            if wanted is None or r["key"] in wanted:
+                lines.append(json.dumps({"table": "records", **r}, sort_keys=True))
+        data = ("\n".join(lines) + ("\n" if lines else "")).encode()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".gz":
+            data = gzip.compress(data, mtime=0)
+        path.write_bytes(data)
+        return len(lines)
+
+    def import_jsonl(self, path: str | Path) -> int:
+        """Insert the rows of an :meth:`export_jsonl` file (plain or .gz) whose keys are not stored yet, keeping
+        their versions and created_at; returns how many were new.  A malformed line is an error naming the
+        file and line, and nothing of the file is written."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"import_jsonl: no file {path}")
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
+        rows: list[tuple[str, tuple]] = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                table = obj["table"]
+                if table == "results":
+                    row = tuple(_dumps(obj[c]) if c in _JSON_COLUMNS else obj[c] for c in _RESULT_COLUMNS)
+                elif table == "records":
+                    row = tuple(_dumps(obj[c]) if c in ("record", "versions") else obj[c] for c in _RECORD_COLUMNS)
+                else:
+                    raise ValueError(f"unknown table {table!r}")
+                if not isinstance(obj["key"], str):
+                    raise ValueError("key is not a string")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"import_jsonl: {path}, line {n}: not a stored row ({exc})") from None
+            rows.append((table, row))
+        conn = self._connection()
+        before = len(self)
+
+        def write() -> None:
+            with conn:  # one transaction: all rows or none
+                conn.execute("BEGIN IMMEDIATE")
+                for table, row in rows:
+                    cols = _RESULT_COLUMNS if table == "results" else _RECORD_COLUMNS
+                    conn.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) "
+                                 f"VALUES ({', '.join('?' * len(cols))})", row)
+
+        self._retry(write)
+        return len(self) - before
+
+    def _raw_records(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Rows of the ``records`` table as columns (record and versions JSON-decoded), in insertion order."""
+        conn = self._connection()
+        sql = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM records"
+        args: tuple = ()
+        if experiment is not None:
+            sql += " WHERE experiment=?"
+            args = (experiment,)
+        rows = self._retry(lambda: conn.execute(sql + " ORDER BY rowid", args).fetchall())
+        return [{**dict(zip(_RECORD_COLUMNS, r, strict=True)), "record": json.loads(r[2]), "versions": json.loads(r[3])}
+                for r in rows]
 
     def to_csv(self, path: str | Path, *, experiment: str | None = None, table: str = "results") -> Path:
         """Write one table as CSV (nested JSON fields flattened to ``metrics.rmse`` style columns)."""
