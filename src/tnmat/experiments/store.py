@@ -244,14 +244,8 @@ class ResultStore:
 
     def records(self, experiment: str | None = None) -> list[dict[str, Any]]:
         """Generic records (the JSON dict plus key/experiment/versions/created_at), in insertion order."""
-        conn = self._connection()
-        sql = "SELECT key, experiment, record, versions, created_at FROM records"
-        args: tuple = ()
-        if experiment is not None:
-            sql += " WHERE experiment=?"
-            args = (experiment,)
-        rows = self._retry(lambda: conn.execute(sql + " ORDER BY rowid", args).fetchall())
-        return [self._record_row(r) for r in rows]
+        return [{**r["record"], **{c: r[c] for c in _RECORD_COLUMNS if c != "record"}}
+                for r in self._raw_records(experiment)]
 
     def export_jsonl(self, path: str | Path, *, experiment: str | None = None,
                      keys: Iterable[str] | None = None) -> int:
