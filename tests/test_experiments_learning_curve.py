@@ -77,6 +77,10 @@ def test_end_to_end_gpr_learning_curve_resumes_and_writes_tables(tmp_path: Path)
     assert acc["fit_seconds_total"] == pytest.approx(sum(r["timings"]["fit_seconds"] for r in store.results()))
     md = write_markdown(rows, tmp_path / "lc.md", accounting=acc).read_text()
     assert "Cost of the run" in md and "fits stored: 12 of 12" in md
+    # the pivot table (sizes x models) carries the same numbers as the long table
+    r = rnd[("gpr-soap", 80)]
+    assert f"| 80 | {rnd[('gpr-rbf', 80)]['mae_mean']:.1f} +- {rnd[('gpr-rbf', 80)]['mae_std']:.1f} | " \
+           f"{r['mae_mean']:.1f} +- {r['mae_std']:.1f} |" in md
 
 
 def test_cost_accounting_counts_sittings_and_leaves_pauses_out() -> None:

@@ -368,6 +368,29 @@ def write_summary_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pa
     return write_rows_csv(rows, path, columns=SUMMARY_COLUMNS)
 
 
+def _pivot_tables(rows: Sequence[Mapping[str, Any]], units: str) -> list[str]:
+    """Markdown lines: test MAE and RMSE with one row per training size and one column per model (random
+    splits as mean +- std, then the official split), the form in which models are compared."""
+    lines: list[str] = []
+    for family, fmt in (("random", "{m:.1f} +- {s:.1f}"), ("official", "{m:.1f}")):
+        fam = [r for r in rows if r.get("splits", "random") == family]
+        if not fam:
+            continue
+        models = sorted({r["model"] for r in fam})
+        cell = {(r["model"], r["n_train"]): r for r in fam}
+        k = max(r["n_splits"] for r in fam)
+        where = f"mean +- std over {k} random splits" if family == "random" else "official split"
+        for metric in ("mae", "rmse"):
+            lines += [f"## Test {metric.upper()} by training size, {where} ({units})", "",
+                      "| n_train | " + " | ".join(models) + " |", "|---:|" + "---:|" * len(models)]
+            for n in sorted({r["n_train"] for r in fam}):
+                vals = [fmt.format(m=cell[(m, n)][f"{metric}_mean"], s=cell[(m, n)][f"{metric}_std"])
+                        if (m, n) in cell else "-" for m in models]
+                lines.append(f"| {n} | " + " | ".join(vals) + " |")
+            lines.append("")
+    return lines
+
+
 def write_markdown(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str = "Learning curve",
                    units: str = "meV/cation", notes: str = "", accounting: Mapping[str, Any] | None = None) -> Path:
     """A short Markdown summary: one table per split family, the fit-time exponents and, given
@@ -385,6 +408,7 @@ def write_markdown(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title
                   f"{a['first']} to {a['last']} (pauses between sittings left out)",
                   f"- summed fit time: {a['fit_seconds_total'] / 3600:.2f} h wall"
                   + ("" if cpu is None else f", {cpu / 3600:.2f} h CPU"), ""]
+    lines += _pivot_tables(rows, units)
     for family in ("random", "official"):
         fam = [r for r in rows if r.get("splits", "random") == family]
         if not fam:
