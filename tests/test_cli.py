@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tnmat.cli import build_parser, main
+from tnmat.experiments.store import ResultStore
 from tnmat.legtensor import LegTensor
 
 SUBCOMMANDS = ["data", "describe", "fit", "predict", "learning-curve", "entanglement", "compress", "latent"]
@@ -93,8 +94,11 @@ def test_learning_curve_tiny_and_resume(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "lc" / "learning_curve.csv")))
     assert {(r["model"], r["n_splits"]) for r in rows} == {("mps", "1"), ("gpr-rbf", "1")}
     more[more.index("--models") + 1] = "mps,gpr-rbf,gpr-soap"  # a model with no fits: no split is whole yet
+    more[more.index("--out-dir") + 1] = str(tmp_path / "partial")
     assert main([*more, "--report-only"]) == 0
     assert "nothing to report" in capsys.readouterr().out
+    # ...but the fits done so far are exported, so even an early partial run can move machines
+    assert ResultStore(tmp_path / "p.sqlite").import_jsonl(tmp_path / "partial" / "fits.jsonl.gz") == 2
 
 
 @pytest.mark.slow

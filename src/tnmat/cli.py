@@ -267,21 +267,22 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
         n_splits=n_splits, test_size=test_size, official_test=official, grids=grids, fixed=fixed,
         dataset=dataset, seed=args.seed, jobs=args.jobs, dask_scheduler=args.dask_scheduler,
         progress=not args.quiet, on_error="continue", fit=not args.report_only)
+    out = Path(args.out_dir)
+    # the portable copy of every stored fit of this dataset, written even before any split is whole
+    fits = out / "fits.jsonl.gz"
+    store.export_jsonl(fits, keys=[r["key"] for r in store.results(experiment=lc.EXPERIMENT)
+                                   if (r.get("params") or {}).get("extra", {}).get("dataset") == dataset])
     if args.report_only:
         print(f"report only: {report.n_skipped} of {report.n_tasks} fits stored in {args.results}, "
               f"{report.n_tasks - report.n_skipped} to go (rerun without --report-only to resume)")
         if not rows:
-            print("no (model, size, split) has all its grid points yet; nothing to report")
+            print(f"no (model, size, split) has all its grid points yet; nothing to report ({fits} written)")
             return 0
-    out = Path(args.out_dir)
     units = _units(ds, target)
     csv_path = lc.write_summary_csv(rows, out / "learning_curve.csv")
     md_path = lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}",
                                accounting=report.accounting)
     png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=dataset)
-    fits = out / "fits.jsonl.gz"
-    store.export_jsonl(fits, keys=[r["key"] for r in store.results(experiment=lc.EXPERIMENT)
-                                   if (r.get("params") or {}).get("extra", {}).get("dataset") == dataset])
     print(f"{report.n_tasks} fits: {report.n_done} run now, {report.n_skipped} already in {args.results}, "
           f"{report.n_failed} failed")
     for _key, task, err in report.failures[:5]:
