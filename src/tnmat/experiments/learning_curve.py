@@ -453,13 +453,12 @@ def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.
     tasks = [t for t in learning_curve_tasks(models, sizes, fn.split_names, grids=grids, fixed=fixed,
                                              dataset=dataset, seed=seed)
              if t["n_train"] in fn.subsets[t["split"]]]
+    keys = {config_key(t) for t in tasks}
     if fit:
         report = run_grid(tasks, fn, store=store, jobs=jobs, dask_scheduler=dask_scheduler, progress=progress,
                           on_error=on_error, desc="learning curve")
     else:
-        keys = {config_key(t) for t in tasks}
         report = GridReport(n_tasks=len(keys), n_skipped=len(keys & store.keys()))
-    keys = {config_key(t) for t in tasks}
     report.accounting = {**cost_accounting([r for r in store.results(experiment=EXPERIMENT) if r.get("key") in keys]),
                          "n_tasks": len(keys)}
     return summarise(store, dataset=dataset, tasks=tasks), report
