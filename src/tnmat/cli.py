@@ -271,7 +271,7 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     # the portable copy of every stored fit of this dataset, written even before any split is whole
     fits = out / "fits.jsonl.gz"
     store.export_jsonl(fits, keys=[r["key"] for r in store.results(experiment=lc.EXPERIMENT)
-                                   if (r.get("params") or {}).get("extra", {}).get("dataset") == dataset])
+                                   if lc.record_dataset(r) == dataset])
     if args.report_only:
         print(f"report only: {report.n_skipped} of {report.n_tasks} fits stored in {args.results}, "
               f"{report.n_tasks - report.n_skipped} to go (rerun without --report-only to resume)")

@@ -41,8 +41,8 @@ from tnmat.experiments.store import ResultStore, config_key, write_rows_csv
 from tnmat.legtensor import LegTensor
 
 __all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveTask", "build_estimator",
-           "cost_accounting", "fit_time_exponents", "learning_curve_tasks", "run_learning_curve", "summarise",
-           "write_markdown", "write_summary_csv", "expand_grid"]
+           "cost_accounting", "fit_time_exponents", "learning_curve_tasks", "record_dataset", "run_learning_curve",
+           "summarise", "write_markdown", "write_summary_csv", "expand_grid"]
 
 EXPERIMENT = "learning-curve"
 
@@ -244,6 +244,12 @@ def _std(x: Sequence[float]) -> float:
     return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
 
 
+def record_dataset(record: Mapping[str, Any]) -> str | None:
+    """The dataset label of a stored fit (the store keeps it under ``params["extra"]``; a record not yet
+    stored has it at the top level)."""
+    return (record.get("params") or {}).get("extra", {}).get("dataset", record.get("dataset"))
+
+
 def summarise(store: ResultStore | Sequence[Mapping[str, Any]], *, experiment: str = EXPERIMENT,
               dataset: str | None = None, tasks: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Rows (model, n_train, splits, n_splits, rmse_mean, rmse_std, mae_mean, mae_std, n_parameters,
@@ -267,8 +273,7 @@ def summarise(store: ResultStore | Sequence[Mapping[str, Any]], *, experiment: s
         recs = [r for r in recs if r.get("key") in wanted]
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for r in recs:
-        extra = (r.get("params") or {}).get("extra", {})
-        if dataset is not None and extra.get("dataset", r.get("dataset")) != dataset:
+        if dataset is not None and record_dataset(r) != dataset:
             continue
         groups[(r["model"], int(r["n_train"]), str(r["split"]))].append(r)
     if needed is not None:
