@@ -101,6 +101,24 @@ def test_learning_curve_tiny_and_resume(tmp_path, capsys):
     assert ResultStore(tmp_path / "p.sqlite").import_jsonl(tmp_path / "partial" / "fits.jsonl.gz") == 2
 
 
+def test_learning_curve_grid_option(tmp_path, capsys):
+    """--grid replaces one axis of a model's grid; every value becomes its own stored fit."""
+    base = ["learning-curve", "alloys-small", "--models", "mps,gpr-rbf", "--sizes", "30", "--splits", "1",
+            "--test-size", "30", "--n-max", "2", "--l-max", "1", "--results", str(tmp_path / "r.sqlite"),
+            "--out-dir", str(tmp_path / "lc"), "-q"]
+    assert main([*base, "--grid", "mps:weight_decay=0,1e-2", "--grid", "mps:bond_dim=2",
+                 "--grid", "mps:learning_rate=0.01"]) == 0
+    assert "3 run now" in capsys.readouterr().out
+    mps = [r["params"] for r in ResultStore(tmp_path / "r.sqlite").results(model="mps")]
+    assert sorted(p["weight_decay"] for p in mps) == [0, 0.01]
+    assert {p["bond_dim"] for p in mps} == {2} and all(isinstance(p["bond_dim"], int) for p in mps)
+    for bad, words in [("mps:weight_decay", "MODEL:NAME=V1,V2"), ("mpo:weight_decay=0", "not among --models"),
+                       ("mps:no_such=1", "has no parameter 'no_such'"), ("mps:bond_dim=", "MODEL:NAME=V1,V2")]:
+        assert main([*base, "--grid", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--grid" in err and words in err, (bad, err)
+
+
 @pytest.mark.slow
 def test_learning_curve_quick_preset(tmp_path):
     assert main(["learning-curve", "alloys-small", "--preset", "quick", "--results", str(tmp_path / "r.sqlite"),

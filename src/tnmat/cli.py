@@ -232,6 +232,38 @@ def _stratification_quantities(ds, target: str) -> dict[str, np.ndarray]:
     return q
 
 
+def _grid_value(text: str) -> int | float | str:
+    """A grid value as typed on the command line: an int, else a float, else the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _grid_overrides(specs: list[str], grids: dict, models: list[str]) -> dict:
+    """Apply ``--grid MODEL:NAME=V1,V2,...`` options to a copy of the preset's grids: each replaces (or adds)
+    one axis of one model's grid.  Unknown models or parameter names are errors, not silently dropped axes."""
+    from tnmat.experiments.registry import make_estimator
+
+    out = {m: dict(g) for m, g in grids.items()}
+    for spec in specs:
+        model, sep, rest = spec.partition(":")
+        name, eq, values = rest.partition("=")
+        model, name = model.strip(), name.strip()
+        vals = [_grid_value(v.strip()) for v in values.split(",") if v.strip()]
+        if not (sep and eq and model and name and vals):
+            raise CLIError(f"--grid {spec!r}: expected MODEL:NAME=V1,V2,... (e.g. mpo:weight_decay=0,1e-3)")
+        if model not in models:
+            raise CLIError(f"--grid {spec!r}: model {model!r} is not among --models {','.join(models)}")
+        known = make_estimator(model).get_params()
+        if name not in known:
+            raise CLIError(f"--grid {spec!r}: {model} has no parameter {name!r} (it has {', '.join(sorted(known))})")
+        out.setdefault(model, {})[name] = vals
+    return out
+
+
 def cmd_learning_curve(args: argparse.Namespace) -> int:
     from tnmat.experiments import learning_curve as lc
     from tnmat.experiments.store import ResultStore
@@ -242,7 +274,8 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else preset["sizes"]
     n_splits = args.splits if args.splits is not None else preset["splits"]
     test_size = args.test_size if args.test_size is not None else preset["test_size"]
-    grids = lc.QUICK_GRIDS if preset["grids"] == "quick" else lc.DEFAULT_GRIDS
+    grids = _grid_overrides(args.grid, lc.QUICK_GRIDS if preset["grids"] == "quick" else lc.DEFAULT_GRIDS,
+                            models)
     overrides = {k: v for k, v in (("max_epochs", args.max_epochs), ("patience", args.patience)) if v is not None}
     fixed = {m: {**preset["fixed"], **overrides} for m in models if not m.startswith("gpr")}
     store = ResultStore(args.results)
@@ -435,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help="target key (default: the dataset's energy)")
     p.add_argument("--max-epochs", type=int, default=None, help="override the preset's maximum epochs")
     p.add_argument("--patience", type=int, default=None, help="override the preset's early-stopping patience")
+    p.add_argument("--grid", action="append", default=[], metavar="MODEL:NAME=V1,V2",
+                   help="replace or add one axis of a model's hyper-parameter grid, e.g. "
+                        "mpo:weight_decay=0,1e-3,1e-2 (repeatable; the values enter the fits' keys)")
     p.add_argument("--results", default="results.sqlite", help="SQLite results file (resumable)")
     p.add_argument("--out-dir", default="learning_curve",
                    help="folder for the CSV, Markdown, PNG and fits.jsonl.gz (every stored fit of this dataset, "
