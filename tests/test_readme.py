@@ -27,3 +27,41 @@ def test_readme_python_example_runs(nmd18_path, monkeypatch):
     code = _blocks("python")[0].replace('"../shared/data/nmd18"', repr(str(nmd18_path)))
     monkeypatch.chdir(REPO)
     exec(compile(code, "README.md", "exec"), {})
+
+
+def _tnmat_commands() -> list[str]:
+    """Every ``tnmat ...`` command line of the README's code (fenced and indented blocks), continuations
+    joined and trailing comments dropped."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    out, cmd = [], None
+    for line in lines:
+        text = line.strip()
+        if cmd is not None:
+            cmd += " " + text.rstrip("\\").strip()
+        elif text.startswith("tnmat ") and (line.startswith("    ") or line == text):
+            cmd = text.rstrip("\\").strip()
+        else:
+            continue
+        if not text.endswith("\\"):
+            out.append(cmd.split(" #")[0].strip())
+            cmd = None
+    return out
+
+
+def test_readme_tnmat_commands_parse():
+    """The CLI accepts every tnmat command the README shows (so a renamed option cannot leave the README
+    stale); running them is the job of the tests of each subcommand and of CI's main job."""
+    import shlex
+
+    from tnmat.cli import build_parser
+
+    commands = _tnmat_commands()
+    assert len(commands) >= 10, commands  # the quick-start block alone has nine
+    parser = build_parser()
+    for cmd in commands:
+        argv = shlex.split(cmd)[1:]
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"README command rejected by the CLI: {cmd}")
+        assert callable(args.func), cmd
