@@ -113,7 +113,8 @@ def test_learning_curve_grid_option(tmp_path, capsys):
     assert sorted(p["weight_decay"] for p in mps) == [0, 0.01]
     assert {p["bond_dim"] for p in mps} == {2} and all(isinstance(p["bond_dim"], int) for p in mps)
     for bad, words in [("mps:weight_decay", "MODEL:NAME=V1,V2"), ("mpo:weight_decay=0", "not among --models"),
-                       ("mps:no_such=1", "has no parameter 'no_such'"), ("mps:bond_dim=", "MODEL:NAME=V1,V2")]:
+                       ("mps:no_such=1", "no parameter(s) ['no_such'] (it has "),
+                       ("mps:bond_dim=", "MODEL:NAME=V1,V2")]:
         assert main([*base, "--grid", bad]) == 2
         err = capsys.readouterr().err
         assert "--grid" in err and words in err, (bad, err)

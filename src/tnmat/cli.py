@@ -245,7 +245,7 @@ def _grid_value(text: str) -> int | float | str:
 def _grid_overrides(specs: list[str], grids: dict, models: list[str]) -> dict:
     """Apply ``--grid MODEL:NAME=V1,V2,...`` options to a copy of the preset's grids: each replaces (or adds)
     one axis of one model's grid.  Unknown models or parameter names are errors, not silently dropped axes."""
-    from tnmat.experiments.registry import make_estimator
+    from tnmat.experiments.learning_curve import build_estimator
 
     out = {m: dict(g) for m, g in grids.items()}
     for spec in specs:
@@ -257,9 +257,10 @@ def _grid_overrides(specs: list[str], grids: dict, models: list[str]) -> dict:
             raise CLIError(f"--grid {spec!r}: expected MODEL:NAME=V1,V2,... (e.g. mpo:weight_decay=0,1e-3)")
         if model not in models:
             raise CLIError(f"--grid {spec!r}: model {model!r} is not among --models {','.join(models)}")
-        known = make_estimator(model).get_params()
-        if name not in known:
-            raise CLIError(f"--grid {spec!r}: {model} has no parameter {name!r} (it has {', '.join(sorted(known))})")
+        try:
+            build_estimator(model, {name: vals[0]})  # the check every grid point gets, done before any fit
+        except ValueError as exc:
+            raise CLIError(f"--grid {spec!r}: {exc}") from None
         out.setdefault(model, {})[name] = vals
     return out
 

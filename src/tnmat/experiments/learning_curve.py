@@ -92,7 +92,8 @@ def build_estimator(model: str, params: Mapping[str, Any]) -> Any:
     est = make_estimator(model)
     unknown = sorted(set(params) - set(est.get_params()))
     if unknown:
-        raise ValueError(f"learning curve: model {model!r} has no parameter(s) {unknown}")
+        raise ValueError(f"learning curve: model {model!r} has no parameter(s) {unknown} "
+                         f"(it has {', '.join(sorted(est.get_params()))})")
     return est.set_params(**dict(params))
 
 
