@@ -120,6 +120,15 @@ def test_learning_curve_grid_option(tmp_path, capsys):
         assert "--grid" in err and words in err, (bad, err)
 
 
+def test_learning_curve_dataset_label():
+    from tnmat.cli import _dataset_label
+
+    # the labels of the committed paper runs (they enter the fits' keys, see results/learning_curve/)
+    assert _dataset_label("nmd18", "relaxed", "formation_energy") == "nmd18-relaxed-formation_energy"
+    assert _dataset_label("nmd18-vegard", "vegard", "formation_energy") == "nmd18-vegard-formation_energy"
+    assert _dataset_label("alloys", "relaxed", "energy") == "alloys-relaxed-energy"
+
+
 @pytest.mark.slow
 def test_learning_curve_quick_preset(tmp_path):
     assert main(["learning-curve", "alloys-small", "--preset", "quick", "--results", str(tmp_path / "r.sqlite"),

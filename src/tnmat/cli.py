@@ -265,6 +265,13 @@ def _grid_overrides(specs: list[str], grids: dict, models: list[str]) -> dict:
     return out
 
 
+def _dataset_label(name: str, geometry: str, target: str) -> str:
+    """The dataset label of a learning curve (it enters every fit's key): name, geometry unless the name
+    already carries it (``nmd18-vegard``), target."""
+    parts = [name] if geometry in name.split("-") else [name, geometry]
+    return "-".join([*parts, target])
+
+
 def cmd_learning_curve(args: argparse.Namespace) -> int:
     from tnmat.experiments import learning_curve as lc
     from tnmat.experiments.store import ResultStore
@@ -295,7 +302,7 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     official = np.flatnonzero(split == "test") if split is not None and (split == "test").any() else None
     if official is not None and len(official) != test_size:
         official = None  # the official test set is used only when it has the requested size
-    dataset = f"{ds.name}-{args.geometry}-{target}"
+    dataset = _dataset_label(ds.name, args.geometry, target)
     rows, report = lc.run_learning_curve(
         X, ds.targets[target], _stratification_quantities(ds, target), models=models, sizes=sizes, store=store,
         n_splits=n_splits, test_size=test_size, official_test=official, grids=grids, fixed=fixed,
