@@ -41,6 +41,7 @@ Predictions are ``y_mean_ + intercept_ + y_std_ * network_(x_scaled)`` (averaged
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -199,9 +200,45 @@ class MPSRegressor(_FixedModel):
 
 
 class MPORegressor(MPSRegressor):
-    """Matrix product operator model y = <B|T|B> on two copies of the input (paper eq. 18)."""
+    """Matrix product operator model y = <B|T|B> on two copies of the input (paper eq. 18).
+
+    input_offset : constant c added to every standardised input entry, so the network sees x = z + c 1
+        (z = (B - mean) / std, 1 the all-ones tensor, a product state).  y = <x|T|x> is a quadratic form:
+        on centred inputs (c = 0, the default) it has no term linear in z, while with c != 0 it gains
+        c (<1|T|z> + <z|T|1>) + c^2 <1|T|1>, i.e. a linear model next to the quadratic one, as the paper's
+        unstandardised B (whose mean is far from zero) implicitly has.  Ignored when
+        ``standardize_inputs=False``."""
 
     model = "mpo"
+
+    def __init__(
+        self, *, bond_dim: int = 8, input_offset: float = 0.0, fit_intercept: bool = True,
+        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
+        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
+        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
+        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
+        verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        super().__init__(
+            bond_dim=bond_dim, fit_intercept=fit_intercept, leg_sizes=leg_sizes, learning_rate=learning_rate,
+            batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+            validation_fraction=validation_fraction, weight_decay=weight_decay, lr_schedule=lr_schedule,
+            standardize_inputs=standardize_inputs, standardize_target=standardize_target, dtype=dtype,
+            device=device, random_state=random_state, verbose=verbose, callbacks=callbacks)
+        self.input_offset = input_offset
+
+    def _check_model_params(self) -> None:
+        super()._check_model_params()
+        c = self.input_offset
+        if isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c):
+            raise ValueError(f"{type(self).__name__}: input_offset={c!r} is invalid: must be a finite number")
+
+    def _input_scaling(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        offset, scale = super()._input_scaling(values)
+        if not self.standardize_inputs:
+            return offset, scale
+        # (x - (mean - c std)) / std = z + c
+        return offset - float(self.input_offset) * scale, scale
 
 
 class TTNRegressor(MPSRegressor):
