@@ -3,6 +3,15 @@
 Pure functions (numpy / torch), no I/O, imports nothing else from tnmat.  Conventions: docs/conventions.md.
 """
 
+from tnmat.so3.cartesian import (
+    matrix_to_voigt,
+    spherical_to_symmetric,
+    spherical_to_vector,
+    symmetric_basis,
+    symmetric_to_spherical,
+    vector_to_spherical,
+    voigt_to_matrix,
+)
 from tnmat.so3.clebsch_gordan import (
     cap,
     clebsch_gordan,
@@ -30,6 +39,13 @@ from tnmat.so3.spherical_harmonics import (
 from tnmat.so3.wigner import real_wigner_D, wigner_D
 
 __all__ = [
+    "matrix_to_voigt",
+    "spherical_to_symmetric",
+    "spherical_to_vector",
+    "symmetric_basis",
+    "symmetric_to_spherical",
+    "vector_to_spherical",
+    "voigt_to_matrix",
     "cap",
     "clebsch_gordan",
     "clebsch_gordan_coefficient",
