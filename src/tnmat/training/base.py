@@ -7,8 +7,10 @@ on which leg sizes (:meth:`NetworkRegressor._network_sizes`) and how inputs are 
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,15 +24,7 @@ from tnmat.training import persistence
 from tnmat.training._data import Inputs, Rows, check_targets, convert_inputs
 from tnmat.training.engine import TrainConfig, predict_rows, train_network
 
-__all__ = ["NetworkRegressor", "COMMON_PARAMS"]
-
-#: Training parameters shared by every estimator (name -> default), in signature order.
-COMMON_PARAMS: dict[str, Any] = {
-    "leg_sizes": None, "learning_rate": 1e-3, "batch_size": 64, "max_epochs": 1000, "patience": 50,
-    "validation_fraction": 0.2, "weight_decay": 0.0, "lr_schedule": None, "standardize_inputs": True,
-    "standardize_target": True, "dtype": "float32", "device": "cpu", "random_state": None, "verbose": 0,
-    "callbacks": None,
-}
+__all__ = ["NetworkRegressor"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -55,16 +49,40 @@ def resolve_device(device: Any, owner: str) -> torch.device:
 class NetworkRegressor(RegressorMixin, BaseEstimator):
     """Base of the torch regressors (not used directly).  See :class:`TensorNetworkRegressor`.
 
-    Subclasses define ``__init__`` with explicit keyword parameters (sklearn inspects the signature) and
-    implement :meth:`_build_network`.  Mixins come before ``BaseEstimator`` (sklearn >= 1.6 requires this
-    order for the tags to resolve)."""
+    Subclasses define ``__init__`` with explicit keyword parameters (sklearn inspects the signature): the
+    shared ones of :meth:`__init__` with the same defaults plus their own, stored by
+    ``self._store_params(locals())``; they implement :meth:`_build_network`.  Mixins come before
+    ``BaseEstimator`` (sklearn >= 1.6 requires this order for the tags to resolve)."""
 
     _registry: ClassVar[dict[str, type[NetworkRegressor]]] = {}
     #: when True the inputs are flattened to one leg of size n_features before the network
     _flatten_inputs: ClassVar[bool] = False
 
+    def __init__(
+        self, *, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
+        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
+        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
+        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
+        verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        """The training parameters every estimator shares, with their defaults: the one definition that
+        each concrete signature must repeat unchanged (checked when the subclass is created)."""
+        self._store_params(locals())
+
+    def _store_params(self, values: dict[str, Any]) -> None:
+        """Store the constructor arguments as attributes (sklearn: ``__init__`` only stores its parameters;
+        ``get_params`` reads them back by the names in the class's signature)."""
+        for name in self._get_param_names():
+            setattr(self, name, values[name])
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        shared = inspect.signature(NetworkRegressor.__init__).parameters
+        own = inspect.signature(cls.__init__).parameters
+        for name, p in shared.items():
+            if name != "self" and (name not in own or own[name].default != p.default):
+                raise TypeError(f"{cls.__name__}.__init__ must take the shared parameter {name}={p.default!r} "
+                                "(as NetworkRegressor.__init__)")
         NetworkRegressor._registry[cls.__name__] = cls  # for load(): the file names its class
 
     # ------------------------------------------------------------------ hooks for subclasses

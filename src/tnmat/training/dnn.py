@@ -86,23 +86,7 @@ class DNNRegressor(NetworkRegressor):
         verbose: int = 0,
         callbacks: Sequence[Any] | None = None,
     ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.dropout = dropout
-        self.leg_sizes = leg_sizes
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.standardize_inputs = standardize_inputs
-        self.standardize_target = standardize_target
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
+        self._store_params(locals())
 
     def _check_model_params(self) -> None:
         name = type(self).__name__

@@ -65,59 +65,18 @@ def _minmax_scaling(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lo, torch.where(rng > 1e-12 * (1 + lo.abs()), rng, torch.ones_like(rng))
 
 
-class TensorNetworkRegressor(NetworkRegressor):
-    """Tensor-network regressor: ``model`` in {"dense", "mps", "mpo", "ttn", "mera", "feature-map-mps"}
-    with virtual bond dimension ``bond_dim`` (ignored by "dense").
+class _TensorNetworkEstimator(NetworkRegressor):
+    """What every tensor-network estimator shares (not used directly): the network kind (``self.model``:
+    a parameter of :class:`TensorNetworkRegressor`, a class constant of the fixed-model estimators), the
+    bond dimension, the trained intercept and the construction through :func:`tnmat.networks.make_network`.
 
     fit_intercept : train a scalar offset next to the network (default True).  The networks are
         multilinear without bias; the target mean removes the offset exactly only when the network's
         training-set mean output is zero (linear models on standardised inputs), not for the MPO, the
-        feature-map MPS or unstandardised inputs.  False gives the paper's pure multilinear model.
+        feature-map MPS or unstandardised inputs.  False gives the paper's pure multilinear model."""
 
-    See the module docstring for the other parameters and the fitted attributes."""
+    model: str
 
-    def __init__(
-        self,
-        *,
-        model: str = "mps",
-        bond_dim: int = 8,
-        fit_intercept: bool = True,
-        leg_sizes: Sequence[int] | None = None,
-        learning_rate: float = 1e-3,
-        batch_size: int = 64,
-        max_epochs: int = 1000,
-        patience: int | None = 50,
-        validation_fraction: float = 0.2,
-        weight_decay: float = 0.0,
-        lr_schedule: str | None = None,
-        standardize_inputs: bool = True,
-        standardize_target: bool = True,
-        dtype: str = "float32",
-        device: str = "cpu",
-        random_state: Any = None,
-        verbose: int = 0,
-        callbacks: Sequence[Any] | None = None,
-    ) -> None:
-        self.model = model
-        self.bond_dim = bond_dim
-        self.fit_intercept = fit_intercept
-        self.leg_sizes = leg_sizes
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.standardize_inputs = standardize_inputs
-        self.standardize_target = standardize_target
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
-
-    # the model kind: the ``model`` parameter here, a class constant in the fixed-model subclasses
     def _kind(self) -> str:
         return self.model
 
@@ -141,10 +100,7 @@ class TensorNetworkRegressor(NetworkRegressor):
 
     def _network_sizes(self, leg_sizes: tuple[int, ...]) -> tuple[int, ...]:
         if self._kind() == "feature-map-mps":  # one site per feature (paper Fig. 11)
-            n = 1
-            for s in leg_sizes:
-                n *= s
-            return (n,)
+            return (math.prod(leg_sizes),)
         return leg_sizes
 
     def _input_scaling(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,19 +115,26 @@ class TensorNetworkRegressor(NetworkRegressor):
         return make_network(self._kind(), sizes, bond, dtype=dtype, seed=seed)
 
 
-class _FixedModel(TensorNetworkRegressor):
-    """A TensorNetworkRegressor whose ``model`` is a class constant (not a parameter)."""
+class TensorNetworkRegressor(_TensorNetworkEstimator):
+    """Tensor-network regressor: ``model`` in {"dense", "mps", "mpo", "ttn", "mera", "feature-map-mps"}
+    with virtual bond dimension ``bond_dim`` (ignored by "dense"); ``fit_intercept`` as in the fixed-model
+    estimators.  See the module docstring for the other parameters and the fitted attributes."""
 
-    model: ClassVar[str]
+    def __init__(
+        self, *, model: str = "mps", bond_dim: int = 8, fit_intercept: bool = True,
+        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
+        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
+        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
+        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
+        verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        self._store_params(locals())
 
-    def _kind(self) -> str:
-        return type(self).model
 
-
-class MPSRegressor(_FixedModel):
+class MPSRegressor(_TensorNetworkEstimator):
     """Matrix product state over the legs, boundary bonds 1, uniform bond dimension (paper eq. 17)."""
 
-    model = "mps"
+    model: ClassVar[str] = "mps"
 
     def __init__(
         self, *, bond_dim: int = 8, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None,
@@ -180,26 +143,10 @@ class MPSRegressor(_FixedModel):
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
         device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
     ) -> None:
-        self.bond_dim = bond_dim
-        self.fit_intercept = fit_intercept
-        self.leg_sizes = leg_sizes
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.standardize_inputs = standardize_inputs
-        self.standardize_target = standardize_target
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
+        self._store_params(locals())
 
 
-class MPORegressor(MPSRegressor):
+class MPORegressor(_TensorNetworkEstimator):
     """Matrix product operator model y = <B|T|B> on two copies of the input (paper eq. 18).
 
     input_offset : constant c added to every standardised input entry, so the network sees x = z + c 1
@@ -209,7 +156,7 @@ class MPORegressor(MPSRegressor):
         unstandardised B (whose mean is far from zero) implicitly has.  Ignored when
         ``standardize_inputs=False``."""
 
-    model = "mpo"
+    model: ClassVar[str] = "mpo"
 
     def __init__(
         self, *, bond_dim: int = 8, input_offset: float = 0.0, fit_intercept: bool = True,
@@ -219,13 +166,7 @@ class MPORegressor(MPSRegressor):
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None,
     ) -> None:
-        super().__init__(
-            bond_dim=bond_dim, fit_intercept=fit_intercept, leg_sizes=leg_sizes, learning_rate=learning_rate,
-            batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-            validation_fraction=validation_fraction, weight_decay=weight_decay, lr_schedule=lr_schedule,
-            standardize_inputs=standardize_inputs, standardize_target=standardize_target, dtype=dtype,
-            device=device, random_state=random_state, verbose=verbose, callbacks=callbacks)
-        self.input_offset = input_offset
+        self._store_params(locals())
 
     def _check_model_params(self) -> None:
         super()._check_model_params()
@@ -241,19 +182,37 @@ class MPORegressor(MPSRegressor):
         return offset - float(self.input_offset) * scale, scale
 
 
-class TTNRegressor(MPSRegressor):
+class TTNRegressor(_TensorNetworkEstimator):
     """Binary tree tensor network over the legs (paper Fig. 29)."""
 
-    model = "ttn"
+    model: ClassVar[str] = "ttn"
+
+    def __init__(
+        self, *, bond_dim: int = 8, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None,
+        learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
+        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
+        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
+        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        self._store_params(locals())
 
 
-class MERARegressor(MPSRegressor):
+class MERARegressor(_TensorNetworkEstimator):
     """Binary MERA (disentanglers + isometries) over the legs (paper Fig. 29)."""
 
-    model = "mera"
+    model: ClassVar[str] = "mera"
+
+    def __init__(
+        self, *, bond_dim: int = 8, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None,
+        learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
+        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
+        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
+        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    ) -> None:
+        self._store_params(locals())
 
 
-class FeatureMapMPSRegressor(_FixedModel):
+class FeatureMapMPSRegressor(_TensorNetworkEstimator):
     """Stoudenmire-Schwab MPS on the flattened descriptor with phi(x) = [1 - x, x] (paper eq. 19).
 
     squash : with ``standardize_inputs=True``, True (default) min-max scales every feature to [0, 1]
@@ -262,7 +221,7 @@ class FeatureMapMPSRegressor(_FixedModel):
         extends linearly); False standardises entry-wise like the other models (the seed paper's
         "standardised descriptor").  ``standardize_inputs=False`` passes the raw features."""
 
-    model = "feature-map-mps"
+    model: ClassVar[str] = "feature-map-mps"
 
     def __init__(
         self, *, bond_dim: int = 8, squash: bool = True, fit_intercept: bool = True,
@@ -272,56 +231,23 @@ class FeatureMapMPSRegressor(_FixedModel):
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
         device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
     ) -> None:
-        self.bond_dim = bond_dim
-        self.squash = squash
-        self.fit_intercept = fit_intercept
-        self.leg_sizes = leg_sizes
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.standardize_inputs = standardize_inputs
-        self.standardize_target = standardize_target
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
+        self._store_params(locals())
 
     def _squash(self) -> bool:
         return bool(self.squash)
 
 
-class DenseACERegressor(_FixedModel):
+class DenseACERegressor(_TensorNetworkEstimator):
     """The full weight tensor contracted with all legs: the linear ACE model (paper eq. 16).  No bond
     dimension; its parameter count is the product of the leg sizes."""
 
-    model = "dense"
+    model: ClassVar[str] = "dense"
 
     def __init__(
         self, *, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3,
-        batch_size: int = 64,
-        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
+        batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None,
     ) -> None:
-        self.fit_intercept = fit_intercept
-        self.leg_sizes = leg_sizes
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.standardize_inputs = standardize_inputs
-        self.standardize_target = standardize_target
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
+        self._store_params(locals())
