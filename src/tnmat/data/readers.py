@@ -12,7 +12,7 @@ from ase.io import iread
 
 from .dataset import Dataset
 
-__all__ = ["read_structures", "TARGETS_INFO_KEY"]
+__all__ = ["read_structures", "TARGETS_INFO_KEY", "structure_forces", "structure_stress"]
 
 #: ``info`` key in which :meth:`Dataset.to_extxyz` lists the target names, so a written file reads back with
 #: the same targets (everything else scalar and present in every frame becomes metadata).
@@ -35,6 +35,58 @@ def _lookup(atoms: Atoms, key: str) -> float | None:
     return float(arr)
 
 
+def _vector_data(atoms: Atoms, where: str) -> None:
+    """Move forces (N, 3) and stress (Voigt 6 or 3x3) from the calculator results or ``arrays``/``info`` to
+    ``atoms.arrays["forces"]`` and ``atoms.info["stress"]`` (Voigt, ASE order), checking shape and values."""
+    results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
+    f = results.get("forces", atoms.arrays.get("forces"))
+    if f is not None:
+        f = np.asarray(f, dtype=np.float64)
+        if f.shape != (len(atoms), 3):
+            raise ValueError(f"{where}: forces have shape {f.shape}, expected ({len(atoms)}, 3)")
+        if not np.isfinite(f).all():
+            raise ValueError(f"{where}: forces contain NaN or inf")
+        atoms.arrays["forces"] = f
+    s = results.get("stress", atoms.info.get("stress"))
+    if s is not None:
+        s = np.asarray(s, dtype=np.float64)
+        if s.shape == (3, 3):
+            if np.abs(s - s.T).max() > 1e-8 * (1 + np.abs(s).max()):
+                raise ValueError(f"{where}: stress is a 3x3 matrix but not symmetric")
+            s = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        if s.shape != (6,):
+            raise ValueError(f"{where}: stress has shape {s.shape}, expected (6,) Voigt or (3, 3)")
+        if not np.isfinite(s).all():
+            raise ValueError(f"{where}: stress contains NaN or inf")
+        atoms.info["stress"] = s
+
+
+def structure_forces(ds: Dataset) -> list[np.ndarray]:
+    """Forces (N_k, 3) in eV/A of every structure of ``ds`` (``atoms.arrays["forces"]``, as set by
+    :func:`read_structures` and the rattled-alloy generator); ``ValueError`` naming the first structure
+    without them."""
+    out = []
+    for a, sid in zip(ds.structures, ds.metadata["id"], strict=True):
+        f = a.arrays.get("forces")
+        if f is None:
+            raise ValueError(f"{ds.name}: structure {sid}: no forces (read the file with forces=True)")
+        out.append(np.asarray(f, dtype=np.float64))
+    return out
+
+
+def structure_stress(ds: Dataset) -> np.ndarray:
+    """Stress tensors (n, 3, 3) in eV/A^3 (ASE sign) of every structure of ``ds`` (``atoms.info["stress"]``,
+    Voigt); ``ValueError`` naming the first structure without one."""
+    out = np.zeros((len(ds), 3, 3))
+    for k, (a, sid) in enumerate(zip(ds.structures, ds.metadata["id"], strict=True)):
+        s = a.info.get("stress")
+        if s is None:
+            raise ValueError(f"{ds.name}: structure {sid}: no stress (read the file with stress=True)")
+        s = np.asarray(s, dtype=np.float64)
+        out[k] = s[[[0, 5, 4], [5, 1, 3], [4, 3, 2]]]
+    return out
+
+
 def _frames(path: Path, index: str | int | slice) -> list[Atoms]:
     out: list[Atoms] = []
     if isinstance(index, int):
@@ -51,7 +103,7 @@ def _frames(path: Path, index: str | int | slice) -> list[Atoms]:
 
 def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
                     target_keys: Sequence[str] = ("energy",), per_atom: bool = False,
-                    index: str | int | slice = ":") -> Dataset:
+                    index: str | int | slice = ":", forces: bool = False, stress: bool = False) -> Dataset:
     """Read structure file(s) into one :class:`Dataset`.
 
     Targets: each of ``target_keys`` found in a frame's calculator results or ``info`` (a key absent from
@@ -60,6 +112,13 @@ def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
     (``energy``, ``free_energy``) by the number of atoms.  Metadata: ``id`` (``info["id"]`` or
     ``"{file name}:{frame}"``), ``split`` (``info["split"]`` or ``"train"``), ``n_atoms``, ``volume_per_atom``
     (NaN when not periodic), and every other scalar ``info`` entry present in all frames.
+
+    Forces and stress (from the calculator results, e.g. extxyz ``forces`` columns and ``stress`` info, or
+    from ``arrays["forces"]`` / ``info["stress"]``) are kept on each structure as ``atoms.arrays["forces"]``
+    (N, 3) and ``atoms.info["stress"]`` (Voigt (xx, yy, zz, yz, xz, xy), eV/A^3; a symmetric 3x3 is converted);
+    read them with :func:`structure_forces` / :func:`structure_stress`.  ``forces=True`` / ``stress=True``
+    require them in every frame.  Ill-shaped or non-finite forces/stress raise ``ValueError`` naming the file
+    and frame.
 
     A folder in the NMD18 layout (``train.csv``) is loaded by :func:`tnmat.data.load_nmd18`.
     Raises ``FileNotFoundError`` naming a missing path and ``ValueError`` naming the file (and frame) of
@@ -84,6 +143,13 @@ def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
         if p.is_dir():
             raise ValueError(f"{p}: a folder; pass structure files (or a single NMD18 folder)")
         frames.extend((p, k, a) for k, a in enumerate(_frames(p, index)))
+    for p, k, a in frames:
+        where = f"{p}: frame {k}"
+        _vector_data(a, where)
+        if forces and "forces" not in a.arrays:
+            raise ValueError(f"{where}: no forces (forces=True requires a forces array in every frame)")
+        if stress and "stress" not in a.info:
+            raise ValueError(f"{where}: no stress (stress=True requires a stress in every frame)")
     keys = list(dict.fromkeys(target_keys))
     listed = [a.info.get(TARGETS_INFO_KEY) for _, _, a in frames]
     for entry in listed:
@@ -115,7 +181,7 @@ def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
         "volume_per_atom": np.array([a.get_volume() / len(a) if a.pbc.all() and len(a) else np.nan
                                      for a in structures]),
     }
-    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY}
+    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY, "stress"}
     common = set.intersection(*(set(a.info) for a in structures)) - skip
     for key in sorted(common):
         vals = [a.info[key] for a in structures]

@@ -1,0 +1,131 @@
+"""Rattled and strained binary-alloy supercells with EMT energies, forces and stress (vector / tensor targets).
+
+Built on the BA10-style enumeration of :mod:`tnmat.data.alloys`: for each binary pair A-B (the first
+``n_systems`` pairs of the sorted elements) and lattice (fcc, bcc, hcp), the Hart-Forcade derivative
+structures with at most ``max_cell_atoms`` atoms are taken at Vegard lattice constants, and ``n_structures``
+of them are drawn at random (seeded).  Each draw is repeated k x k x k with the smallest k giving at least
+``min_atoms`` atoms (so forces are not fixed by symmetry), homogeneously strained by a random symmetric
+``epsilon`` (entries N(0, strain^2)) and rattled by N(0, rattle^2) Cartesian displacements (Angstrom).
+ASE's EMT gives
+
+* target ``energy_per_atom`` (E/N, eV/atom; total EMT energy, not the mixing energy, so that
+  ``-d(N e)/dr`` is the force),
+* ``atoms.arrays["forces"]`` (eV/A) and ``atoms.info["stress"]`` (Voigt, eV/A^3, ASE sign), read with
+  :func:`tnmat.data.structure_forces` / :func:`tnmat.data.structure_stress`.
+
+Metadata as the alloy set (``id``, ``split`` (seeded 80/20 over structures), ``system``, ``lattice``,
+``composition``, ``n_atoms``, ``volume_per_atom``).  Cached as extxyz beside the alloy set, keyed by a hash of
+every parameter; deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.emt import EMT
+
+from .alloys import EMT_ELEMENTS, _systems, alloy_cache_dir, emt_lattice_constant, enumerate_derivatives
+from .dataset import Dataset
+
+__all__ = ["generate_rattled_alloys"]
+
+_LATTICES = ("fcc", "bcc", "hcp")
+_CACHE_VERSION = 1
+
+
+def _repeat_for(n_cell: int, min_atoms: int) -> int:
+    k = 1
+    while n_cell * k**3 < min_atoms:
+        k += 1
+    return k
+
+
+def generate_rattled_alloys(*, n_structures: int = 400, elements: Sequence[str] = EMT_ELEMENTS, n_systems: int = 3,
+                            max_cell_atoms: int = 4, min_atoms: int = 16, rattle: float = 0.1,
+                            strain: float = 0.02, lattices: Sequence[str] = _LATTICES, seed: int = 0,
+                            cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Dataset:
+    """Rattled/strained alloy supercells with EMT energy per atom, forces and stress (module docstring)."""
+    lattices = tuple(lattices)
+    for lat in lattices:
+        if lat not in _LATTICES:
+            raise ValueError(f"lattice must be one of {_LATTICES}, got {lat!r}")
+    if not 1 <= max_cell_atoms <= 8:
+        raise ValueError(f"max_cell_atoms must be in 1..8, got {max_cell_atoms}")
+    if n_structures < 1 or min_atoms < 1:
+        raise ValueError(f"n_structures and min_atoms must be >= 1, got {n_structures}, {min_atoms}")
+    if not (rattle >= 0 and strain >= 0):
+        raise ValueError(f"rattle and strain must be >= 0, got {rattle}, {strain}")
+    pairs = _systems(tuple(elements), n_systems)
+    params = {"pairs": pairs, "n": n_structures, "max_cell_atoms": max_cell_atoms, "min_atoms": min_atoms,
+              "rattle": rattle, "strain": strain, "lattices": lattices, "seed": seed, "version": _CACHE_VERSION}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"rattled-alloys-{len(pairs)}x{n_structures}"
+    path = alloy_cache_dir(cache_dir) / f"rattled-alloys-{key}.extxyz"
+    if path.is_file():
+        from .readers import read_structures
+
+        ds = read_structures(path, target_keys=("energy_per_atom",), forces=True, stress=True)
+        ds.name, ds.source = name, f"generated (cached at {path})"
+        return ds
+    pool = [(p, lat, k) for p in pairs for lat in lattices
+            for k in range(len(enumerate_derivatives(lat, max_cell_atoms)))]
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(pool), size=n_structures, replace=n_structures > len(pool))
+    jobs = [pool[int(i)] for i in picks]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc="rattled alloys", unit="struct")
+    calc = EMT()
+    structures, energies = [], []
+    cols: dict[str, list] = {k: [] for k in ("id", "system", "lattice", "composition")}
+    for count, ((el_a, el_b), lat, k) in enumerate(jobs):
+        cell, frac, occ = enumerate_derivatives(lat, max_cell_atoms)[k]
+        x = float(occ.mean())
+        a = (1.0 - x) * emt_lattice_constant(el_a, lat)[0] + x * emt_lattice_constant(el_b, lat)[0]
+        atoms = Atoms([el_b if o else el_a for o in occ], scaled_positions=frac, cell=cell * a, pbc=True)
+        atoms = atoms.repeat(_repeat_for(len(atoms), min_atoms))
+        eps = rng.normal(0.0, strain, (3, 3))
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + (eps + eps.T) / 2), scale_atoms=True)
+        atoms.positions += rng.normal(0.0, rattle, atoms.positions.shape)
+        atoms.calc = calc
+        e = float(atoms.get_potential_energy())
+        f = atoms.get_forces().copy()
+        s = atoms.get_stress().copy()  # Voigt (xx, yy, zz, yz, xz, xy)
+        atoms.calc = None
+        atoms.arrays["forces"] = f
+        atoms.info["stress"] = s
+        structures.append(atoms)
+        energies.append(e / len(atoms))
+        cols["id"].append(f"{el_a}{el_b}-{lat}-{k:04d}-r{count:05d}")
+        cols["system"].append(f"{el_a}{el_b}")
+        cols["lattice"].append(lat)
+        cols["composition"].append(x)
+    n = len(structures)
+    split = np.full(n, "train", dtype="<U5")
+    split[np.random.default_rng(seed + 1).permutation(n)[: n // 5]] = "test"
+    meta = {k: np.array(v) for k, v in cols.items()}
+    meta["split"] = split
+    meta["n_atoms"] = np.array([len(s) for s in structures])
+    meta["volume_per_atom"] = np.array([s.get_volume() / len(s) for s in structures])
+    ds = Dataset(structures=structures, targets={"energy_per_atom": np.array(energies)}, metadata=meta, name=name,
+                 source="generated: icet enumeration, Vegard lattice constants, supercell, strain, rattle, ASE EMT")
+    tmp = path.with_suffix(f".tmp{os.getpid()}.extxyz")
+    try:
+        ds.to_extxyz(tmp)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a read-only cache is not an error; the data are in memory
+    ds.source += f" (cached at {path})"
+    return ds
+
+
+def rattled_cache_path(**kwargs) -> Path:  # pragma: no cover - convenience for scripts
+    """The cache folder the generator uses (``cache_dir`` keyword as in :func:`generate_rattled_alloys`)."""
+    return alloy_cache_dir(kwargs.get("cache_dir"))
