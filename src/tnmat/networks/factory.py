@@ -12,9 +12,14 @@ from tnmat.networks.mpo import MPO
 from tnmat.networks.mps import MPS
 from tnmat.networks.tree import MERA, TTN, padded_sites
 
-__all__ = ["KINDS", "make_network", "count_parameters", "compression_threshold", "saturation_bond"]
+__all__ = ["KINDS", "NETWORKS", "make_network", "count_parameters", "compression_threshold", "saturation_bond"]
 
-KINDS = ("dense", "mps", "mpo", "ttn", "mera", "feature-map-mps")
+#: network kind -> class (the one list of network kinds; the model table in :mod:`tnmat.training.registry`
+#: names one row per kind).  DenseACE takes no bond dimension; FeatureMapMPS has one site per feature.
+NETWORKS: dict[str, type[TensorNetwork]] = {
+    "dense": DenseACE, "mps": MPS, "mpo": MPO, "ttn": TTN, "mera": MERA, "feature-map-mps": FeatureMapMPS,
+}
+KINDS: tuple[str, ...] = tuple(NETWORKS)
 
 
 def _check_kind(kind: str) -> str:
@@ -28,14 +33,14 @@ def make_network(kind: str, sizes: Sequence[int], bond_dim: int | None = None, *
     """Build a network by name.  ``sizes`` are the leg sizes of the input; for ``feature-map-mps`` the
     network has prod(sizes) sites (one per flattened feature).  Extra keywords go to the constructor."""
     kind = _check_kind(kind)
+    cls = NETWORKS[kind]
     if kind == "dense":
-        return DenseACE(sizes, **kw)
+        return cls(sizes, **kw)
     if bond_dim is None:
         raise ValueError(f"make_network: kind {kind!r} needs bond_dim")
-    cls = {"mps": MPS, "mpo": MPO, "ttn": TTN, "mera": MERA}.get(kind)
-    if cls is not None:
-        return cls(sizes, bond_dim, **kw)
-    return FeatureMapMPS(math.prod(sizes), bond_dim, **kw)
+    if kind == "feature-map-mps":
+        return cls(math.prod(sizes), bond_dim, **kw)
+    return cls(sizes, bond_dim, **kw)
 
 
 def count_parameters(kind: str, sizes: Sequence[int], bond_dim: int | None = None) -> int:

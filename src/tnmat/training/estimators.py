@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from tnmat.networks.factory import KINDS
 from tnmat.training.base import NetworkRegressor
 
 __all__ = [
@@ -54,7 +55,8 @@ __all__ = [
     "DenseACERegressor", "FeatureMapMPSRegressor",
 ]
 
-MODEL_KINDS = ("dense", "mps", "mpo", "ttn", "mera", "feature-map-mps")
+#: the network kinds TensorNetworkRegressor(model=...) accepts (:data:`tnmat.networks.KINDS`)
+MODEL_KINDS = KINDS
 
 
 def _minmax_scaling(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

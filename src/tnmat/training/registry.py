@@ -1,0 +1,140 @@
+"""The one model table: model name -> estimator class, the hyper-parameters it takes, its grids for each
+preset, and the run sizes of the presets.  Units-free: targets and their units are the caller's.
+
+Strict everywhere: :func:`make_estimator` refuses a parameter the model does not take (the error lists the
+ones it takes), because a silently dropped setting would make different runs the same fit.
+
+Presets (learning curve, paper Section IV A): ``quick`` (about a minute on the small alloy set: one grid
+point per model, few epochs) and ``paper`` (the paper's protocol: 10 splits, 600 test structures, sizes
+50..2400).  A model's grid for a preset is searched on the validation set; the kernel settings of the
+GPRs are fitted by the marginal likelihood instead, so their grids are empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tnmat.baselines.gpr import GPRRegressor
+from tnmat.networks import KINDS as NETWORK_KINDS
+from tnmat.training.dnn import DNNRegressor
+from tnmat.training.estimators import (
+    DenseACERegressor,
+    FeatureMapMPSRegressor,
+    MERARegressor,
+    MPORegressor,
+    MPSRegressor,
+    TTNRegressor,
+)
+
+__all__ = ["ModelSpec", "Preset", "MODELS", "MODEL_NAMES", "PRESETS", "model_spec", "make_estimator",
+           "check_params", "preset_grids"]
+
+Grid = Mapping[str, Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the table.  ``implied`` are constructor arguments the name fixes (the GPR kernel); they
+    are not parameters of the model.  ``network`` is the :mod:`tnmat.networks` kind of a tensor network."""
+
+    name: str
+    estimator: type
+    grids: Mapping[str, Grid]
+    implied: Mapping[str, Any] = field(default_factory=dict)
+    network: str | None = None
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The hyper-parameters the model takes (its estimator's signature, less the implied ones)."""
+        return tuple(sorted(set(self.estimator._get_param_names()) - set(self.implied)))
+
+    def grid(self, preset: str) -> dict[str, list[Any]]:
+        """The model's grid for ``preset`` (a copy)."""
+        if preset not in self.grids:
+            raise ValueError(f"model {self.name!r} has no grid for preset {preset!r} (it has {sorted(self.grids)})")
+        return {k: list(v) for k, v in self.grids[preset].items()}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Run sizes of a learning-curve preset; ``training`` is applied to every model trained by epochs
+    (the models that take all of its parameters)."""
+
+    sizes: tuple[int, ...]
+    splits: int
+    test_size: int
+    training: Mapping[str, Any]
+
+    def fixed_params(self, model: str) -> dict[str, Any]:
+        """The preset's training settings for ``model`` ({} for models not trained by epochs, the GPRs)."""
+        spec = model_spec(model)
+        return dict(self.training) if set(self.training) <= set(spec.parameters) else {}
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(sizes=(40, 80), splits=2, test_size=40, training={"max_epochs": 40, "patience": 10}),
+    "paper": Preset(sizes=(50, 100, 200, 400, 800, 1600, 2400), splits=10, test_size=600,
+                    training={"max_epochs": 1000, "patience": 50}),
+}
+
+
+def _tn_grids(paper_bonds: list[int]) -> dict[str, Grid]:
+    """Tensor-network grids: 2 learning rates x the given bond dimensions (paper), chi 4 at 1e-2 (quick)."""
+    return {"paper": {"bond_dim": paper_bonds, "learning_rate": [1e-3, 1e-2]},
+            "quick": {"bond_dim": [4], "learning_rate": [1e-2]}}
+
+
+_NO_GRID: dict[str, Grid] = {"paper": {}, "quick": {}}
+
+#: name -> row, in the order the CLI lists the models.  Grids are small on purpose: 6 fits per tensor
+#: network at most, 4 for the DNN.
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("mps", MPSRegressor, _tn_grids([4, 8, 16]), network="mps"),
+    ModelSpec("mpo", MPORegressor, _tn_grids([4, 8, 16]), network="mpo"),
+    ModelSpec("ttn", TTNRegressor, _tn_grids([4, 8, 16]), network="ttn"),
+    ModelSpec("mera", MERARegressor, _tn_grids([4, 8]), network="mera"),
+    ModelSpec("dense", DenseACERegressor, {"paper": {"learning_rate": [1e-3, 1e-2], "weight_decay": [0.0, 1e-4]},
+                                           "quick": {"learning_rate": [1e-2]}}, network="dense"),
+    ModelSpec("feature-map-mps", FeatureMapMPSRegressor, _tn_grids([4, 8]), network="feature-map-mps"),
+    ModelSpec("dnn", DNNRegressor, {"paper": {"learning_rate": [1e-4, 1e-3], "weight_decay": [0.0, 1e-4]},
+                                    "quick": {"learning_rate": [1e-3]}}),
+    ModelSpec("gpr-rbf", GPRRegressor, _NO_GRID, implied={"kernel": "rbf"}),
+    ModelSpec("gpr-soap", GPRRegressor, _NO_GRID, implied={"kernel": "soap"}),
+)}
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+
+if sorted(s.network for s in MODELS.values() if s.network) != sorted(NETWORK_KINDS):  # pragma: no cover
+    raise ImportError("the model table and tnmat.networks.KINDS disagree on the tensor networks")
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The table row of ``name``; an unknown name is an error listing the known ones."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}") from None
+
+
+def check_params(name: str, params: Mapping[str, Any]) -> None:
+    """ValueError when ``params`` holds a parameter model ``name`` does not take (listing the ones it takes)."""
+    spec = model_spec(name)
+    unknown = sorted(set(params) - set(spec.parameters))
+    if unknown:
+        raise ValueError(f"model {name!r} has no parameter(s) {unknown} (it has {', '.join(spec.parameters)})")
+
+
+def make_estimator(name: str, **params: Any) -> Any:
+    """A fresh estimator for model ``name`` with ``params`` set (strict: see :func:`check_params`)."""
+    check_params(name, params)
+    spec = model_spec(name)
+    return spec.estimator(**spec.implied, **params)
+
+
+def preset_grids(preset: str) -> dict[str, dict[str, list[Any]]]:
+    """Every model's grid for ``preset`` (model name -> {parameter: values})."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return {name: spec.grid(preset) for name, spec in MODELS.items()}
