@@ -29,8 +29,8 @@ import torch
 from tnmat import LegTensor
 from tnmat.data import load_nmd18
 from tnmat.descriptors import AtomicDensity, Invariants
-from tnmat.experiments.registry import make_estimator
 from tnmat.experiments.store import ResultStore, config_key
+from tnmat.training.registry import make_estimator
 
 PUBLISHED = {"Kaggle 1st n-gram KRR": 14, "Kaggle 2nd c/BOP LGBM": 15, "Kaggle 3rd SOAP NN": 13,
              "SOAP NN relaxed/vegard": "11 / 13", "c/BOP LGBM relaxed/vegard": "14 / 15",

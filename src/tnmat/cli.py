@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tnmat.training.registry import MODEL_NAMES, PRESETS, model_spec, preset_grids
+
 __all__ = ["main", "build_parser", "load_data"]
 
 
@@ -110,7 +112,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-MODELS = ["mps", "mpo", "ttn", "mera", "dense", "feature-map-mps", "dnn", "gpr-rbf", "gpr-soap"]
+MODELS = list(MODEL_NAMES)
 
 
 def _units(ds, target: str) -> str:
@@ -150,8 +152,8 @@ def _errors(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from tnmat.experiments.registry import make_estimator
     from tnmat.model import StructureModel
+    from tnmat.training.registry import make_estimator
 
     ds = load_data(args.data, geometry=args.geometry)
     if args.target is None:
@@ -168,11 +170,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     perm = rng.permutation(train)
     n_val = max(1, int(round(args.validation_fraction * len(perm))))
     val, fit_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    params = dict(random_state=args.seed, verbose=0 if args.quiet else 1)
-    if args.model not in ("gpr-rbf", "gpr-soap"):
+    takes = model_spec(args.model).parameters
+    params = dict(random_state=args.seed)
+    if "max_epochs" in takes:  # trained by epochs (not the GPRs)
         params.update(max_epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                      patience=args.patience)
-    if args.model not in ("dense", "dnn", "gpr-rbf", "gpr-soap"):
+                      patience=args.patience, verbose=0 if args.quiet else 1)
+    if "bond_dim" in takes:
         params["bond_dim"] = args.bond_dim
     reg = make_estimator(args.model, **params)
     model = StructureModel(calc, reg, local=args.local, target=args.target, units=units)
@@ -212,15 +215,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         rmse, mae = _errors(truth, pred)
         print(f"RMSE {rmse:.2f} {model.units}   MAE {mae:.2f} {model.units}")
     return 0
-
-
-PRESETS = {
-    # about a minute on the small alloy set: one hyper-parameter point per model, few epochs
-    "quick": dict(sizes=[40, 80], splits=2, test_size=40, grids="quick", fixed={"max_epochs": 40, "patience": 10}),
-    # the paper's protocol (Section IV A): 10 splits, 600 test structures, sizes 50..2400
-    "paper": dict(sizes=[50, 100, 200, 400, 800, 1600, 2400], splits=10, test_size=600, grids="default",
-                  fixed={"max_epochs": 1000, "patience": 50}),
-}
 
 
 def _stratification_quantities(ds, target: str) -> dict[str, np.ndarray]:
@@ -279,13 +273,12 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
 
     preset = PRESETS[args.preset]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else preset["sizes"]
-    n_splits = args.splits if args.splits is not None else preset["splits"]
-    test_size = args.test_size if args.test_size is not None else preset["test_size"]
-    grids = _grid_overrides(args.grid, lc.QUICK_GRIDS if preset["grids"] == "quick" else lc.DEFAULT_GRIDS,
-                            models)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(preset.sizes)
+    n_splits = args.splits if args.splits is not None else preset.splits
+    test_size = args.test_size if args.test_size is not None else preset.test_size
+    grids = _grid_overrides(args.grid, preset_grids(args.preset), models)
     overrides = {k: v for k, v in (("max_epochs", args.max_epochs), ("patience", args.patience)) if v is not None}
-    fixed = {m: {**preset["fixed"], **overrides} for m in models if not m.startswith("gpr")}
+    fixed = {m: {**preset.fixed_params(m), **overrides} for m in models if not m.startswith("gpr")}
     store = ResultStore(args.results)
     if args.import_fits:
         try:

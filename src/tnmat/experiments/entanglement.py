@@ -305,16 +305,15 @@ class _DataTask:
 
 
 def _estimator(model: str, bond_dim: int | None, params: Mapping[str, Any], random_state: int) -> Any:
-    from tnmat.experiments.registry import make_estimator
+    from tnmat.training.registry import make_estimator
 
-    est = make_estimator(model)
     full = dict(params)
     if bond_dim is not None:
         full["bond_dim"] = int(bond_dim)
-    unknown = sorted(set(full) - set(est.get_params()))
-    if unknown:
-        raise ValueError(f"entanglement experiment: model {model!r} has no parameter(s) {unknown}")
-    return est.set_params(**full, random_state=random_state)
+    try:
+        return make_estimator(model, **full, random_state=random_state)
+    except ValueError as exc:
+        raise ValueError(f"entanglement experiment: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------- sweep

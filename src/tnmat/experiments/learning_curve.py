@@ -39,6 +39,7 @@ from tnmat.experiments.runner import GridReport, run_grid
 from tnmat.experiments.splits import official_and_random_splits, stratified_subsets, train_validation_split
 from tnmat.experiments.store import ResultStore, config_key, write_rows_csv
 from tnmat.legtensor import LegTensor
+from tnmat.training.registry import make_estimator, preset_grids
 
 __all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveTask", "build_estimator",
            "cost_accounting", "fit_time_exponents", "learning_curve_tasks", "record_dataset", "run_learning_curve",
@@ -46,32 +47,9 @@ __all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "Lea
 
 EXPERIMENT = "learning-curve"
 
-#: Hyper-parameter grids per model, chosen on the validation set (the kernel settings of the GPRs are
-#: fitted by the marginal likelihood instead).  Small on purpose: 6 fits per TN model, 4 for the DNN.
-DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
-    "mps": {"bond_dim": [4, 8, 16], "learning_rate": [1e-3, 1e-2]},
-    "mpo": {"bond_dim": [4, 8, 16], "learning_rate": [1e-3, 1e-2]},
-    "ttn": {"bond_dim": [4, 8, 16], "learning_rate": [1e-3, 1e-2]},
-    "mera": {"bond_dim": [4, 8], "learning_rate": [1e-3, 1e-2]},
-    "dense": {"learning_rate": [1e-3, 1e-2], "weight_decay": [0.0, 1e-4]},
-    "feature-map-mps": {"bond_dim": [4, 8], "learning_rate": [1e-3, 1e-2]},
-    "dnn": {"learning_rate": [1e-4, 1e-3], "weight_decay": [0.0, 1e-4]},
-    "gpr-rbf": {},
-    "gpr-soap": {},
-}
-
-#: One combination per model, for smoke tests and the ``quick`` preset.
-QUICK_GRIDS: dict[str, dict[str, list[Any]]] = {
-    "mps": {"bond_dim": [4], "learning_rate": [1e-2]},
-    "mpo": {"bond_dim": [4], "learning_rate": [1e-2]},
-    "ttn": {"bond_dim": [4], "learning_rate": [1e-2]},
-    "mera": {"bond_dim": [4], "learning_rate": [1e-2]},
-    "dense": {"learning_rate": [1e-2]},
-    "feature-map-mps": {"bond_dim": [4], "learning_rate": [1e-2]},
-    "dnn": {"learning_rate": [1e-3]},
-    "gpr-rbf": {},
-    "gpr-soap": {},
-}
+#: Hyper-parameter grids per model (the model table's ``paper`` and ``quick`` presets).
+DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = preset_grids("paper")
+QUICK_GRIDS: dict[str, dict[str, list[Any]]] = preset_grids("quick")
 
 SUMMARY_COLUMNS = ["model", "n_train", "splits", "n_splits", "rmse_mean", "rmse_std", "mae_mean", "mae_std",
                    "n_parameters", "fit_seconds", "fit_cpu_seconds", "tuning_seconds", "params"]
@@ -84,17 +62,10 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 
 def build_estimator(model: str, params: Mapping[str, Any]) -> Any:
-    """A fresh estimator from :func:`tnmat.experiments.registry.make_estimator`; unlike the registry, a
-    parameter the estimator does not have is an error here (a silently dropped grid entry would make
-    different tasks identical fits)."""
-    from tnmat.experiments.registry import make_estimator
-
-    est = make_estimator(model)
-    unknown = sorted(set(params) - set(est.get_params()))
-    if unknown:
-        raise ValueError(f"learning curve: model {model!r} has no parameter(s) {unknown} "
-                         f"(it has {', '.join(sorted(est.get_params()))})")
-    return est.set_params(**dict(params))
+    """A fresh estimator from the model table (:func:`tnmat.training.registry.make_estimator`): a parameter
+    the estimator does not have is an error (a silently dropped grid entry would make different tasks
+    identical fits)."""
+    return make_estimator(model, **dict(params))
 
 
 def learning_curve_tasks(models: Sequence[str], sizes: Sequence[int], split_names: Sequence[str], *,
