@@ -1,0 +1,233 @@
+"""Sweeping (DMRG-style) fitter of the multilinear tensor networks (paper Section III; issue 12).
+
+``sweep_fit(network, train, val, config)`` fits an :class:`~tnmat.networks.MPS`, :class:`~tnmat.networks.MPO`
+or :class:`~tnmat.networks.TTN` to standardised targets by alternating least squares over merged pairs of
+cores: each local problem is a closed-form ridge regression (float64, :mod:`sweep_solve`), the merged pair is
+split by a truncated SVD (bond dimension adapts up to ``max_bond_dim``, relative singular-value cutoff
+``svd_cutoff``), and the gauge keeps ||W||_F = ||M||_F so the local ridge penalty is the global one.
+
+Model selection: at every step the ridge strength is chosen from ``alphas`` on the validation rows (or by
+GCV); passes (one pass = all pairs once, alternating direction) stop when the validation RMSE has not
+improved by ``tol`` (relative) for ``patience`` passes.  With ``refit=True`` and refit data given, the
+network is then refitted from the same initial state on all rows with the chosen per-step strengths and
+the chosen number of passes (holding rows out for good costs accuracy: /work/shared/notes/sweeps.md).
+
+The MERA is not supported: its disentanglers make the network a graph with loops, so there is no canonical
+form (no gauge centre to move by QR, ||W|| is not ||M|| for any local block) and the split of a merged
+disentangler-isometry pair by an SVD does not return a unitary disentangler; a local least-squares update
+would leave the MERA manifold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from tnmat.networks.base import TensorNetwork
+from tnmat.networks.mpo import MPO
+from tnmat.networks.mps import MPS
+from tnmat.networks.tree import MERA, TTN
+from tnmat.training.sweep_chain import ChainSweeper
+from tnmat.training.sweep_data import SweepData
+from tnmat.training.sweep_solve import LocalSolution, ridge_local_solve
+from tnmat.training.sweep_tree import TreeSweeper
+
+__all__ = ["SweepConfig", "SweepResult", "sweep_fit", "DEFAULT_ALPHAS", "SWEEP_NETWORKS"]
+
+#: ridge strengths scanned at every local solve (standardised targets; the full ridge on NMD18 B2 chose ~1)
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-4, 4, 17))
+SWEEP_NETWORKS = ("mps", "mpo", "ttn")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Settings of the sweeping fitter (see the module docstring)."""
+
+    max_bond_dim: int = 8
+    n_sweeps: int = 6
+    svd_cutoff: float = 1e-8
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    alpha_selection: str = "validation"
+    patience: int = 1
+    tol: float = 1e-4
+    refit: bool = True
+    fit_intercept: bool = True
+    verbose: int = 0
+
+    def check(self) -> None:
+        if not isinstance(self.max_bond_dim, int) or self.max_bond_dim < 1:
+            raise ValueError(f"sweep: max_bond_dim={self.max_bond_dim!r} must be a positive integer")
+        if not isinstance(self.n_sweeps, int) or self.n_sweeps < 1:
+            raise ValueError(f"sweep: n_sweeps={self.n_sweeps!r} must be a positive integer")
+        if not 0 <= self.svd_cutoff < 1:
+            raise ValueError(f"sweep: svd_cutoff={self.svd_cutoff!r} must lie in [0, 1)")
+        if len(self.alphas) == 0 or any(not math.isfinite(a) or a < 0 for a in self.alphas):
+            raise ValueError(f"sweep: alphas={self.alphas!r} must be a non-empty list of finite numbers >= 0")
+        if self.alpha_selection not in ("validation", "gcv", "fixed"):
+            raise ValueError(f"sweep: alpha_selection={self.alpha_selection!r}; choose 'validation', 'gcv' "
+                             "or 'fixed'")
+        if self.patience < 1:
+            raise ValueError(f"sweep: patience={self.patience!r} must be >= 1")
+
+
+@dataclass
+class SweepResult:
+    """A fitted network (float64 cores converted to the network's dtype) and the record of the fit."""
+
+    network: TensorNetwork
+    intercept: float  # standardised target units
+    history: dict[str, list] = field(default_factory=dict)
+    stop_reason: str = ""
+    n_passes: int = 0  # passes of the returned (refitted) network
+    bond_dims: list[int] = field(default_factory=list)
+
+
+def _make_sweeper(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig) -> ChainSweeper | TreeSweeper:
+    if isinstance(net, MERA):
+        raise ValueError("sweep: the MERA cannot be sweep-fitted (loops: no canonical gauge, and an SVD split "
+                         "does not keep its disentanglers unitary); use solver='adam'")
+    if isinstance(net, MPO):
+        copies = 2
+    elif isinstance(net, MPS):
+        copies = 1
+        if type(net) is not MPS:
+            raise ValueError(f"sweep: {type(net).__name__} is not supported (MPS, MPO, TTN only)")
+    elif isinstance(net, TTN):
+        nodes = [[w.detach().to(torch.float64) for w in layer.isometries] for layer in net.layers]
+        return TreeSweeper(nodes, net.sizes, [d.averaged() for d in datasets], max_bond=cfg.max_bond_dim,
+                           cutoff=cfg.svd_cutoff)
+    else:
+        raise ValueError(f"sweep: {type(net).__name__} is not supported (MPS, MPO, TTN only)")
+    if copies == 1:
+        datasets = [d.averaged() for d in datasets]  # linear model: the mean of outputs is the output on the mean
+    cores = [c.detach().to(torch.float64) for c in net.cores]
+    return ChainSweeper(cores, net.sizes, copies, datasets, max_bond=cfg.max_bond_dim, cutoff=cfg.svd_cutoff)
+
+
+def _install(net: TensorNetwork, sweeper: ChainSweeper | TreeSweeper) -> None:
+    """Write the sweeper's tensors into the network (shapes may differ from the initial ones)."""
+    dtype = next(net.parameters()).dtype
+    if isinstance(sweeper, ChainSweeper):
+        net.cores = nn.ParameterList([nn.Parameter(c.to(dtype)) for c in sweeper.network_cores()])
+        return
+    for layer, nodes in zip(net.layers, sweeper.nodes, strict=True):
+        layer.isometries = nn.ParameterList([nn.Parameter(w.clone().to(dtype)) for w in nodes])
+
+
+class _Solver:
+    """The local solve used by the sweepers, recording the chosen ridge strengths and the last fit."""
+
+    def __init__(self, cfg: SweepConfig, has_val: bool, fixed: list[float] | None = None) -> None:
+        self.cfg, self.has_val, self.fixed = cfg, has_val, fixed
+        self.lams: list[float] = []
+        self.last: tuple[list[torch.Tensor], LocalSolution] | None = None
+        self.trace: list[dict] = []
+
+    def __call__(self, phis: list[torch.Tensor], step: dict) -> tuple[torch.Tensor, float]:
+        cfg = self.cfg
+        n_done = len(self.lams)
+        if self.fixed is not None:
+            lams, select = [self.fixed[min(n_done, len(self.fixed) - 1)]], "fixed"
+        elif cfg.alpha_selection == "validation" and not self.has_val:
+            lams, select = list(cfg.alphas), "gcv"
+        else:
+            lams, select = list(cfg.alphas), cfg.alpha_selection
+        train = phis[0]
+        y = self.targets[0]
+        val = phis[1] if self.has_val else None
+        sol = ridge_local_solve(train.reshape(train.shape[0], -1), y, lams, select=select,
+                                phi_val=None if val is None else val.reshape(val.shape[0], -1),
+                                y_val=self.targets[1] if self.has_val else None, fit_intercept=cfg.fit_intercept)
+        self.lams.append(sol.lam)
+        self.last = (phis, sol)
+        self.trace.append({**step, "lam": sol.lam, "train_mse": sol.train_mse, "val_mse": sol.val_mse})
+        return sol.m.reshape(train.shape[1:]), sol.intercept
+
+
+def _pass_errors(sweeper: ChainSweeper | TreeSweeper, solver: _Solver) -> tuple[list[float], float]:
+    """RMSE on every data set of the network as it stands after a pass (from the last pair's features and the
+    current, truncated, merged pair: exact), and the intercept."""
+    phis, sol = solver.last
+    m = sweeper.merged_last().reshape(-1)
+    out = []
+    for phi, y in zip(phis, solver.targets, strict=False):
+        pred = phi.reshape(phi.shape[0], -1) @ m + sol.intercept
+        out.append(float(torch.sqrt(((pred - y) ** 2).mean())))
+    return out, sol.intercept
+
+
+def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_passes: int, *, has_val: bool,
+         fixed: list[float] | None = None, progress: bool = False, stop: bool = True
+         ) -> tuple[ChainSweeper | TreeSweeper, dict, str, int, float]:
+    sweeper = _make_sweeper(net, datasets, cfg)
+    solver = _Solver(cfg, has_val, fixed)
+    solver.targets = [d.y for d in datasets]
+    hist: dict[str, list] = {"train_rmse": [], "val_rmse": [], "bond_dims": [], "lambda_median": [],
+                             "seconds": [], "discarded_max": []}
+    best = (math.inf, -1, None, 0.0)
+    reason = f"reached n_sweeps={n_passes}"
+    bar = range(n_passes)
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(bar, desc=f"sweep {type(net).__name__}", unit="pass", leave=False)
+    since = 0
+    for i in bar:
+        t0 = time.perf_counter()
+        n_lam, n_disc = len(solver.lams), len(sweeper.discarded)
+        sweeper.run_pass("right" if i % 2 == 0 else "left", solver)
+        errs, b = _pass_errors(sweeper, solver)
+        hist["train_rmse"].append(errs[0])
+        hist["val_rmse"].append(errs[1] if has_val else None)
+        hist["bond_dims"].append(sweeper.bond_dims)
+        hist["lambda_median"].append(float(np.median(solver.lams[n_lam:])))
+        hist["discarded_max"].append(max(sweeper.discarded[n_disc:], default=0.0))
+        hist["seconds"].append(time.perf_counter() - t0)
+        if progress:
+            bar.set_postfix(train=f"{errs[0]:.4g}", val=f"{errs[1]:.4g}" if has_val else "-",
+                            chi=max(sweeper.bond_dims, default=1))
+        score = errs[1] if has_val else errs[0]
+        if score < best[0] * (1 - cfg.tol):
+            best, since = (score, i, sweeper.snapshot(), b), 0
+        else:
+            since += 1
+            if stop and since >= cfg.patience:
+                reason = (f"{'validation' if has_val else 'training'} RMSE did not improve by {cfg.tol:g} "
+                          f"(relative) for {cfg.patience} pass(es)")
+                break
+    if stop and best[2] is not None:
+        sweeper.restore(best[2])
+    hist["lambdas"] = solver.lams
+    hist["trace"] = solver.trace
+    return sweeper, hist, reason, best[1] + 1 if stop else n_passes, best[3] if stop else b
+
+
+def sweep_fit(net: TensorNetwork, train: SweepData, val: SweepData | None = None,
+              config: SweepConfig | None = None, *, refit_data: SweepData | None = None) -> SweepResult:
+    """Fit ``net`` in place by two-site sweeps; see the module docstring.  Targets are used as given
+    (standardise them first).  Returns the network, its intercept and the per-pass history."""
+    cfg = config or SweepConfig()
+    cfg.check()
+    t0 = time.perf_counter()
+    init = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    datasets = [train] + ([val] if val is not None else [])
+    sweeper, hist, reason, n_best, b = _run(net, datasets, cfg, cfg.n_sweeps, has_val=val is not None,
+                                            progress=cfg.verbose > 0)
+    hist = {"selection": hist, "best_pass": n_best}
+    if cfg.refit and refit_data is not None:
+        net.load_state_dict(init)
+        steps = len(hist["selection"]["trace"]) // max(1, len(hist["selection"]["train_rmse"])) * n_best
+        lams = hist["selection"]["lambdas"][:steps]
+        sweeper, refit_hist, _, _, b = _run(net, [refit_data], cfg, n_best, has_val=False, fixed=lams,
+                                            progress=cfg.verbose > 0, stop=False)
+        hist["refit"] = refit_hist
+        reason += f"; refitted on all {refit_data.n_structures} structures for {n_best} pass(es)"
+    _install(net, sweeper)
+    hist["seconds_total"] = time.perf_counter() - t0
+    return SweepResult(network=net, intercept=float(b), history=hist, stop_reason=reason, n_passes=n_best,
+                       bond_dims=sweeper.bond_dims)

@@ -1,0 +1,125 @@
+"""Local problems of the sweeping (DMRG-style) fitter: closed-form ridge solves and truncated splits.
+
+A multilinear network's prediction is linear in any merged pair of cores M: y_b = <M, Phi_b> + intercept,
+with Phi_b the contraction of the input row b with every other core (the local feature tensor).  In the
+mixed-canonical gauge the other cores form an isometry, so ||W||_F = ||M||_F and the local ridge problem
+
+    min_{M, b}  sum_b (y_b - <M, Phi_b> - b)^2 + lam ||M||^2
+
+is the global ridge problem restricted to M: one ``lam`` means the same at every step.  The intercept is
+unpenalised (eliminated by centring Phi and y).  The solve goes through an eigendecomposition of the
+normal equations (primal p x p Gram when p <= n, dual n x n kernel otherwise), so a whole grid of ``lam``
+costs one decomposition: validation error and generalised cross-validation (GCV, exact for the local
+linear smoother) are evaluated for every ``lam`` in closed form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["LocalSolution", "ridge_local_solve", "truncated_split", "regularised_loss"]
+
+
+@dataclass(frozen=True)
+class LocalSolution:
+    """Solution of one local ridge problem (float64, standardised target units)."""
+
+    m: torch.Tensor  # (p,) the merged tensor, flattened
+    intercept: float
+    lam: float
+    train_mse: float
+    val_mse: float | None
+    gcv: float | None
+
+
+def regularised_loss(phi: torch.Tensor, y: torch.Tensor, m: torch.Tensor, b: float, lam: float) -> float:
+    """sum_b (y_b - <m, phi_b> - b)^2 + lam ||m||^2 (the objective every local solve minimises)."""
+    r = y - phi @ m - b
+    return float(r @ r + lam * (m @ m))
+
+
+def _scores(e: torch.Tensor, proj: torch.Tensor, yc_sq: float, lams: torch.Tensor, n: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training residual sum of squares and GCV for every lam, from the eigenvalues e of the Gram matrix and
+    the projections proj of the centred target on its eigenvectors (filter f = e / (e + lam))."""
+    f = e[None, :] / (e[None, :] + lams[:, None])  # (L, r)
+    rss = yc_sq - ((2 * f - f * f) * proj[None, :] ** 2).sum(1)
+    dof = f.sum(1) + 1.0  # + the intercept
+    gcv = n * rss.clamp_min(0) / (n - dof).clamp_min(1e-12) ** 2
+    return rss.clamp_min(0), gcv
+
+
+def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float], *, select: str = "validation",
+                      phi_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
+                      fit_intercept: bool = True) -> LocalSolution:
+    """Solve the local ridge problem for every ``lam`` in ``lams`` and keep the one chosen by ``select``:
+    ``"validation"`` (lowest MSE on (phi_val, y_val)), ``"gcv"`` (lowest GCV) or ``"fixed"`` (``lams[0]``).
+
+    ``lam = 0`` gives the minimum-norm least-squares solution (eigenvalues below 1e-12 of the largest are
+    dropped).  float64 throughout."""
+    phi = phi.to(torch.float64).reshape(phi.shape[0], -1)
+    y = y.to(torch.float64)
+    n, p = phi.shape
+    if select == "validation" and phi_val is None:
+        raise ValueError("ridge_local_solve: select='validation' needs phi_val and y_val")
+    if select not in ("validation", "gcv", "fixed"):
+        raise ValueError(f"ridge_local_solve: select={select!r}; choose 'validation', 'gcv' or 'fixed'")
+    lam_t = torch.as_tensor([float(v) for v in lams], dtype=torch.float64)
+    if select == "fixed":
+        lam_t = lam_t[:1]
+    mu = phi.mean(0) if fit_intercept else torch.zeros(p, dtype=torch.float64)
+    ybar = float(y.mean()) if fit_intercept else 0.0
+    pc, yc = phi - mu, y - ybar
+    if p <= n:  # primal: G = Pc^T Pc = V diag(e) V^T; m(lam) = V (V^T Pc^T yc) / (e + lam)
+        e, v = torch.linalg.eigh(pc.T @ pc)
+        proj = v.T @ (pc.T @ yc) / e.clamp_min(1e-300).sqrt()  # coordinates of yc on the left singular vectors
+    else:  # dual: K = Pc Pc^T = U diag(e) U^T; m(lam) = Pc^T U (U^T yc) / (e + lam)
+        e, u = torch.linalg.eigh(pc @ pc.T)
+        proj = u.T @ yc
+    keep = e > 1e-12 * float(e.max().clamp_min(1e-300))
+    e, proj = e[keep], proj[keep]
+    basis = v[:, keep] if p <= n else u[:, keep]
+    rss, gcv = _scores(e, proj, float(yc @ yc), lam_t, n)
+    # coefficients on the basis for every lam: primal m = V c, c = sqrt(e) proj / (e + lam);
+    # dual m = Pc^T U c, c = proj / (e + lam)
+    num = e.sqrt() * proj if p <= n else proj
+    coef = num[None, :] / (e[None, :] + lam_t[:, None])  # (L, r)
+    val_mse = None
+    if phi_val is not None and y_val is not None:
+        pv = phi_val.to(torch.float64).reshape(phi_val.shape[0], -1) - mu
+        zv = pv @ basis if p <= n else (pv @ pc.T) @ basis  # (n_val, r)
+        pred = zv @ coef.T + ybar  # (n_val, L)
+        val_mse = ((pred - y_val.to(torch.float64)[:, None]) ** 2).mean(0)
+    if select == "validation":
+        i = int(torch.argmin(val_mse))
+    elif select == "gcv":
+        i = int(torch.argmin(gcv))
+    else:
+        i = 0
+    m = basis @ coef[i] if p <= n else pc.T @ (basis @ coef[i])
+    b = ybar - float(mu @ m)
+    return LocalSolution(m=m, intercept=b, lam=float(lam_t[i]), train_mse=float(rss[i]) / n,
+                         val_mse=None if val_mse is None else float(val_mse[i]), gcv=float(gcv[i]))
+
+
+def truncated_split(mat: torch.Tensor, max_rank: int, cutoff: float, *, absorb: str
+                    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Split ``mat`` (m x n) by a truncated SVD into (left (m, r), right (r, n)), keeping the singular values
+    above ``cutoff`` times the largest, at most ``max_rank`` (at least one).  ``absorb="right"`` gives an
+    isometric left factor U and right S V^T; ``"left"`` gives U S and an isometric right factor V^T.
+    Returns also the discarded weight sum_{i > r} s_i^2 / sum_i s_i^2."""
+    u, s, vh = torch.linalg.svd(mat, full_matrices=False)
+    s0 = float(s[0]) if len(s) else 0.0
+    r = int((s > cutoff * s0).sum()) if s0 > 0 else 1
+    r = max(1, min(r, int(max_rank)))
+    total = float((s * s).sum())
+    discarded = float((s[r:] * s[r:]).sum()) / total if total > 0 else 0.0
+    u, s, vh = u[:, :r], s[:r], vh[:r]
+    if absorb == "right":
+        return u, s[:, None] * vh, discarded
+    if absorb == "left":
+        return u * s[None, :], vh, discarded
+    raise ValueError(f"truncated_split: absorb={absorb!r}; choose 'left' or 'right'")
