@@ -162,7 +162,7 @@ class _FusionTree:
 
     def compute(
         self, frames: Sequence[Atoms] | Atoms, *, average: bool = True, dtype: torch.dtype = torch.float64,
-        device: str | None = None, progress: bool | None = None, max_atoms: int = 1024,
+        device: str | None = None, progress: bool | None = None, max_atoms: int = 1024, n_jobs: int | None = None,
     ) -> LegTensor:
         """Descriptor of every structure: mean over its atoms (paper eq. 22) when ``average``, else one
         row per atom with ``structure_index``.  Structures are processed in chunks of ``max_atoms``."""
@@ -177,7 +177,7 @@ class _FusionTree:
         max_atoms = max(1, min(max_atoms, 2**25 // math.prod(self.sizes)))
         bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(self).__name__)
         for first, stop, pairs, a in self.density.iter_chunks(frames, dtype=dtype, device=device,
-                                                              max_atoms=max_atoms):
+                                                              max_atoms=max_atoms, n_jobs=n_jobs):
             b = self.from_expansion(a)
             if self.center_species:
                 onehot = b.new_zeros((b.shape[0], len(self.density.species), *b.shape[1:]))

@@ -29,8 +29,7 @@ import torch
 from scipy.linalg import sqrtm
 from scipy.special import gamma, ive
 
-__all__ = ["gto_basis", "gto_radial_values", "gaussian_radial_integral_table", "primitive_exponents",
-           "cutoff_function"]
+__all__ = ["gto_basis", "gaussian_radial_integral_table", "primitive_exponents", "cutoff_function"]
 
 
 def gto_basis(r_basis: float, n_max: int, l_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,15 +53,6 @@ def gto_basis(r_basis: float, n_max: int, l_max: int) -> tuple[np.ndarray, np.nd
         alphas[l] = alpha
         betas[l] = np.real(beta)
     return alphas, betas
-
-
-def gto_radial_values(r: torch.Tensor, alphas: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-    """g_nl(r) for every r: returns shape (len(r), n_max, l_max + 1) (used by the delta density)."""
-    l_max = alphas.shape[0] - 1
-    ls = torch.arange(l_max + 1, dtype=r.dtype, device=r.device)
-    # primitives phi[p, l, n'] = r^l exp(-alpha_{l n'} r^2)
-    prim = r[:, None, None] ** ls[None, :, None] * torch.exp(-alphas[None] * (r * r)[:, None, None])
-    return torch.einsum("lnk,plk->pnl", betas, prim)
 
 
 def gaussian_radial_integral_table(

@@ -1,0 +1,151 @@
+"""Glue between :class:`~tnmat.descriptors.density.AtomicDensity` and the compiled kernels.
+
+- :func:`expand_frames`: A for a chunk of ASE structures, neighbour search fused into the kernel (small
+  periodic or open cells) or vesin pair lists + the pair kernel (large or mixed-periodicity cells).
+- :class:`DensityFunction`: torch autograd Function on pair vectors whose backward is the compiled transpose
+  (:func:`~tnmat.descriptors._kernels.density_backward`); gradients to positions and cell flow through the
+  torch expression ``v = r_j - r_i + S @ cell`` that builds the vectors.  Double backward (create_graph,
+  e.g. training on forces) falls back to differentiating the torch reference.
+- :func:`numba_threads`: run with a given numba thread count and restore it (``n_jobs``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from tnmat.descriptors import _kernels as K
+from tnmat.descriptors.neighbors import DIRECT_MAX_ATOMS, PairList, _check_frame, build_pairs, species_indices
+
+if TYPE_CHECKING:
+    from tnmat.descriptors.density import AtomicDensity
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """n_jobs as in joblib: None or 1 -> 1, -1 -> all cores, -k -> all but k-1."""
+    cores = os.cpu_count() or 1
+    if n_jobs is None:
+        return 1
+    if not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
+    return max(1, min(cores, int(n_jobs) if n_jobs > 0 else cores + 1 + int(n_jobs)))
+
+
+@contextlib.contextmanager
+def numba_threads(n_jobs: int | None) -> Iterator[None]:
+    """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: work is split by
+    structure or atom, each handled by one thread in a fixed order)."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def constants(density: AtomicDensity) -> tuple:
+    """(gamma (n', l), transform (l, n, n'), self term (n,) or empty, sh tables, cut) as float64 arrays."""
+    key = "compiled"
+    if key not in density._cache:
+        t = density._tensors(torch.float64, torch.device("cpu"))
+        self_term = (t["self"].numpy() / np.sqrt(4 * np.pi)) if density.density == "gaussian" else np.zeros(0)
+        cut = np.array([density.r_cut, density.cutoff_width, 1.0 if density.cutoff_function == "cosine" else 0.0])
+        density._cache[key] = (np.ascontiguousarray(t["gamma"].numpy()), np.ascontiguousarray(t["transform"].numpy()),
+                               np.ascontiguousarray(self_term), K.sh_tables(density.l_max), cut)
+    return density._cache[key]
+
+
+def _raise_coincident(bad: np.ndarray, names: Sequence[str]) -> None:
+    if bad.any():
+        raise ValueError(f"AtomicDensity: {names[int(np.argmax(bad))]}: two atoms at the same position "
+                         "(distance < 1e-8 A)")
+
+
+def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray]:
+    """(A (N, S, n, lm) float64, atom species (N,), atom structure (N,)) for a chunk of structures."""
+    names, species, structure = [], [], []
+    for k, atoms in enumerate(frames):
+        where = f"structure {offset + k}" + (f" ({atoms.info['id']})" if "id" in atoms.info else "")
+        _check_frame(atoms, where)
+        names.append(where)
+        species.append(species_indices(atoms.numbers, density.species_numbers, where))
+        structure.append(np.full(len(atoms), offset + k, dtype=np.int64))
+    species_all = np.concatenate(species)
+    sizes = np.array([len(a) for a in frames], dtype=np.int64)
+    atom_ptr = np.concatenate([[0], np.cumsum(sizes)])
+    gamma, transform, self_term, shtab, cut = constants(density)
+    n_sp = len(density.species)
+    pbc = [a.pbc for a in frames]
+    direct = np.array([(p.all() or not p.any()) and len(a) <= DIRECT_MAX_ATOMS for a, p in zip(frames, pbc,
+                                                                                               strict=True)])
+    out = np.empty((len(species_all), n_sp, density.n_max, density.n_lm))
+    groups = [(np.flatnonzero(direct), True), (np.flatnonzero(~direct), False)]
+    for idx, fused in groups:
+        if not len(idx):
+            continue
+        sub = [frames[k] for k in idx]
+        sp = np.concatenate([species[k] for k in idx])
+        if fused:
+            periodic = np.array([bool(pbc[k].all()) for k in idx])
+            cells = np.stack([frames[k].cell.array if p else np.eye(3) for k, p in zip(idx, periodic, strict=True)])
+            positions = np.ascontiguousarray(np.concatenate([a.positions for a in sub]), dtype=np.float64)
+            ptr = np.concatenate([[0], np.cumsum(sizes[idx])])
+            a, bad = K.density_forward_direct(positions, cells, np.linalg.inv(cells), periodic, ptr, sp, n_sp,
+                                              gamma, transform, self_term, shtab, cut)
+        else:
+            pairs = build_pairs(sub, density.r_cut, density.species_numbers, method="vesin")
+            a, bad = _pair_forward(density, pairs.vectors.double().numpy(), pairs)
+        _raise_coincident(bad, [names[k] for k in idx])
+        if len(idx) == len(frames):
+            return a, species_all, np.concatenate(structure)
+        rows = np.concatenate([np.arange(atom_ptr[k], atom_ptr[k + 1]) for k in idx])
+        out[rows] = a
+    return out, species_all, np.concatenate(structure)
+
+
+def _pair_forward(density: AtomicDensity, vec: np.ndarray, pairs: PairList) -> tuple[np.ndarray, np.ndarray]:
+    gamma, transform, self_term, shtab, cut = constants(density)
+    return K.density_forward(np.ascontiguousarray(vec, dtype=np.float64), pairs.center.numpy(),
+                             pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
+                             pairs.atom_species.numpy().astype(np.int64), len(density.species), gamma, transform,
+                             self_term, shtab, cut)
+
+
+class DensityFunction(torch.autograd.Function):
+    """A = expansion(pair vectors) with the compiled forward and backward (see module docstring)."""
+
+    @staticmethod
+    def forward(ctx, vec: torch.Tensor, density: AtomicDensity, pairs: PairList) -> torch.Tensor:  # type: ignore[override]
+        a, bad = _pair_forward(density, vec.detach().cpu().double().numpy(), pairs)
+        _raise_coincident(bad, ["structure"] * len(bad))
+        ctx.save_for_backward(vec)
+        ctx.density, ctx.pairs = density, pairs
+        return torch.from_numpy(a).to(vec.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # type: ignore[override]
+        (vec,) = ctx.saved_tensors
+        density, pairs = ctx.density, ctx.pairs
+        if torch.is_grad_enabled():
+            # create_graph: the gradient itself must be differentiable -> the torch reference, evaluated on the
+            # saved input (it keeps its graph to positions and cell)
+            with torch.enable_grad():
+                ref = density.expand_pairs(PairList(pairs.center, pairs.neighbor, vec, pairs.atom_species,
+                                                    pairs.atom_structure, pairs.half))
+                (g,) = torch.autograd.grad(ref, vec, grad, create_graph=True)
+            return g, None, None
+        gamma, transform, _, shtab, cut = constants(density)
+        gv = K.density_backward(np.ascontiguousarray(grad.detach().cpu().double().numpy()),
+                                vec.detach().cpu().double().numpy(), pairs.center.numpy(), pairs.neighbor.numpy(),
+                                pairs.pair_ptr, pairs.atom_ptr, pairs.atom_species.numpy().astype(np.int64), gamma,
+                                transform, shtab, cut)
+        return torch.from_numpy(gv).to(vec), None, None

@@ -1,0 +1,384 @@
+"""Compiled (numba) kernels of the density expansion: batched neighbour search, fused forward and backward.
+
+Same mathematics as the torch reference in :mod:`tnmat.descriptors.density`: per unordered pair (half list)
+the closed-form projections ``e_{n'l}(d) = exp(-gamma_{n'l} d^2) f_c(d)`` times the regular solid harmonics
+``R_lm(v) = d^l Y_lm(v_hat)`` are accumulated straight into the primitive coefficients of both centres
+(the mirrored one with the parity ``(-1)^l``), then the per-l Loewdin transform is applied once per atom.
+No per-pair intermediate arrays: one pair's 16-100 numbers live in small scratch buffers.
+
+Parallelism is over structures (``prange``): every structure is handled by one thread in a fixed order, so
+results are bitwise identical for any thread count.  ``cache=True`` stores the machine code next to this
+file (``__pycache__``); the first call in a fresh environment compiles for ~10-20 s, later processes load it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# ----------------------------------------------------------------------------- neighbour search
+
+
+@njit(cache=True, inline="always")
+def _image_range(df: float, reach: float) -> tuple[int, int]:
+    return int(math.ceil(-reach - df)), int(math.floor(reach - df))
+
+
+@njit(cache=True)
+def _structure_pairs(pos, cell, inv, periodic, r_cut, out_i, out_j, out_s, out_v, start, fill):
+    """Half neighbour list of one structure by direct search over atom pairs and lattice images.
+
+    Fractional displacement bounds |f_k + s_k| <= r_cut |b_k| (b_k: reciprocal vectors without 2 pi) give
+    the images to visit exactly.  Pair (i, j, s) is kept for i < j (any s) and for i == j with s
+    lexicographically positive: every unordered pair, an atom and its own images included, once.
+    Returns the pair count; writes the pairs from ``start`` when ``fill``."""
+    n = pos.shape[0]
+    rc2 = r_cut * r_cut
+    reach = np.zeros(3)
+    frac = np.zeros((n, 3))
+    if periodic:
+        for k in range(3):
+            reach[k] = r_cut * math.sqrt(inv[0, k] ** 2 + inv[1, k] ** 2 + inv[2, k] ** 2)
+        for a in range(n):
+            for k in range(3):
+                frac[a, k] = pos[a, 0] * inv[0, k] + pos[a, 1] * inv[1, k] + pos[a, 2] * inv[2, k]
+    count = 0
+    for i in range(n):
+        for j in range(i, n):
+            lo0, hi0, lo1, hi1, lo2, hi2 = 0, 0, 0, 0, 0, 0
+            if periodic:
+                lo0, hi0 = _image_range(frac[j, 0] - frac[i, 0], reach[0])
+                lo1, hi1 = _image_range(frac[j, 1] - frac[i, 1], reach[1])
+                lo2, hi2 = _image_range(frac[j, 2] - frac[i, 2], reach[2])
+            dx0 = pos[j, 0] - pos[i, 0]
+            dy0 = pos[j, 1] - pos[i, 1]
+            dz0 = pos[j, 2] - pos[i, 2]
+            for s0 in range(lo0, hi0 + 1):
+                for s1 in range(lo1, hi1 + 1):
+                    for s2 in range(lo2, hi2 + 1):
+                        if i == j and not (s0 > 0 or (s0 == 0 and (s1 > 0 or (s1 == 0 and s2 > 0)))):
+                            continue
+                        dx = dx0 + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
+                        dy = dy0 + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
+                        dz = dz0 + s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
+                        if dx * dx + dy * dy + dz * dz <= rc2:
+                            if fill:
+                                p = start + count
+                                out_i[p] = i
+                                out_j[p] = j
+                                out_s[p, 0] = s0
+                                out_s[p, 1] = s1
+                                out_s[p, 2] = s2
+                                out_v[p, 0] = dx
+                                out_v[p, 1] = dy
+                                out_v[p, 2] = dz
+                            count += 1
+    return count
+
+
+@njit(cache=True, parallel=True)
+def neighbor_pairs(positions, cells, invs, periodic, atom_ptr, r_cut):
+    """Half neighbour lists of a batch of structures (atoms numbered consecutively), two passes (count, fill)
+    in parallel over structures.  Returns (pair_ptr, i, j, shifts, vectors); indices are batch-global."""
+    n_frames = len(atom_ptr) - 1
+    counts = np.zeros(n_frames, dtype=np.int64)
+    dummy_i = np.zeros(0, dtype=np.int64)
+    dummy_s = np.zeros((0, 3), dtype=np.int64)
+    dummy_v = np.zeros((0, 3))
+    for f in prange(n_frames):
+        a0, a1 = atom_ptr[f], atom_ptr[f + 1]
+        counts[f] = _structure_pairs(positions[a0:a1], cells[f], invs[f], periodic[f], r_cut,
+                                     dummy_i, dummy_i, dummy_s, dummy_v, 0, False)
+    pair_ptr = np.zeros(n_frames + 1, dtype=np.int64)
+    for f in range(n_frames):
+        pair_ptr[f + 1] = pair_ptr[f] + counts[f]
+    total = pair_ptr[-1]
+    out_i = np.empty(total, dtype=np.int64)
+    out_j = np.empty(total, dtype=np.int64)
+    out_s = np.empty((total, 3), dtype=np.int64)
+    out_v = np.empty((total, 3))
+    for f in prange(n_frames):
+        a0, a1 = atom_ptr[f], atom_ptr[f + 1]
+        _structure_pairs(positions[a0:a1], cells[f], invs[f], periodic[f], r_cut, out_i, out_j, out_s, out_v,
+                         pair_ptr[f], True)
+        for p in range(pair_ptr[f], pair_ptr[f + 1]):
+            out_i[p] += a0
+            out_j[p] += a0
+    return pair_ptr, out_i, out_j, out_s, out_v
+
+
+# ----------------------------------------------------------------------------- solid harmonics
+
+
+@njit(cache=True, inline="always")
+def _solid_harmonics(x, y, z, l_max, kappa, top, ca, cb, cs, ss, pl, out, grad, dcs, dss, plz, plr):
+    """Regular solid harmonics R_lm(x, y, z) = d^l Y_lm into ``out`` (flat lm), with the recurrence of
+    :mod:`tnmat.so3.spherical_harmonics` (C_m + i S_m = (x + i y)^m, P_l^m(z, r^2) with norms folded in).
+    With ``grad`` also dR_lm/d(x, y, z) into ``out`` rows 1..3 (forward-mode derivatives of the recurrence:
+    P depends on x, y only through r^2)."""
+    r2 = x * x + y * y + z * z
+    cs[0] = 1.0
+    ss[0] = 0.0
+    for m in range(1, l_max + 1):
+        cs[m] = x * cs[m - 1] - y * ss[m - 1]
+        ss[m] = x * ss[m - 1] + y * cs[m - 1]
+        if grad:
+            # d(x+iy)^m/dx = m (x+iy)^(m-1), d/dy = i m (x+iy)^(m-1)
+            dcs[0, m] = m * cs[m - 1]
+            dcs[1, m] = -m * ss[m - 1]
+            dss[0, m] = m * ss[m - 1]
+            dss[1, m] = m * cs[m - 1]
+    for l in range(l_max + 1):
+        pl[l, l] = kappa[l]
+        if grad:
+            plz[l, l] = 0.0
+            plr[l, l] = 0.0
+        if l >= 1:
+            pl[l, l - 1] = top[l] * z
+            if grad:
+                plz[l, l - 1] = top[l]
+                plr[l, l - 1] = 0.0
+        for m in range(l - 1):
+            a, b = ca[l, m], cb[l, m]
+            pl[l, m] = a * z * pl[l - 1, m] - b * r2 * pl[l - 2, m]
+            if grad:
+                plz[l, m] = a * (pl[l - 1, m] + z * plz[l - 1, m]) - b * r2 * plz[l - 2, m]
+                plr[l, m] = a * z * plr[l - 1, m] - b * (pl[l - 2, m] + r2 * plr[l - 2, m])
+        base = l * l + l
+        out[0, base] = pl[l, 0]
+        if grad:
+            out[1, base] = 2.0 * x * plr[l, 0]
+            out[2, base] = 2.0 * y * plr[l, 0]
+            out[3, base] = plz[l, 0] + 2.0 * z * plr[l, 0]
+        for m in range(1, l + 1):
+            p = pl[l, m]
+            out[0, base + m] = p * cs[m]
+            out[0, base - m] = p * ss[m]
+            if grad:
+                pr, pz = plr[l, m], plz[l, m]
+                out[1, base + m] = 2.0 * x * pr * cs[m] + p * dcs[0, m]
+                out[2, base + m] = 2.0 * y * pr * cs[m] + p * dcs[1, m]
+                out[3, base + m] = (pz + 2.0 * z * pr) * cs[m]
+                out[1, base - m] = 2.0 * x * pr * ss[m] + p * dss[0, m]
+                out[2, base - m] = 2.0 * y * pr * ss[m] + p * dss[1, m]
+                out[3, base - m] = (pz + 2.0 * z * pr) * ss[m]
+
+
+@njit(cache=True, inline="always")
+def _cutoff(d, r_cut, width, cosine):
+    """(f_c(d), f_c'(d)) of :func:`tnmat.descriptors.radial.cutoff_function`."""
+    if not cosine:
+        return 1.0, 0.0
+    x = (d - (r_cut - width)) / width
+    if x <= 0.0:
+        return 1.0, 0.0
+    if x >= 1.0:
+        return 0.0, 0.0
+    return 0.5 * (1.0 + math.cos(math.pi * x)), -0.5 * math.pi / width * math.sin(math.pi * x)
+
+
+# ----------------------------------------------------------------------------- forward / backward
+
+
+@njit(cache=True, inline="always")
+def _accumulate_pair(prim, i, j, si, sj, x, y, z, gamma, l_max, shtab, cut, cs, ss, pl, sh, dd, ee):
+    """Add one half-list pair (i, j, v = (x, y, z)) to the primitive coefficients of both centres:
+    prim[i, a_j, n', lm] += e_{n'l}(d) R_lm(v) and prim[j, a_i, n', lm] += (-1)^l e_{n'l}(d) R_lm(v)."""
+    kappa, top, ca, cb = shtab
+    n_max, n_l = gamma.shape[0], gamma.shape[1]
+    d2 = x * x + y * y + z * z
+    if d2 < 1e-16:
+        return False  # two atoms at the same position: the caller raises, naming the structure
+    fc, _ = _cutoff(math.sqrt(d2), cut[0], cut[1], cut[2] > 0.5)
+    _solid_harmonics(x, y, z, l_max, kappa, top, ca, cb, cs, ss, pl, sh, False, dd, dd, pl, pl)
+    for k in range(n_max):
+        for l in range(n_l):
+            ee[k, l] = math.exp(-gamma[k, l] * d2) * fc
+    for k in range(n_max):
+        for l in range(n_l):
+            e = ee[k, l]
+            if l % 2 == 0:
+                for lm in range(l * l, (l + 1) * (l + 1)):
+                    c = e * sh[0, lm]
+                    prim[i, sj, k, lm] += c
+                    prim[j, si, k, lm] += c
+            else:
+                for lm in range(l * l, (l + 1) * (l + 1)):
+                    c = e * sh[0, lm]
+                    prim[i, sj, k, lm] += c
+                    prim[j, si, k, lm] -= c
+    return True
+
+
+@njit(cache=True, inline="always")
+def _transform(prim, out, a0, species, transform, self_term):
+    """out[a0 + i, a, n, lm] = sum_n' transform[l, n, n'] prim[i, a, n', lm] (+ the centre's own Gaussian)."""
+    n_at, n_species, n_max, n_lm = prim.shape
+    for i in range(n_at):
+        for a in range(n_species):
+            for l in range(transform.shape[0]):
+                for lm in range(l * l, (l + 1) * (l + 1)):
+                    for n in range(n_max):
+                        acc = 0.0
+                        for k in range(n_max):
+                            acc += transform[l, n, k] * prim[i, a, k, lm]
+                        out[a0 + i, a, n, lm] = acc
+        if len(self_term):
+            for n in range(n_max):
+                out[a0 + i, species[a0 + i], n, 0] += self_term[n]
+
+
+@njit(cache=True, parallel=True)
+def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, gamma, transform, self_term,
+                    shtab, cut):
+    """A[i, a, n, lm] (float64) of a batch from a grouped half pair list: per structure (in parallel),
+    accumulate the primitive projections of every pair into both centres, then transform.
+
+    gamma (n', l); transform (l, n, n'); self_term (n,) or empty; shtab = (kappa, top, ca, cb);
+    cut = (r_cut, width, cosine flag)."""
+    n_max, n_l = gamma.shape[0], gamma.shape[1]
+    out = np.zeros((len(species), n_species, n_max, n_l * n_l))
+    bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
+    for f in prange(len(atom_ptr) - 1):
+        a0, a1 = atom_ptr[f], atom_ptr[f + 1]
+        prim = np.zeros((a1 - a0, n_species, n_max, n_l * n_l))
+        cs, ss, pl = np.empty(n_l), np.empty(n_l), np.empty((n_l, n_l))
+        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty((n_max, n_l))
+        for p in range(pair_ptr[f], pair_ptr[f + 1]):
+            if not _accumulate_pair(prim, pi[p] - a0, pj[p] - a0, species[pi[p]], species[pj[p]], vec[p, 0],
+                                    vec[p, 1], vec[p, 2], gamma, n_l - 1, shtab, cut, cs, ss, pl, sh, dd, ee):
+                bad[f] = True
+        _transform(prim, out, a0, species, transform, self_term)
+    return out, bad
+
+
+@njit(cache=True, parallel=True)
+def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, gamma, transform,
+                           self_term, shtab, cut):
+    """As :func:`density_forward`, with the neighbour search fused in (no pair list is ever stored): the
+    images of :func:`_structure_pairs` are visited and every pair within r_cut is accumulated at once."""
+    n_max, n_l = gamma.shape[0], gamma.shape[1]
+    r_cut = cut[0]
+    rc2 = r_cut * r_cut
+    out = np.zeros((len(species), n_species, n_max, n_l * n_l))
+    bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
+    for f in prange(len(atom_ptr) - 1):
+        a0, a1 = atom_ptr[f], atom_ptr[f + 1]
+        n = a1 - a0
+        prim = np.zeros((n, n_species, n_max, n_l * n_l))
+        cs, ss, pl = np.empty(n_l), np.empty(n_l), np.empty((n_l, n_l))
+        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty((n_max, n_l))
+        pos, cell, inv = positions[a0:a1], cells[f], invs[f]
+        reach = np.zeros(3)
+        frac = np.zeros((n, 3))
+        if periodic[f]:
+            for k in range(3):
+                reach[k] = r_cut * math.sqrt(inv[0, k] ** 2 + inv[1, k] ** 2 + inv[2, k] ** 2)
+            for a in range(n):
+                for k in range(3):
+                    frac[a, k] = pos[a, 0] * inv[0, k] + pos[a, 1] * inv[1, k] + pos[a, 2] * inv[2, k]
+        for i in range(n):
+            si = species[a0 + i]
+            for j in range(i, n):
+                sj = species[a0 + j]
+                lo0, hi0 = _image_range(frac[j, 0] - frac[i, 0], reach[0])
+                lo1, hi1 = _image_range(frac[j, 1] - frac[i, 1], reach[1])
+                lo2, hi2 = _image_range(frac[j, 2] - frac[i, 2], reach[2])
+                dx0 = pos[j, 0] - pos[i, 0]
+                dy0 = pos[j, 1] - pos[i, 1]
+                dz0 = pos[j, 2] - pos[i, 2]
+                for s0 in range(lo0, hi0 + 1):
+                    for s1 in range(lo1, hi1 + 1):
+                        for s2 in range(lo2, hi2 + 1):
+                            if i == j and not (s0 > 0 or (s0 == 0 and (s1 > 0 or (s1 == 0 and s2 > 0)))):
+                                continue
+                            x = dx0 + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
+                            y = dy0 + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
+                            z = dz0 + s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
+                            if x * x + y * y + z * z <= rc2 and not _accumulate_pair(
+                                    prim, i, j, si, sj, x, y, z, gamma, n_l - 1, shtab, cut, cs, ss, pl, sh, dd, ee):
+                                bad[f] = True
+        _transform(prim, out, a0, species, transform, self_term)
+    return out, bad
+
+
+@njit(cache=True, parallel=True)
+def density_backward(grad_a, vec, pi, pj, pair_ptr, atom_ptr, species, gamma, transform, shtab, cut):
+    """d(sum grad_a * A)/d vec (P, 3): the transpose of :func:`density_forward` (same pairs, same order)."""
+    kappa, top, ca, cb = shtab
+    r_cut, width, cosine = cut[0], cut[1], cut[2] > 0.5
+    n_max, n_l = gamma.shape[0], gamma.shape[1]
+    l_max = n_l - 1
+    n_lm = n_l * n_l
+    n_species = grad_a.shape[1]
+    gvec = np.zeros((vec.shape[0], 3))
+    l_of = np.empty(n_lm, dtype=np.int64)
+    for l in range(n_l):
+        for k in range(l * l, (l + 1) * (l + 1)):
+            l_of[k] = l
+    for f in prange(len(atom_ptr) - 1):
+        a0, a1 = atom_ptr[f], atom_ptr[f + 1]
+        # gradient w.r.t. the primitive coefficients: transform^T per l
+        gp = np.zeros((a1 - a0, n_species, n_max, n_lm))
+        for i in range(a1 - a0):
+            for a in range(n_species):
+                for lm in range(n_lm):
+                    l = l_of[lm]
+                    for k in range(n_max):
+                        acc = 0.0
+                        for n in range(n_max):
+                            acc += transform[l, n, k] * grad_a[a0 + i, a, n, lm]
+                        gp[i, a, k, lm] = acc
+        cs = np.empty(n_l)
+        ss = np.empty(n_l)
+        pl = np.empty((n_l, n_l))
+        plz = np.empty((n_l, n_l))
+        plr = np.empty((n_l, n_l))
+        dcs = np.zeros((2, n_l))
+        dss = np.zeros((2, n_l))
+        sh = np.empty((4, n_lm))
+        for p in range(pair_ptr[f], pair_ptr[f + 1]):
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            d2 = x * x + y * y + z * z
+            d = math.sqrt(d2)
+            fc, dfc = _cutoff(d, r_cut, width, cosine)
+            _solid_harmonics(x, y, z, l_max, kappa, top, ca, cb, cs, ss, pl, sh, True, dcs, dss, plz, plr)
+            i, j = pi[p] - a0, pj[p] - a0
+            si, sj = species[pi[p]], species[pj[p]]
+            radial = 0.0  # sum G e'(d) R / d, multiplies v
+            gx, gy, gz = 0.0, 0.0, 0.0
+            for k in range(n_max):
+                for l in range(n_l):
+                    ex = math.exp(-gamma[k, l] * d2)
+                    e = ex * fc
+                    de = ex * (dfc - 2.0 * gamma[k, l] * d * fc)
+                    sign = 1.0 if l % 2 == 0 else -1.0
+                    for lm in range(l * l, (l + 1) * (l + 1)):
+                        g = gp[i, sj, k, lm] + sign * gp[j, si, k, lm]
+                        radial += g * de * sh[0, lm]
+                        ge = g * e
+                        gx += ge * sh[1, lm]
+                        gy += ge * sh[2, lm]
+                        gz += ge * sh[3, lm]
+            radial /= d
+            gvec[p, 0] = gx + radial * x
+            gvec[p, 1] = gy + radial * y
+            gvec[p, 2] = gz + radial * z
+    return gvec
+
+
+def sh_tables(l_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The recurrence coefficients of :func:`tnmat.so3.spherical_harmonics._tables` as padded arrays."""
+    from tnmat.so3.spherical_harmonics import _tables
+
+    tabs = _tables(l_max)
+    kappa = np.array([t[0] for t in tabs])
+    top = np.array([t[1] for t in tabs])
+    ca = np.zeros((l_max + 1, max(l_max, 1)))
+    cb = np.zeros_like(ca)
+    for l, (_, _, a, b) in enumerate(tabs):
+        ca[l, : len(a)] = a
+        cb[l, : len(b)] = b
+    return kappa, top, ca, cb

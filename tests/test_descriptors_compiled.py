@@ -1,0 +1,130 @@
+"""The compiled (numba) density kernels against the torch reference: values, gradients, neighbour lists,
+thread-count independence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from conftest import random_cluster, random_crystal
+from tnmat.descriptors import AtomicDensity, Invariants
+from tnmat.descriptors.neighbors import build_pairs
+
+SPECIES = ("O", "Al")
+
+
+def density(**kw) -> AtomicDensity:
+    base = dict(species=SPECIES, r_cut=4.0, n_max=3, l_max=3, density="gaussian", sigma=0.5)
+    base.update(kw)
+    return AtomicDensity(**base)
+
+
+def frames_mixed() -> list[Atoms]:
+    slab = random_crystal(21, n=4)
+    slab.pbc = (True, True, False)  # mixed periodicity: vesin pair lists + the pair kernel
+    big = random_crystal(22, n=4).repeat((5, 5, 5))  # 500 atoms: above DIRECT_MAX_ATOMS -> vesin
+    return [random_crystal(2), random_cluster(1), slab, big, random_crystal(3, n=1)]
+
+
+@pytest.mark.parametrize("kw", [{}, {"density": "delta", "l_max": 5}, {"cutoff_function": "step"},
+                                {"n_max": 1, "l_max": 0}])
+def test_compiled_equals_torch_reference(kw):
+    frames = frames_mixed()
+    fast = density(backend="numba", **kw).compute(frames).values
+    ref = density(backend="torch", **kw).compute(frames).values
+    assert ref.abs().max() > 1e-3
+    torch.testing.assert_close(fast, ref, atol=1e-12 * ref.abs().max(), rtol=1e-12)
+
+
+def test_dscribe_equivalent_sphere_equal():
+    d = AtomicDensity.dscribe_equivalent(species=SPECIES, r_cut=3.5, n_max=3, l_max=2, sigma=0.4)
+    frames = [random_crystal(5), random_crystal(6, n=2)]
+    fast = Invariants(d, order=2).compute(frames).values
+    ref = Invariants(AtomicDensity(**{**d.get_params(), "species": SPECIES}, backend="torch"), order=2).compute(
+        frames).values
+    torch.testing.assert_close(fast, ref, atol=1e-12 * ref.abs().max(), rtol=1e-12)
+
+
+def _pair_set(p) -> list[tuple]:
+    rows = []
+    for a, b, v in zip(p.center.tolist(), p.neighbor.tolist(), p.vectors.numpy(), strict=True):
+        v = np.round(v, 9) + 0.0
+        if a > b or (a == b and tuple(v) < tuple(-v + 0.0)):
+            a, b, v = b, a, -v + 0.0
+        rows.append((a, b, *v))
+    return sorted(rows)
+
+
+def test_direct_neighbour_search_equals_vesin():
+    frames = [random_crystal(2), random_cluster(1), random_crystal(8, n=1), random_crystal(9, n=6)]
+    direct = build_pairs(frames, 6.0, (8, 13), method="direct")
+    ves = build_pairs(frames, 6.0, (8, 13), method="vesin")
+    assert len(direct.center) == len(ves.center) > 100
+    assert _pair_set(direct) == _pair_set(ves)
+    # shifts reproduce the vectors: v = r_j - r_i + S @ cell (frame 0 is periodic)
+    pos = np.concatenate([a.positions for a in frames])
+    sl = slice(direct.pair_ptr[0], direct.pair_ptr[1])
+    v = pos[direct.neighbor[sl]] - pos[direct.center[sl]] + direct.shifts[sl] @ frames[0].cell.array
+    np.testing.assert_allclose(v, direct.vectors[sl].numpy(), atol=1e-12)
+
+
+def test_gradients_compiled_finite_differences_and_equal_torch():
+    atoms = random_crystal(11, n=3)
+    w = None
+    grads = {}
+    for backend in ("numba", "torch"):
+        dens = density(l_max=2, n_max=2, backend=backend)
+        calc = Invariants(dens, order=2)
+        if w is None:
+            w = torch.randn(calc.sizes, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+        def f(p, c, dens=dens, calc=calc, w=w):
+            return (calc.from_expansion(dens.expand_positions(p, atoms.numbers, c, pbc=True)).sum(0) * w).sum()
+
+        pos = torch.tensor(atoms.positions, requires_grad=True)
+        cell = torch.tensor(atoms.cell.array, requires_grad=True)
+        if backend == "numba":
+            assert torch.autograd.gradcheck(f, (pos, cell), eps=1e-6, atol=1e-6)
+        grads[backend] = torch.autograd.grad(f(pos, cell), (pos, cell))
+    for g_fast, g_ref in zip(grads["numba"], grads["torch"], strict=True):
+        torch.testing.assert_close(g_fast, g_ref, atol=1e-12 * g_ref.abs().max(), rtol=1e-10)
+
+
+def test_double_backward_falls_back_to_reference():
+    """create_graph (training on forces) differentiates the gradient itself: same as the torch path."""
+    atoms = random_cluster(12)
+    out = {}
+    for backend in ("numba", "torch"):
+        dens = density(l_max=2, n_max=2, backend=backend, cutoff_function="cosine")
+        pos = torch.tensor(atoms.positions, requires_grad=True)
+        energy = (dens.expand_positions(pos, atoms.numbers) ** 2).sum()
+        (forces,) = torch.autograd.grad(energy, pos, create_graph=True)
+        (hess_row,) = torch.autograd.grad(forces[0, 0], pos)
+        out[backend] = (forces.detach(), hess_row)
+    for a, b in zip(out["numba"], out["torch"], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-11 * b.abs().max(), rtol=1e-10)
+
+
+def test_thread_count_does_not_change_results():
+    frames = [random_crystal(k, n=3 + k % 4) for k in range(12)] + [random_cluster(5)]
+    dens = density()
+    one = Invariants(dens, order=2).compute(frames, average=False, n_jobs=1).values
+    two = Invariants(dens, order=2).compute(frames, average=False, n_jobs=2).values
+    assert torch.equal(one, two)  # bitwise: every structure is summed by one thread in a fixed order
+
+
+def test_coincident_atoms_named():
+    atoms = random_crystal(2)
+    atoms.positions[1] = atoms.positions[0]
+    with pytest.raises(ValueError, match="structure 1.*same position"):
+        density(backend="numba").compute([random_crystal(3), atoms])
+
+
+def test_bad_backend_and_jobs():
+    with pytest.raises(ValueError, match="backend"):
+        density(backend="cuda")
+    with pytest.raises(ValueError, match="n_jobs"):
+        density(n_jobs=0)
+    assert "backend" not in density().get_params()  # runtime settings are not hyper-parameters
