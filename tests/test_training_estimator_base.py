@@ -61,4 +61,6 @@ def test_subclass_with_a_changed_shared_default_is_refused():
                          standardize_target=True, dtype="float32", device="cpu", random_state=None, verbose=0,
                          callbacks=None) -> None:
                 self._store_params(locals())
-    assert "Bad" not in NetworkRegressor._registry
+    from tnmat._estimator_file import _LOADERS
+
+    assert "Bad" not in _LOADERS

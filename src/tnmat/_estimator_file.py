@@ -1,5 +1,6 @@
 """The one-file format of fitted estimators (``"tnmat.estimator"``), shared by the tensor-network
-regressors (:mod:`tnmat.training.persistence`) and the GPR baseline (:mod:`tnmat.baselines.gpr`).
+regressors (:mod:`tnmat.training.persistence`), the GPR baseline (:mod:`tnmat.baselines.gpr`) and the
+MPO autoencoder (:mod:`tnmat.compression.autoencoder`).
 
 A file is ``torch.save`` of a dict of plain containers and tensors::
 
@@ -7,21 +8,29 @@ A file is ``torch.save`` of a dict of plain containers and tensors::
      "params": get_params(), "fitted": {...}, "extra": caller's dict, ...class-specific entries}
 
 It is read back with ``torch.load(weights_only=True)``, so loading never executes pickled code.  This module
-sits below both users so that neither layer imports the other to write a file.
+sits below all users so that no layer imports another to write or read a file: each estimator class
+registers its loader here (:func:`register_loader`, done when its module is imported) and
+:func:`load_estimator_file` dispatches on the file's ``"class"``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "plain", "write_estimator_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "plain", "write_estimator_file", "register_loader", "read_estimator_file",
+           "load_estimator_file"]
 
 FORMAT = "tnmat.estimator"
 FORMAT_VERSION = 1
+
+#: A loader rebuilds a fitted estimator from a file's contents; ``path`` is for messages and warnings.
+Loader = Callable[[dict[str, Any], Path], Any]
+_LOADERS: dict[str, Loader] = {}
 
 
 def plain(obj: Any, where: str) -> Any:
@@ -60,3 +69,42 @@ def write_estimator_file(path: str | Path, class_name: str, params: dict[str, An
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, path)
     return path
+
+
+def register_loader(class_name: str, loader: Loader) -> None:
+    """Make :func:`load_estimator_file` rebuild files whose ``"class"`` is ``class_name`` with ``loader``."""
+    _LOADERS[class_name] = loader
+
+
+def read_estimator_file(path: str | Path) -> dict[str, Any]:
+    """The contents of an estimator file, checked to be this format and version (``ValueError`` naming the
+    file otherwise; ``FileNotFoundError`` when it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
+        raise ValueError(f"{path}: not a readable tnmat model file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a tnmat estimator file")
+    if blob.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: tnmat estimator format version {blob.get('version')!r} is not supported "
+                         f"(this tnmat reads version {FORMAT_VERSION}); refit the model")
+    return blob
+
+
+def load_estimator_file(path: str | Path) -> Any:
+    """The fitted estimator in ``path``, rebuilt by the loader registered for its class; a file whose
+    contents do not fit its class is a ``ValueError`` naming the file."""
+    path = Path(path)
+    blob = read_estimator_file(path)
+    name = blob.get("class")
+    loader = _LOADERS.get(name) if isinstance(name, str) else None
+    if loader is None:
+        raise ValueError(f"{path}: holds a {name!r}, which no imported tnmat module can load "
+                         f"(known: {', '.join(sorted(_LOADERS))})")
+    try:
+        return loader(blob, path)
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: inconsistent tnmat estimator file ({type(exc).__name__}: {exc})") from exc

@@ -37,7 +37,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, WhiteKernel
 
-from tnmat._estimator_file import write_estimator_file
+from tnmat._estimator_file import register_loader, write_estimator_file
 from tnmat.legtensor import LegTensor
 
 __all__ = ["GPRRegressor", "SoapKernel", "soap_kernel", "local_soap_kernel"]
@@ -400,8 +400,9 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
         return write_estimator_file(path, type(self).__name__, params, fitted, extra=extra)
 
     @classmethod
-    def _from_file(cls, blob: dict[str, Any]) -> GPRRegressor:
-        """Inverse of :meth:`save` from the loaded file contents."""
+    def _from_file(cls, blob: dict[str, Any], path: Path | None = None) -> GPRRegressor:
+        """Inverse of :meth:`save` from the loaded file contents (the loader this class registers with
+        :mod:`tnmat._estimator_file`; ``path`` only names the file in messages)."""
         params = dict(blob["params"])
         if isinstance(params.get("noise_bounds"), list):
             params["noise_bounds"] = tuple(params["noise_bounds"])
@@ -477,3 +478,6 @@ class GPRRegressor(RegressorMixin, BaseEstimator):
         V = (Kx @ Q) * self.signal_variance_
         var = self.signal_variance_ + self.noise_variance_ - np.sum(V**2 / d, axis=1)
         return mean, np.sqrt(np.clip(var, 0.0, None)) * self.y_std_
+
+
+register_loader(GPRRegressor.__name__, GPRRegressor._from_file)

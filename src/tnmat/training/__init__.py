@@ -15,7 +15,8 @@ from tnmat.training.estimators import (
     TensorNetworkRegressor,
     TTNRegressor,
 )
-from tnmat.training.persistence import FORMAT_VERSION, load_estimator
+from tnmat.training.persistence import FORMAT_VERSION
+from tnmat.training.registry import load_estimator
 
 __all__ = [
     "MODEL_KINDS", "FORMAT_VERSION", "NetworkRegressor", "TensorNetworkRegressor", "MPSRegressor",

@@ -23,7 +23,23 @@ from sklearn.utils.validation import validate_data
 
 from tnmat.legtensor import LegTensor
 
-__all__ = ["Inputs", "Rows", "convert_inputs", "check_targets", "rows_with_bad_values"]
+__all__ = ["DTYPES", "Inputs", "Rows", "convert_inputs", "check_targets", "resolve_device", "rows_with_bad_values"]
+
+#: the ``dtype`` parameter's values
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device: Any, owner: str) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; a cuda device that is not available is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{owner}: device={device!r} is not a torch device ('cpu', 'cuda', 'auto')") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{owner}: device={device!r} but CUDA is not available (use 'cpu' or 'auto')")
+    return dev
 
 
 @dataclass(frozen=True)

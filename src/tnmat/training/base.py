@@ -7,6 +7,7 @@ on which leg sizes (:meth:`NetworkRegressor._network_sizes`) and how inputs are 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import time
@@ -20,30 +21,17 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from tnmat._estimator_file import load_estimator_file, register_loader
 from tnmat.training import persistence
-from tnmat.training._data import Inputs, Rows, check_targets, convert_inputs
+from tnmat.training._data import DTYPES as _DTYPES
+from tnmat.training._data import Inputs, Rows, check_targets, convert_inputs, resolve_device
 from tnmat.training.engine import TrainConfig, predict_rows, train_network
 
 __all__ = ["NetworkRegressor"]
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool)
-
-
-def resolve_device(device: Any, owner: str) -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu; a cuda device that is not available is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"{owner}: device={device!r} is not a torch device ('cpu', 'cuda', 'auto')") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{owner}: device={device!r} but CUDA is not available (use 'cpu' or 'auto')")
-    return dev
 
 
 class NetworkRegressor(RegressorMixin, BaseEstimator):
@@ -54,7 +42,6 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     ``self._store_params(locals())``; they implement :meth:`_build_network`.  Mixins come before
     ``BaseEstimator`` (sklearn >= 1.6 requires this order for the tags to resolve)."""
 
-    _registry: ClassVar[dict[str, type[NetworkRegressor]]] = {}
     #: when True the inputs are flattened to one leg of size n_features before the network
     _flatten_inputs: ClassVar[bool] = False
 
@@ -83,7 +70,8 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             if name != "self" and (name not in own or own[name].default != p.default):
                 raise TypeError(f"{cls.__name__}.__init__ must take the shared parameter {name}={p.default!r} "
                                 "(as NetworkRegressor.__init__)")
-        NetworkRegressor._registry[cls.__name__] = cls  # for load(): the file names its class
+        # the file names its class; loading rebuilds it through the one estimator file
+        register_loader(cls.__name__, functools.partial(persistence.restore_estimator, cls))
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _build_network(self, sizes: tuple[int, ...], *, dtype: torch.dtype, seed: int) -> torch.nn.Module:
@@ -295,7 +283,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | Path) -> NetworkRegressor:
         """Read a file written by :meth:`save` (returns the saved estimator class, e.g. MPSRegressor)."""
-        est = persistence.load_estimator(path, registry=NetworkRegressor._registry)
+        est = load_estimator_file(path)
         if not isinstance(est, cls):
             raise ValueError(f"{path}: holds a {type(est).__name__}, not a {cls.__name__}; "
                              "use tnmat.training.load_estimator")

@@ -15,25 +15,22 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import torch
 
 from tnmat._estimator_file import FORMAT, FORMAT_VERSION, write_estimator_file
 from tnmat._estimator_file import plain as _plain
+from tnmat.training._data import DTYPES, resolve_device
 
-if TYPE_CHECKING:
-    from tnmat.training.base import NetworkRegressor
-
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_estimator", "load_estimator"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_estimator", "restore_estimator"]
 
 _FITTED_SCALARS = ("y_mean_", "y_std_", "intercept_", "best_epoch_", "n_epochs_", "n_steps_", "fit_seconds_",
                    "n_parameters_", "n_features_in_", "per_atom_", "legs_from_legtensor_", "stopped_early_")
 
 
-def save_estimator(est: NetworkRegressor, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write a fitted estimator to ``path`` (parent folders are created)."""
+def save_estimator(est: Any, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write a fitted :class:`~tnmat.training.NetworkRegressor` to ``path`` (parent folders are created)."""
     params = est.get_params(deep=False)
     params["callbacks"] = None  # callables are not data; the caller re-attaches them
     if not isinstance(params.get("random_state"), int | np.integer | type(None)):
@@ -46,57 +43,31 @@ def save_estimator(est: NetworkRegressor, path: str | Path, *, extra: dict[str, 
                                 state_dict={k: v.detach().cpu() for k, v in est.network_.state_dict().items()})
 
 
-def load_estimator(path: str | Path, *, registry: dict[str, type] | None = None) -> NetworkRegressor:
-    """Read an estimator written by :func:`save_estimator`; ``ValueError`` naming the file when it is
-    corrupted, not a tnmat estimator, or from another format version."""
-    from tnmat.training.base import _DTYPES, NetworkRegressor, resolve_device
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
-        raise ValueError(f"{path}: not a readable tnmat model file ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a tnmat estimator file")
-    if blob.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: tnmat estimator format version {blob.get('version')!r} is not supported "
-                         f"(this tnmat reads version {FORMAT_VERSION}); refit the model")
-    if blob.get("class") == "GPRRegressor":  # kernel model: no network weights, its own restore
-        from tnmat.baselines.gpr import GPRRegressor
-
+def restore_estimator(cls: type, blob: dict[str, Any], path: Path) -> Any:
+    """Inverse of :func:`save_estimator` from the file's contents (the loader every NetworkRegressor class
+    registers with :func:`tnmat._estimator_file.register_loader`).  A device that is not available falls
+    back to cpu with a warning."""
+    params, fitted = dict(blob["params"]), blob["fitted"]
+    if params.get("device") not in (None, "cpu", "auto"):
         try:
-            return GPRRegressor._from_file(blob)
-        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-            raise ValueError(f"{path}: inconsistent tnmat estimator file ({type(exc).__name__}: {exc})") from exc
-    registry = registry if registry is not None else NetworkRegressor._registry
-    try:
-        cls = registry[blob["class"]]
-        params, fitted = dict(blob["params"]), blob["fitted"]
-        if params.get("device") not in (None, "cpu", "auto"):
-            try:
-                resolve_device(params["device"], cls.__name__)
-            except ValueError:
-                warnings.warn(f"{path}: saved for device {params['device']!r}, which is not available; "
-                              "loading on cpu", RuntimeWarning, stacklevel=3)
-                params["device"] = "cpu"
-        if isinstance(params.get("leg_sizes"), list):
-            params["leg_sizes"] = tuple(params["leg_sizes"])
-        if isinstance(params.get("hidden_layer_sizes"), list):
-            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-        est = cls(**params)
-        for k, v in fitted.items():
-            setattr(est, k, v)
-        est.legs_, est.leg_sizes_ = tuple(fitted["legs_"]), tuple(int(s) for s in fitted["leg_sizes_"])
-        est.device_ = resolve_device(est.device, cls.__name__)
-        net = est._build_network(est._network_sizes(est.leg_sizes_), dtype=_DTYPES[est.dtype], seed=0)
-        net.load_state_dict(blob["state_dict"])
-        est.network_ = net.to(est.device_).eval()
-        est.history_ = {k: list(v) for k, v in blob["history"].items()}
-        est.extra_ = dict(blob.get("extra") or {})
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path}: inconsistent tnmat estimator file ({type(exc).__name__}: {exc})") from exc
+            resolve_device(params["device"], cls.__name__)
+        except ValueError:
+            warnings.warn(f"{path}: saved for device {params['device']!r}, which is not available; "
+                          "loading on cpu", RuntimeWarning, stacklevel=4)
+            params["device"] = "cpu"
+    for key in ("leg_sizes", "hidden_layer_sizes"):
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
+    est = cls(**params)
+    for k, v in fitted.items():
+        setattr(est, k, v)
+    est.legs_, est.leg_sizes_ = tuple(fitted["legs_"]), tuple(int(s) for s in fitted["leg_sizes_"])
+    est.device_ = resolve_device(est.device, cls.__name__)
+    net = est._build_network(est._network_sizes(est.leg_sizes_), dtype=DTYPES[est.dtype], seed=0)
+    net.load_state_dict(blob["state_dict"])
+    est.network_ = net.to(est.device_).eval()
+    est.history_ = {k: list(v) for k, v in blob["history"].items()}
+    est.extra_ = dict(blob.get("extra") or {})
     if not (math.isfinite(float(est.y_mean_)) and math.isfinite(float(est.y_std_))):
-        raise ValueError(f"{path}: inconsistent tnmat estimator file (target scaling is not finite)")
+        raise ValueError("target scaling is not finite")
     return est

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tnmat._estimator_file import load_estimator_file
 from tnmat.baselines.gpr import GPRRegressor
 from tnmat.networks import KINDS as NETWORK_KINDS
 from tnmat.training.dnn import DNNRegressor
@@ -29,7 +31,7 @@ from tnmat.training.estimators import (
 )
 
 __all__ = ["ModelSpec", "Preset", "MODELS", "MODEL_NAMES", "PRESETS", "model_spec", "make_estimator",
-           "check_params", "preset_grids"]
+           "check_params", "preset_grids", "load_estimator"]
 
 Grid = Mapping[str, Sequence[Any]]
 
@@ -138,3 +140,9 @@ def preset_grids(preset: str) -> dict[str, dict[str, list[Any]]]:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     return {name: spec.grid(preset) for name, spec in MODELS.items()}
+
+
+def load_estimator(path: str | Path) -> Any:
+    """Any fitted estimator of the table saved with its ``save`` method (one file format,
+    :mod:`tnmat._estimator_file`); importing this module registers every table class's loader."""
+    return load_estimator_file(path)
