@@ -25,7 +25,7 @@ from tnmat._estimator_file import load_estimator_file, register_loader
 from tnmat.training import persistence
 from tnmat.training._data import DTYPES as _DTYPES
 from tnmat.training._data import Inputs, Rows, check_targets, convert_inputs, resolve_device
-from tnmat.training.engine import TrainConfig, predict_rows, train_network
+from tnmat.training.engine import TrainConfig, TrainResult, predict_rows, train_network
 
 __all__ = ["NetworkRegressor"]
 
@@ -239,16 +239,20 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             torch.manual_seed(seed)
             net = self._build_network(self._network_sizes(self.leg_sizes_), dtype=dt, seed=seed).to(dev)
             self.network_ = net
-            self.n_parameters_ = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
             gen = torch.Generator().manual_seed(seed)
             b = torch.nn.Parameter(torch.zeros((), dtype=dt, device=dev)) if self._fits_intercept() else None
+
+            def all_rows() -> tuple[Rows, torch.Tensor]:  # every training structure (for a refit after selection)
+                return self._rows(inp), torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
+
             try:
-                res = train_network(net, train_rows, y_train_t, cfg, val=val_rows, y_val=y_val_t,
-                                    y_scale=self.y_std_, generator=gen, callbacks=list(self.callbacks or ()),
-                                    estimator=self, intercept=b)
+                res = self._train(net, train_rows, y_train_t, cfg, val_rows=val_rows, y_val=y_val_t, generator=gen,
+                                  intercept=b, refit_rows=all_rows if train_idx is not None else None)
             except BaseException:
                 del self.network_  # never leave a half-trained (possibly NaN) network looking fitted
                 raise
+            net = self.network_
+            self.n_parameters_ = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
         # the trained offset in target units: predictions are y_mean_ + intercept_ + y_std_ * net(x)
         self.intercept_ = 0.0 if b is None else float(b.detach()) * self.y_std_
         self.history_ = res.history
@@ -258,6 +262,16 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         self.stopped_early_ = res.stopped_early
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
+
+    def _train(self, net: torch.nn.Module, train_rows: Rows, y_train: torch.Tensor, cfg: TrainConfig, *,
+               val_rows: Rows | None, y_val: torch.Tensor | None, generator: torch.Generator,
+               intercept: torch.nn.Parameter | None, refit_rows: Any) -> TrainResult:
+        """Fit the network's weights in place: Adam on MSE (paper Appendix D).  Estimators with other
+        solvers override this; ``refit_rows()`` gives every training structure (None when none was held
+        out)."""
+        return train_network(net, train_rows, y_train, cfg, val=val_rows, y_val=y_val, y_scale=self.y_std_,
+                             generator=generator, callbacks=list(self.callbacks or ()), estimator=self,
+                             intercept=intercept)
 
     def _predict_tensor(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "network_")

@@ -12,6 +12,19 @@ that for models *linear* in the descriptor (DenseACE, MPS, TTN, MERA) the mean o
 output on the mean descriptor, so the local form only changes the function class for models that are
 nonlinear in it (MPO, FeatureMapMPS, DNN); it still changes the input standardisation statistics.
 
+Solver (every tensor-network estimator)
+---------------------------------------
+solver : "adam" (default; mini-batch gradient descent, the settings below) or "sweep": two-site
+    alternating least squares (:mod:`tnmat.training.sweep`; MPS, MPO, TTN, and a single closed-form
+    ridge solve for the dense model), with ``bond_dim`` as the largest bond it may grow to.
+n_sweeps : most passes over the pairs (sweeps stop earlier when the validation RMSE stalls).
+svd_cutoff : relative singular-value cutoff of the truncated split (adaptive bond dimension).
+alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 values), chosen on the
+    validation rows (GCV without them); with ``validation_fraction`` > 0 the chosen strengths and number
+    of passes are refitted on all training rows.  Fitted: ``bond_dims_``; ``history_`` holds per-pass
+    "train_rmse", "val_rmse" (standardised target units), "bond_dims", "lambda_median", "seconds",
+    "stop_reason".
+
 Parameters common to all estimators
 -----------------------------------
 leg_sizes : sizes of the legs for plain-array inputs (None: the array's trailing shape, or one leg).
@@ -46,6 +59,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
+from sklearn.utils.validation import check_is_fitted
 
 from tnmat.networks.factory import KINDS
 from tnmat.training.base import NetworkRegressor
@@ -93,9 +107,31 @@ class _TensorNetworkEstimator(NetworkRegressor):
             bd = self.bond_dim
             if isinstance(bd, bool) or not isinstance(bd, int) or bd < 1:
                 raise ValueError(f"{name}: bond_dim={bd!r} is invalid: must be a positive integer")
+        from tnmat.training.sweep_train import check_sweep_params
+
+        check_sweep_params(self, self._kind())
 
     def _squash(self) -> bool:
         return self._kind() == "feature-map-mps"
+
+    def _train(self, net: torch.nn.Module, train_rows: Any, y_train: torch.Tensor, cfg: Any, *, val_rows: Any,
+               y_val: torch.Tensor | None, generator: torch.Generator, intercept: torch.nn.Parameter | None,
+               refit_rows: Any) -> Any:
+        if self.solver != "sweep":
+            return super()._train(net, train_rows, y_train, cfg, val_rows=val_rows, y_val=y_val,
+                                  generator=generator, intercept=intercept, refit_rows=refit_rows)
+        from tnmat.training.sweep_train import fit_by_sweeps
+
+        return fit_by_sweeps(self, net, train_rows, y_train, val_rows=val_rows, y_val=y_val, intercept=intercept,
+                             refit_rows=refit_rows)
+
+    @property
+    def bond_dims_(self) -> list[int]:
+        """Virtual bond dimensions of the fitted network (adaptive under ``solver="sweep"``)."""
+        from tnmat.training.sweep_train import network_bond_dims
+
+        check_is_fitted(self, "network_")
+        return network_bond_dims(self.network_)
 
     def _fits_intercept(self) -> bool:
         return bool(self.fit_intercept)
@@ -112,9 +148,11 @@ class _TensorNetworkEstimator(NetworkRegressor):
 
     def _build_network(self, sizes: tuple[int, ...], *, dtype: torch.dtype, seed: int) -> torch.nn.Module:
         from tnmat.networks import make_network
+        from tnmat.training.sweep_train import adapt_shapes_on_load
 
         bond = self.bond_dim if self._uses_bond_dim() else None
-        return make_network(self._kind(), sizes, bond, dtype=dtype, seed=seed)
+        # a saved sweep-fitted network has adaptive bond dimensions: loading a state resizes the cores
+        return adapt_shapes_on_load(make_network(self._kind(), sizes, bond, dtype=dtype, seed=seed))
 
 
 class TensorNetworkRegressor(_TensorNetworkEstimator):
@@ -124,6 +162,7 @@ class TensorNetworkRegressor(_TensorNetworkEstimator):
 
     def __init__(
         self, *, model: str = "mps", bond_dim: int = 8, fit_intercept: bool = True,
+        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
         leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
         max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
@@ -139,7 +178,9 @@ class MPSRegressor(_TensorNetworkEstimator):
     model: ClassVar[str] = "mps"
 
     def __init__(
-        self, *, bond_dim: int = 8, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None,
+        self, *, bond_dim: int = 8, fit_intercept: bool = True,
+        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
+        leg_sizes: Sequence[int] | None = None,
         learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
@@ -162,6 +203,7 @@ class MPORegressor(_TensorNetworkEstimator):
 
     def __init__(
         self, *, bond_dim: int = 8, input_offset: float = 0.0, fit_intercept: bool = True,
+        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
         leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
         max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
@@ -190,7 +232,9 @@ class TTNRegressor(_TensorNetworkEstimator):
     model: ClassVar[str] = "ttn"
 
     def __init__(
-        self, *, bond_dim: int = 8, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None,
+        self, *, bond_dim: int = 8, fit_intercept: bool = True,
+        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
+        leg_sizes: Sequence[int] | None = None,
         learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
@@ -205,7 +249,9 @@ class MERARegressor(_TensorNetworkEstimator):
     model: ClassVar[str] = "mera"
 
     def __init__(
-        self, *, bond_dim: int = 8, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None,
+        self, *, bond_dim: int = 8, fit_intercept: bool = True,
+        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
+        leg_sizes: Sequence[int] | None = None,
         learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
@@ -227,6 +273,7 @@ class FeatureMapMPSRegressor(_TensorNetworkEstimator):
 
     def __init__(
         self, *, bond_dim: int = 8, squash: bool = True, fit_intercept: bool = True,
+        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
         leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
         max_epochs: int = 1000, patience: int | None = 50,
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
@@ -246,7 +293,9 @@ class DenseACERegressor(_TensorNetworkEstimator):
     model: ClassVar[str] = "dense"
 
     def __init__(
-        self, *, fit_intercept: bool = True, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3,
+        self, *, fit_intercept: bool = True,
+        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
+        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3,
         batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,

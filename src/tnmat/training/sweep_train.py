@@ -1,0 +1,150 @@
+"""The estimators' ``solver="sweep"``: standardised estimator rows -> :func:`tnmat.training.sweep.sweep_fit`.
+
+Also the closed-form counterpart for the dense (DenseACE) model, whose single "site" is the whole weight
+tensor: one ridge solve with the same strength selection, and the helper that gives a network the tensor
+shapes of a saved state (sweep-fitted networks have adaptive bond dimensions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from tnmat.networks.dense import DenseACE
+from tnmat.training._data import Rows
+from tnmat.training.engine import TrainResult
+from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig, sweep_fit
+from tnmat.training.sweep_data import SweepData
+from tnmat.training.sweep_solve import ridge_local_solve
+
+__all__ = ["SOLVERS", "check_sweep_params", "fit_by_sweeps", "match_state_shapes", "adapt_shapes_on_load",
+           "network_bond_dims"]
+
+SOLVERS = ("adam", "sweep")
+
+
+def check_sweep_params(est: Any, kind: str) -> None:
+    """Validate ``solver``, ``n_sweeps``, ``svd_cutoff``, ``alphas`` of a tensor-network estimator."""
+    name = type(est).__name__
+    if est.solver not in SOLVERS:
+        raise ValueError(f"{name}: solver={est.solver!r} is invalid; choose 'adam' or 'sweep'")
+    if est.solver != "sweep":
+        return
+    if kind == "mera":
+        raise ValueError(f"{name}: solver='sweep' does not apply to the MERA (its loops admit no canonical "
+                         "gauge and an SVD split breaks the unitary disentanglers); use solver='adam'")
+    if kind not in ("mps", "mpo", "ttn", "dense"):
+        raise ValueError(f"{name}: solver='sweep' supports the mps, mpo, ttn and dense models, not {kind!r}")
+    alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
+    SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=est.n_sweeps,
+                svd_cutoff=est.svd_cutoff, alphas=alphas).check()
+
+
+def _data(rows: Rows, y: torch.Tensor) -> SweepData:
+    groups = None
+    if rows.counts is not None:
+        c = rows.counts.cpu()
+        groups = torch.repeat_interleave(torch.arange(len(c)), c)
+    return SweepData(rows.x.detach().cpu().to(torch.float64), y.detach().cpu().to(torch.float64), groups)
+
+
+def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: SweepConfig) -> tuple[float, dict]:
+    """Closed-form ridge on the full weight tensor (strength by validation, else GCV), refit excluded."""
+    tr, vl = train.averaged(), None if val is None else val.averaged()
+    sol = ridge_local_solve(tr.x.reshape(tr.n_structures, -1), tr.y, cfg.alphas,
+                            select="validation" if vl is not None else "gcv",
+                            phi_val=None if vl is None else vl.x.reshape(vl.n_structures, -1),
+                            y_val=None if vl is None else vl.y, fit_intercept=cfg.fit_intercept)
+    param = next(net.parameters())
+    with torch.no_grad():
+        param.copy_(sol.m.reshape(param.shape).to(param.dtype))
+    hist = {"train_rmse": [math.sqrt(sol.train_mse)],
+            "val_rmse": [None if sol.val_mse is None else math.sqrt(sol.val_mse)], "lambdas": [sol.lam]}
+    return sol.intercept, hist
+
+
+def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Tensor, *, val_rows: Rows | None,
+                  y_val: torch.Tensor | None, intercept: nn.Parameter | None,
+                  refit_rows: Callable[[], tuple[Rows, torch.Tensor]] | None) -> TrainResult:
+    """Fit ``net`` by two-site sweeps (closed form for the dense model), then, when validation rows were
+    split off the training set, refit on all of them with the chosen settings.  Sets ``est.network_``
+    (the fitted network, with its new bond dimensions) and the intercept; returns the history."""
+    alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
+    cfg = SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=int(est.n_sweeps),
+                      svd_cutoff=float(est.svd_cutoff), alphas=alphas, fit_intercept=intercept is not None,
+                      verbose=int(est.verbose))
+    train = _data(train_rows, y_train)
+    val = None if val_rows is None else _data(val_rows, y_val)
+    device = next(net.parameters()).device
+    net = net.cpu()
+    if isinstance(net, DenseACE):
+        if refit_rows is not None:  # the strength is chosen on the held-out rows; the refit uses all of them
+            b, hist = _fit_dense(net, train, val, cfg)
+            cfg = SweepConfig(alphas=(hist["lambdas"][0],), alpha_selection="fixed",
+                              fit_intercept=cfg.fit_intercept)
+            b, _ = _fit_dense(net, _data(*refit_rows()), None, cfg)
+        else:
+            b, hist = _fit_dense(net, train, val, cfg)
+        history, n_passes, best, stopped = hist, 1, 0, False
+    else:
+        refit = None if refit_rows is None else _data(*refit_rows())
+        res = sweep_fit(net, train, val, cfg, refit_data=refit)
+        sel = res.history["selection"]
+        b = res.intercept
+        history = {k: list(sel[k]) for k in ("train_rmse", "val_rmse", "bond_dims", "lambda_median", "seconds",
+                                             "discarded_max")}
+        history["stop_reason"] = [res.stop_reason]
+        if "refit" in res.history:
+            history["refit_train_rmse"] = list(res.history["refit"]["train_rmse"])
+            history["refit_seconds"] = list(res.history["refit"]["seconds"])
+        n_passes, best = len(sel["train_rmse"]), res.n_passes - 1
+        stopped = n_passes < cfg.n_sweeps
+    est.network_ = net.to(device)
+    if intercept is not None:
+        with torch.no_grad():
+            intercept.fill_(float(b))
+    return TrainResult(history=history, best_epoch=best, n_epochs=n_passes,
+                       n_steps=len(history.get("lambdas", [])) or n_passes, stopped_early=stopped)
+
+
+def match_state_shapes(net: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Replace every parameter of ``net`` whose saved tensor in ``state`` has another shape by an empty one
+    of the saved shape (sweep-fitted networks have adaptive bond dimensions), so ``load_state_dict`` fits."""
+    for name, saved in state.items():
+        try:
+            cur = net.get_parameter(name)
+        except AttributeError:
+            continue
+        if tuple(cur.shape) != tuple(saved.shape):
+            owner, _, leaf = name.rpartition(".")
+            setattr(net.get_submodule(owner) if owner else net, leaf,
+                    nn.Parameter(torch.empty(saved.shape, dtype=cur.dtype, device=cur.device)))
+    return net
+
+
+def _resize_before_load(module: nn.Module, state: dict, prefix: str, *args: Any) -> None:
+    """``load_state_dict`` pre-hook (module level, so fitted estimators stay picklable)."""
+    match_state_shapes(module, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def adapt_shapes_on_load(net: nn.Module) -> nn.Module:
+    """Register a ``load_state_dict`` pre-hook on ``net`` that first gives its parameters the saved shapes
+    (:func:`match_state_shapes`); the top module's hook runs before any submodule loads its tensors."""
+    net.register_load_state_dict_pre_hook(_resize_before_load)
+    return net
+
+
+def network_bond_dims(net: nn.Module) -> list[int]:
+    """Virtual bond dimensions of a fitted network: chain bonds (MPS, MPO, feature-map MPS) or the output
+    dimension of every non-top tree node (TTN, MERA); [] for the dense model."""
+    cores: Sequence[torch.Tensor] | None = getattr(net, "cores", None)
+    if cores is not None:
+        return [int(c.shape[-1]) for c in list(cores)[:-1]]
+    layers = getattr(net, "layers", None)
+    if layers is not None:
+        return [int(w.shape[-1]) for layer in list(layers)[:-1] for w in layer.isometries]
+    return []
