@@ -121,7 +121,7 @@ def test_learning_curve_grid_option(tmp_path, capsys):
 
 
 def test_learning_curve_dataset_label():
-    from tnmat.cli import _dataset_label
+    from tnmat.experiments.protocol import dataset_label as _dataset_label
 
     # the labels of the committed paper runs (they enter the fits' keys, see results/learning_curve/)
     assert _dataset_label("nmd18", "relaxed", "formation_energy") == "nmd18-relaxed-formation_energy"

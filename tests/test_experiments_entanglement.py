@@ -16,7 +16,11 @@ from tnmat.entanglement import (
     page_entropy,
     schmidt_values,
 )
+from tnmat.entanglement import graphs as eg
 from tnmat.experiments import entanglement as ex
+from tnmat.experiments.entanglement_report import write_sweep_markdown
+from tnmat.experiments.runner import GridOptions
+from tnmat.experiments.splits import FixedTestSplits
 from tnmat.experiments.store import ResultStore
 from tnmat.legtensor import LegTensor
 from tnmat.networks import MPO, MPS, TTN
@@ -42,16 +46,16 @@ def test_min_cut_chain_known_values():
     # chain a1 a2 n1 n2 l with d = 4: A = {a1, n1} is cut by chi^3 (three bonds), 4 chi (bond a1|a2 plus the
     # n1 leg), or the A legs themselves (16)
     for chi, want in ((1, 1), (2, 8), (3, 12), (8, 16)):
-        g = ex.network_graph("mps", (4,) * 5, chi)
-        bound, cut = ex.min_cut_bound(g, [0, 2])
+        g = eg.network_graph("mps", (4,) * 5, chi)
+        bound, cut = eg.min_cut_bound(g, [0, 2])
         assert bound == pytest.approx(math.log(want))
         assert math.prod(cut) == want
     # a single bond cut: log min(chi, d_A)
-    assert ex.min_cut_bound(ex.network_graph("mps", (4,) * 5, 5), [0, 1])[0] == pytest.approx(math.log(5))
+    assert eg.min_cut_bound(eg.network_graph("mps", (4,) * 5, 5), [0, 1])[0] == pytest.approx(math.log(5))
     # MPO (Choi legs d^2 = 16): A = {a1, n1}: min(chi^3, 16 chi, 256)
-    assert ex.min_cut_bound(ex.network_graph("mpo", (4,) * 5, 12), [0, 2])[0] == pytest.approx(math.log(192))
+    assert eg.min_cut_bound(eg.network_graph("mpo", (4,) * 5, 12), [0, 2])[0] == pytest.approx(math.log(192))
     # dense tensor: only the legs can be cut
-    assert ex.min_cut_bound(ex.network_graph("dense", (4,) * 5, None), [0, 2])[0] == pytest.approx(math.log(16))
+    assert eg.min_cut_bound(eg.network_graph("dense", (4,) * 5, None), [0, 2])[0] == pytest.approx(math.log(16))
 
 
 @pytest.mark.parametrize("kind,chi,part", [("mps", 2, [0, 2]), ("mps", 3, [0, 1]), ("ttn", 3, [0, 1]),
@@ -68,16 +72,16 @@ def test_min_cut_is_the_generic_schmidt_rank(kind, chi, part):
         lam = operator_schmidt_values(net.to_dense().numpy(), part)
     else:
         lam = schmidt_values(net.to_dense().numpy(), part)
-    bound, _ = ex.min_cut_bound(ex.network_graph(kind, sizes, chi), part)
+    bound, _ = eg.min_cut_bound(eg.network_graph(kind, sizes, chi), part)
     assert _rank(lam) == round(math.exp(bound))
 
 
 def test_network_entanglement_matches_dense_and_choi_dims():
     sizes = (2, 3, 2, 2, 3)
     mpo = MPO(sizes, 3, dtype=torch.float64, seed=0)
-    ent = ex.network_entanglement(mpo, "mpo", LEGS)
+    ent = eg.network_entanglement(mpo, "mpo", LEGS)
     dense = mpo.to_dense().numpy()
-    for name, part in ex.DEFAULT_BIPARTITIONS.items():
+    for name, part in eg.DEFAULT_BIPARTITIONS.items():
         idx = [LEGS.index(p) for p in part]
         rec = ent[name]
         ref = operator_schmidt_values(dense, idx)
@@ -88,7 +92,7 @@ def test_network_entanglement_matches_dense_and_choi_dims():
         assert 0.0 <= rec["entropy"] <= rec["min_cut"] + 1e-9 <= rec["max_entropy"] + 2e-9
     # the MPS route agrees with the canonical/compress routes of the library
     mps = MPS(sizes, 2, dtype=torch.float64, seed=0)
-    ent = ex.network_entanglement(mps, "mps", LEGS)
+    ent = eg.network_entanglement(mps, "mps", LEGS)
     np.testing.assert_allclose(ent["a1n1"]["schmidt"], mps_schmidt_values(network_state(mps), [0, 2], method="dense"),
                                atol=1e-10)
 
@@ -101,7 +105,7 @@ def test_bipartition_must_name_existing_legs():
 
 # ---------------------------------------------------------------------------------------------- splits
 def test_fixed_test_set_is_disjoint_and_shared():
-    sp = ex.FixedTestSplits(100, sizes=(10, 40), n_splits=3, test_size=30, seed=4)
+    sp = FixedTestSplits(100, sizes=(10, 40), n_splits=3, test_size=30, seed=4)
     tests = set()
     for k in range(3):
         f10, v10, t = sp.indices(k, 10)
@@ -125,15 +129,16 @@ def test_bond_sweep_records_once_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(NetworkRegressor, "fit", counting_fit)
     X, y = _data()
     store = ResultStore(tmp_path / "s.sqlite")
-    kw = dict(train_sizes=(12,), n_splits=2, test_size=20, chis=(1, 2), store=store, max_epochs=3,
-              dtype="float64", progress=False, dataset="toy")
-    summary = ex.run_bond_sweep(X, y, **kw)
+    settings = ex.SweepSettings(train_sizes=(12,), n_splits=2, test_size=20, chis=(1, 2), max_epochs=3,
+                                dtype="float64")
+    kw = dict(store=store, options=GridOptions(progress=False), dataset="toy")
+    summary = ex.run_bond_sweep(X, y, settings, **kw)
     n_tasks = 3 * 2 * 2 + 2  # (mps, mpo, ttn) x 2 chi x 2 splits + dense x 2 splits
     assert summary["n_tasks"] == n_tasks == summary["n_fitted"] == len(fits)
     recs = store.results(experiment=ex.SWEEP_EXPERIMENT)
     assert len(recs) == n_tasks
     assert len({(r["model"], r["params"]["bond_dim"], r["split"]) for r in recs}) == n_tasks
-    again = ex.run_bond_sweep(X, y, **kw)
+    again = ex.run_bond_sweep(X, y, settings, **kw)
     assert len(fits) == n_tasks and again["n_fitted"] == 0 and again["n_skipped"] == n_tasks
     assert len(store.results(experiment=ex.SWEEP_EXPERIMENT)) == n_tasks
     # entropies lie in [0, min-cut bound]; chi = 1 chains carry no entanglement across a bond
@@ -150,7 +155,8 @@ def test_bond_sweep_records_once_and_resumes(tmp_path, monkeypatch):
         ("dense", None)}
     assert all(r["n_splits"] == 2 for r in rows)
     # a different dataset name is a different configuration
-    other = ex.run_bond_sweep(X, y, **{**kw, "models": ("dense",), "dataset": "toy2"})
+    other = ex.run_bond_sweep(X, y, ex.SweepSettings(**{**settings.__dict__, "models": ("dense",)}),
+                              **{**kw, "dataset": "toy2"})
     assert other["n_fitted"] == 2
 
 
@@ -167,9 +173,9 @@ def test_log_spaced_steps():
 def test_dynamics_records_spectra_at_requested_steps(tmp_path):
     X, y = _data()
     store = ResultStore(tmp_path / "d.sqlite")
-    out = ex.run_spectrum_dynamics(X, y, chis=(2, 3), n_runs=2, n_epochs=3, n_snapshots=6, n_train=20,
-                                   test_size=20, store=store, batch_size=4, dtype="float64", progress=False,
-                                   dataset="toy")
+    settings = ex.DynamicsSettings(chis=(2, 3), n_runs=2, n_epochs=3, n_snapshots=6, n_train=20, test_size=20,
+                                   batch_size=4, dtype="float64")
+    out = ex.run_spectrum_dynamics(X, y, settings, store=store, options=GridOptions(progress=False), dataset="toy")
     recs = store.records(experiment=ex.DYNAMICS_EXPERIMENT)
     assert len(recs) == 4 and out["n_fitted"] == 4
     n_fit = 16  # 20 structures, 20 % validation
@@ -187,8 +193,7 @@ def test_dynamics_records_spectra_at_requested_steps(tmp_path):
     assert not np.allclose(a[0]["schmidt"][0], a[1]["schmidt"][0])
     an = out["analysis"]
     assert sorted(an) == [2, 3] and an[2]["n_runs"] == 2 and an[2]["steps"] == want
-    again = ex.run_spectrum_dynamics(X, y, chis=(2, 3), n_runs=2, n_epochs=3, n_snapshots=6, n_train=20,
-                                     test_size=20, store=store, batch_size=4, dtype="float64", progress=False,
+    again = ex.run_spectrum_dynamics(X, y, settings, store=store, options=GridOptions(progress=False),
                                      dataset="toy")
     assert again["n_fitted"] == 0 and again["analysis"][3]["entropy"] == an[3]["entropy"]
 
@@ -226,15 +231,16 @@ def test_figures_are_png(tmp_path):
 
     X, y = _data()
     store = ResultStore(tmp_path / "f.sqlite")
-    sweep = ex.run_bond_sweep(X, y, train_sizes=(12,), n_splits=2, test_size=20, chis=(1, 2), store=store,
-                              max_epochs=2, dtype="float64", progress=False, models=("mps", "dense"))
+    sweep = ex.run_bond_sweep(X, y, ex.SweepSettings(train_sizes=(12,), n_splits=2, test_size=20, chis=(1, 2),
+                                                     max_epochs=2, dtype="float64", models=("mps", "dense")),
+                              store=store, options=GridOptions(progress=False))
     p = plot_bond_sweep(sweep, tmp_path / "sweep.png")
     rng = np.random.default_rng(1)
     recs = [_record(c, [np.sort(np.abs(rng.standard_normal(64)))[::-1] for _ in range(3)]) for c in (4, 8)]
     for r in recs:
         r["schmidt"] = [(np.asarray(s) / np.linalg.norm(s)).tolist() for s in r["schmidt"]]
     files = plot_spectrum_dynamics(ex.analyse_dynamics(recs), tmp_path / "dyn")
-    md = ex.write_sweep_markdown(sweep, tmp_path / "sweep.md")
+    md = write_sweep_markdown(sweep, tmp_path / "sweep.md")
     assert "| mps | 12 | 1 |" in md.read_text()
     for f in [p, *files.values()]:
         data = f.read_bytes()
@@ -244,7 +250,7 @@ def test_figures_are_png(tmp_path):
 def test_initial_entanglement_baseline():
     """Untrained networks: chi = 1 chains are product states; the dense init is a random real state, whose
     entropy lies near (below) the Page value."""
-    rows = ex.initial_entanglement(("mps", "dense"), (4,) * 5, LEGS, (1, 4), n_seeds=4)
+    rows = eg.initial_entanglement(("mps", "dense"), (4,) * 5, LEGS, (1, 4), n_seeds=4)
     by = {(r["model"], r["bond_dim"]): r for r in rows}
     assert by[("mps", 1)]["S_a1a2"] == pytest.approx(0.0, abs=1e-12)
     assert 0.0 < by[("mps", 4)]["S_a1a2"] <= math.log(4) + 1e-12

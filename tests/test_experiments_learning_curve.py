@@ -14,6 +14,7 @@ import torch
 from tnmat import LegTensor
 from tnmat.experiments.learning_curve import (
     QUICK_GRIDS,
+    LearningCurveSettings,
     LearningCurveTask,
     build_estimator,
     cost_accounting,
@@ -25,6 +26,7 @@ from tnmat.experiments.learning_curve import (
     write_markdown,
     write_summary_csv,
 )
+from tnmat.experiments.runner import GridOptions
 from tnmat.experiments.store import ResultStore
 
 
@@ -42,11 +44,12 @@ def _data(n: int = 150, seed: int = 0) -> tuple[LegTensor, np.ndarray, dict, np.
 def test_end_to_end_gpr_learning_curve_resumes_and_writes_tables(tmp_path: Path) -> None:
     X, y, q, official = _data()
     store = ResultStore(tmp_path / "lc.sqlite")
-    kw = dict(models=["gpr-rbf", "gpr-soap"], sizes=[20, 80], store=store, n_splits=2, test_size=30,
-              official_test=official, grids=QUICK_GRIDS, dataset="toy", progress=False)
-    rows, rep = run_learning_curve(X, y, q, **kw)
+    settings = LearningCurveSettings(models=["gpr-rbf", "gpr-soap"], sizes=[20, 80], n_splits=2, test_size=30,
+                                     grids=QUICK_GRIDS)
+    kw = dict(store=store, official_test=official, dataset="toy", options=GridOptions(progress=False))
+    rows, rep = run_learning_curve(X, y, q, settings, **kw)
     assert rep.n_done == 2 * 2 * 3 and rep.n_failed == 0
-    rows2, rep2 = run_learning_curve(X, y, q, **kw)  # resumed: nothing recomputed, same summary
+    rows2, rep2 = run_learning_curve(X, y, q, settings, **kw)  # resumed: nothing recomputed, same summary
     assert rep2.n_done == 0 and rep2.n_skipped == 12 and rows2 == rows
     rnd = {(r["model"], r["n_train"]): r for r in rows if r["splits"] == "random"}
     assert {r["n_splits"] for r in rnd.values()} == {2}
@@ -58,7 +61,7 @@ def test_end_to_end_gpr_learning_curve_resumes_and_writes_tables(tmp_path: Path)
     # errors are in meV: compare against an independent recomputation for one stored fit
     rec = next(r for r in store.results() if r["model"] == "gpr-rbf" and r["n_train"] == 20
                and r["split"] == "random-0")
-    fn = LearningCurveTask(X, y, q, sizes=[20, 80], test_size=30, n_splits=2, official_test=official)
+    fn = LearningCurveTask(X, y, q, settings, official_test=official)
     fit, val, test = fn.indices("random-0", 20)
     assert len(fit) == 16 and len(val) == 4 and len(test) == 30
     assert not set(fit) & set(test) and not set(val) & set(test)
@@ -106,13 +109,13 @@ def test_cost_accounting_counts_sittings_and_leaves_pauses_out() -> None:
 def test_test_targets_play_no_part_in_fitting_or_selection(tmp_path: Path) -> None:
     X, y, q, official = _data(seed=1)
     # quantities drive the subsets; keep them fixed so only the test targets differ between the runs
-    fn = LearningCurveTask(X, y, q, sizes=[40], test_size=30, n_splits=1)
+    fn = LearningCurveTask(X, y, q, LearningCurveSettings(sizes=[40], test_size=30, n_splits=1))
     task = learning_curve_tasks(["gpr-soap"], [40], ["random-0"], grids=QUICK_GRIDS)[0]
     a = fn(task)
     test = fn.splits["random-0"].test
     y2 = y.copy()
     y2[test] += np.random.default_rng(0).normal(size=len(test))
-    fn2 = LearningCurveTask(X, y2, q, sizes=[40], test_size=30, n_splits=1)
+    fn2 = LearningCurveTask(X, y2, q, LearningCurveSettings(sizes=[40], test_size=30, n_splits=1))
     b = fn2(task)
     assert a["metrics"]["val_rmse"] == b["metrics"]["val_rmse"] and a["fitted"] == b["fitted"]
     assert a["metrics"]["test_rmse"] != b["metrics"]["test_rmse"]
@@ -210,7 +213,8 @@ def test_per_atom_rows_keep_whole_structures() -> None:
     counts = rng.integers(1, 4, size=12)
     sidx = np.repeat(np.arange(12), counts)
     X = LegTensor(torch.from_numpy(rng.normal(size=(len(sidx), 2))), ("a",), structure_index=torch.from_numpy(sidx))
-    fn = LearningCurveTask(X, rng.normal(size=12), rng.normal(size=12), sizes=[4], test_size=4, n_splits=1)
+    fn = LearningCurveTask(X, rng.normal(size=12), rng.normal(size=12),
+                           LearningCurveSettings(sizes=[4], test_size=4, n_splits=1))
     idx = np.array([5, 2, 9])
     got = fn.rows(idx)
     ref = X.select(idx)
@@ -223,8 +227,8 @@ def test_tensor_network_model_runs_through_the_pipeline(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "tn.sqlite")
     grids = {"mps": {"bond_dim": [2, 3]}}
     fixed = {"mps": {"max_epochs": 5, "batch_size": 32, "dtype": "float64"}}
-    rows, rep = run_learning_curve(X, y, q, models=["mps"], sizes=[40], store=store, n_splits=1, test_size=30,
-                                   grids=grids, fixed=fixed, progress=False)
+    settings = LearningCurveSettings(models=["mps"], sizes=[40], n_splits=1, test_size=30, grids=grids, fixed=fixed)
+    rows, rep = run_learning_curve(X, y, q, settings, store=store, options=GridOptions(progress=False))
     assert rep.n_done == 2 and len(rows) == 1
     recs = store.results()
     best = min(recs, key=lambda r: r["metrics"]["val_rmse"])

@@ -4,8 +4,6 @@ other than its own save format)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,17 +11,11 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from tnmat.descriptor_cache import descriptor_cache_key  # re-exported: its home is the descriptor cache
 from tnmat.descriptors import Equivariants, Invariants, descriptor_from_params
 from tnmat.legtensor import LegTensor
 
 __all__ = ["StructureModel", "descriptor_cache_key"]
-
-
-def descriptor_cache_key(calculator: Invariants | Equivariants, dataset_name: str, per_atom: bool) -> str:
-    """Stable file-name key for cached descriptors of a dataset (sha1 of the settings)."""
-    blob = json.dumps({"calc": calculator.get_params(), "data": dataset_name, "per_atom": per_atom},
-                      sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 class StructureModel:

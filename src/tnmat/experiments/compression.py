@@ -31,7 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from tnmat.descriptor_cache import cached_legtensor
 from tnmat.legtensor import LegTensor
+from tnmat.metrics import rmse_mae
+from tnmat.threads import thread_limited
 
 __all__ = ["alloy_benchmark_data", "run_ttsvd_experiment", "run_autoencoder_experiment", "fit_factorised",
            "compression_tables",
@@ -71,18 +74,15 @@ def alloy_benchmark_data(*, n_train: int = 1600, n_test: int = 1000, seed: int =
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_dir) if cache_dir is not None else _default_cache()
     path = cache / f"alloy-ps-padded-{key}.npz"
-    if path.is_file():
-        x = LegTensor.load(path)
-    else:
+
+    def compute() -> LegTensor:
         frames = [ds.structures[i] for i in rows]
         x = padded_power_spectrum(frames, species=ds.species, r_cut=DESCRIPTOR["r_cut"], n_max=DESCRIPTOR["n_max"],
                                   l_max=DESCRIPTOR["l_max"], sigma=DESCRIPTOR["sigma"],
                                   n_sites=DESCRIPTOR["n_sites"], site_dim=DESCRIPTOR["site_dim"], progress=progress)
-        x = x.replace(meta={**x.meta, "benchmark": params})
-        try:
-            x.save(path)
-        except OSError:
-            pass  # a read-only cache is not an error
+        return x.replace(meta={**x.meta, "benchmark": params})
+
+    x = cached_legtensor(path, compute)
     y = torch.as_tensor(np.asarray(ds.targets["mixing_energy"])[rows], dtype=torch.float64)
     xt, mean, std = x.select(np.arange(n_train)).standardise()
     xs, _, _ = x.select(np.arange(n_train, n_train + n_test)).standardise(mean, std)
@@ -142,8 +142,8 @@ def fit_factorised(net: torch.nn.Module, x_train: Inputs, y_train: torch.Tensor,
 
 
 def _errors_mev(pred_ev: torch.Tensor, y_ev: torch.Tensor) -> dict[str, float]:
-    d = (pred_ev.double() - y_ev.double()) * 1000.0
-    return {"rmse_mev": float(d.pow(2).mean().sqrt()), "mae_mev": float(d.abs().mean())}
+    rmse, mae = rmse_mae(y_ev.double(), pred_ev.double(), what="compression experiment")
+    return {"rmse_mev": rmse, "mae_mev": mae}
 
 
 def _train_val(n_train: int, seed: int, val_fraction: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,21 +167,19 @@ def _open_store(store: Any):  # noqa: ANN202
 
 
 # ---------------------------------------------------------------------------------------------- Fig. 17
+@thread_limited
 def run_ttsvd_experiment(*, store: str | Path, chi_in: Sequence[int] = (1, 2, 4, 8, 16, 32), bond_dim: int = 4,
                          dense_reference: bool = True, n_train: int = 1600, n_test: int = 1000, seed: int = 0,
                          learning_rate: float = 1e-3, batch_size: int = 32, max_epochs: int = 60,
                          patience: int | None = 8, dtype: str = "float32", threads: int | None = None,
-                         figure: str | Path | None = None, cache_dir: str | Path | None = None,
-                         progress: bool = False) -> dict[str, Any]:
+                         cache_dir: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Fig. 17: supervised MPO (bond ``bond_dim``) on TT-SVD-factorised inputs for each chi_in, plus the
     dense-input reference.  Each finished fit is stored at once (experiment "compression-ttsvd") and
-    skipped on a rerun.  Returns {"rows": [...], "figure": path or None, "meta": ...}."""
+    skipped on a rerun.  Returns {"rows": [...], "dense_size": entries of a dense input, "meta": ...}."""
     from tnmat.compression import n_input_parameters, tt_svd
     from tnmat.experiments.store import config_key
     from tnmat.networks import MPO
 
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     st = _open_store(store)
     data = alloy_benchmark_data(n_train=n_train, n_test=n_test, seed=seed, cache_dir=cache_dir, progress=progress)
     tr, va = _train_val(n_train, seed)
@@ -227,13 +225,8 @@ def run_ttsvd_experiment(*, store: str | Path, chi_in: Sequence[int] = (1, 2, 4,
     rows.sort(key=lambda r: (r["params"]["chi_in"] is None, r["params"]["chi_in"] or 0))
     out = [{"chi_in": r["params"]["chi_in"], **r["metrics"], "fit_s": r["timings"]["fit_s"],
             "epochs": r["timings"]["epochs"], "seconds_per_epoch": r["timings"]["seconds_per_epoch"]} for r in rows]
-    if figure is None:
-        fig = None
-    else:
-        from tnmat.plots.compression import plot_ttsvd  # figures live in the plots layer; loaded only when asked
-
-        fig = plot_ttsvd(out, figure, dense_size)
-    return {"rows": out, "figure": None if fig is None else str(fig), "meta": data["meta"]}
+    # the figure is drawn by the commands layer (``tnmat compress ttsvd``) from these rows
+    return {"rows": out, "dense_size": dense_size, "meta": data["meta"]}
 
 
 # ---------------------------------------------------------------------------------------------- Table I
@@ -241,6 +234,7 @@ PAPER_TABLE_I = {  # Sommer & Dunham, Table I (DFT BA10): test RMSE (MAE) meV/at
     None: (14.8, 9.9), 6: (16.3, 11.2), 4: (19.3, 13.9), 2: (103.2, 77.8)}
 
 
+@thread_limited
 def run_autoencoder_experiment(*, store: str | Path, d_latent: Sequence[int] = (6, 4, 2), bond_dim_ae: int = 6,
                                bond_dim_mps: int = 10, uncompressed: bool = True, n_train: int = 1600,
                                n_test: int = 1000, seed: int = 0, ae_learning_rate: float = 3e-3,
@@ -260,8 +254,6 @@ def run_autoencoder_experiment(*, store: str | Path, d_latent: Sequence[int] = (
     from tnmat.experiments.store import config_key
     from tnmat.networks import MPS
 
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     st = _open_store(store)
     data = alloy_benchmark_data(n_train=n_train, n_test=n_test, seed=seed, cache_dir=cache_dir, progress=progress)
     tr, va = _train_val(n_train, seed)

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from tnmat.legtensor import LegTensor
+from tnmat.metrics import rmse_mae
+from tnmat.threads import thread_limited
 
 __all__ = ["run_latent_experiment", "knn_scores", "nmd18_power_spectrum"]
 
@@ -67,23 +69,22 @@ def knn_scores(embedding: np.ndarray, *, spacegroup: np.ndarray, composition: np
     }
 
 
+@thread_limited
 def run_latent_experiment(*, store: str | Path, nmd18_root: str | Path | None = None, n_train: int = 1000,
                           bond_dim: int = 4, max_epochs: int = 300, patience: int | None = 30,
                           learning_rate: float = 3e-3, batch_size: int = 32, seed: int = 0, perplexity: float = 30.0,
-                          descriptors: str | Path | None = None, figure: str | Path | None = None,
-                          threads: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """Fig. 16: train the MERA, embed input and hidden layers with t-SNE, score and (optionally) draw.
+                          descriptors: str | Path | None = None, threads: int | None = None,
+                          progress: bool = False) -> dict[str, Any]:
+    """Fig. 16: train the MERA, embed input and hidden layers with t-SNE and score the embeddings.
     Returns the stored record: MERA test errors (meV/cation on the 2000 structures not used for training),
-    per-embedding k-NN scores, feature dimensions, and the figure path."""
+    per-embedding k-NN scores, feature dimensions, and ``embeddings_file`` (the 2-D embeddings, .npz) from
+    which ``tnmat latent`` draws the figure."""
     from sklearn.manifold import TSNE
 
     from tnmat.data import load_nmd18
+    from tnmat.experiments.compression import _open_store
     from tnmat.experiments.store import config_key
     from tnmat.training import MERARegressor
-
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    from tnmat.experiments.compression import _open_store
 
     st = _open_store(store)
     cfg = {"experiment": "latent-tsne", "n_train": n_train, "bond_dim": bond_dim, "max_epochs": max_epochs,
@@ -110,7 +111,7 @@ def run_latent_experiment(*, store: str | Path, nmd18_root: str | Path | None = 
         t0 = time.perf_counter()
         est.fit(x.select(chosen), energy[chosen])
         t_fit = time.perf_counter() - t0
-        err = (est.predict(x.select(rest)) - energy[rest]) * 1000.0
+        rest_rmse, rest_mae = rmse_mae(energy[rest], est.predict(x.select(rest)), what="latent: MERA")
         net = est.network_
         xs = ((x.values - est.x_mean_) / est.x_std_).to(next(net.parameters()).dtype)
         with torch.no_grad():
@@ -129,8 +130,7 @@ def run_latent_experiment(*, store: str | Path, nmd18_root: str | Path | None = 
         t_tsne = time.perf_counter() - t0
         record = {"experiment": "latent-tsne", "params": cfg,
                   "mera": {"n_parameters": int(est.n_parameters_), "epochs": int(est.n_epochs_),
-                           "rest_rmse_mev": float(np.sqrt(np.mean(err**2))),
-                           "rest_mae_mev": float(np.mean(np.abs(err))),
+                           "rest_rmse_mev": rest_rmse, "rest_mae_mev": rest_mae,
                            "n_rest": int(len(rest))},
                   "feature_dims": dims, "knn": scores,
                   "timings": {"descriptors_s": t_desc, "fit_s": t_fit, "tsne_s": t_tsne}}
@@ -139,10 +139,6 @@ def run_latent_experiment(*, store: str | Path, nmd18_root: str | Path | None = 
         if emb_path is not None:
             np.savez_compressed(emb_path, **embeddings)
         record = st.get(key) or record
-    if figure is not None and emb_path is not None and emb_path.is_file():
-        with np.load(emb_path) as z:
-            embeddings = {k: z[k] for k in z.files}
-        from tnmat.plots.compression import plot_latent  # figures live in the plots layer; loaded only when asked
-
-        record["figure"] = str(plot_latent(embeddings, comp, sg, energy, figure))
+    if emb_path is not None and emb_path.is_file():
+        record["embeddings_file"] = str(emb_path)  # the commands layer draws the figure from it
     return record

@@ -14,9 +14,10 @@ Protocol
   (:data:`DEFAULT_GRIDS`); :func:`summarise` keeps, for each (model, n_train, split), the combination with
   the lowest *validation* RMSE.  Test predictions are computed for every fit but never used for any
   choice, so the test set plays no part in fitting or tuning.
-* Metrics: RMSE and MAE in meV per cation (targets in eV per cation, ``scale=1000``), number of parameters,
-  fit and predict wall time.  Summary: mean and standard deviation (ddof=1) over the random splits; the
-  official split is reported on its own rows (``splits="official"``).
+* Metrics: RMSE and MAE in meV (per cation for NMD18, per atom for the alloys: the ``units`` label of
+  :func:`tnmat.data.units.target_units`), number of parameters, fit and predict wall time.  Summary: mean
+  and standard deviation (ddof=1) over the random splits; the official split is reported on its own rows
+  (``splits="official"``).
 * Fit-time scaling: the exponent b of fit_seconds ~ n_train^b by least squares in log-log.
 """
 
@@ -27,6 +28,7 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import product
 from pathlib import Path
@@ -35,15 +37,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from tnmat.experiments.runner import GridReport, run_grid
+from tnmat.experiments.runner import GridOptions, GridReport, run_grid_with
 from tnmat.experiments.splits import official_and_random_splits, stratified_subsets, train_validation_split
-from tnmat.experiments.store import ResultStore, config_key, write_rows_csv
+from tnmat.experiments.store import ResultStore, config_key
 from tnmat.legtensor import LegTensor
+from tnmat.metrics import rmse_mae
+from tnmat.reports import atomic_write, write_rows_csv
 from tnmat.training.registry import make_estimator, preset_grids
 
-__all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveTask", "build_estimator",
-           "cost_accounting", "fit_time_exponents", "learning_curve_tasks", "record_dataset", "run_learning_curve",
-           "summarise", "write_markdown", "write_summary_csv", "expand_grid"]
+__all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveSettings",
+           "LearningCurveTask", "build_estimator", "cost_accounting", "fit_time_exponents", "learning_curve_tasks",
+           "record_dataset", "run_learning_curve", "summarise", "write_markdown", "write_summary_csv", "expand_grid"]
 
 EXPERIMENT = "learning-curve"
 
@@ -53,6 +57,24 @@ QUICK_GRIDS: dict[str, dict[str, list[Any]]] = preset_grids("quick")
 
 SUMMARY_COLUMNS = ["model", "n_train", "splits", "n_splits", "rmse_mean", "rmse_std", "mae_mean", "mae_std",
                    "n_parameters", "fit_seconds", "fit_cpu_seconds", "tuning_seconds", "params"]
+
+
+@dataclass(frozen=True)
+class LearningCurveSettings:
+    """What a learning curve computes (module docstring): the models and training sizes, the split protocol
+    (``n_splits`` random test sets of ``test_size``, seeded by ``seed``; 80/20 fit/validation; ``n_bins``
+    quantile bins per stratification quantity), the hyper-parameter ``grids`` (default
+    :data:`DEFAULT_GRIDS`) and per-model ``fixed`` parameters applied to every grid point."""
+
+    models: Sequence[str] = ()
+    sizes: Sequence[int] = ()
+    n_splits: int = 10
+    test_size: int = 600
+    seed: int = 0
+    grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
+    fixed: Mapping[str, Mapping[str, Any]] | None = None
+    val_fraction: float = 0.2
+    n_bins: int = 3
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -92,13 +114,6 @@ def learning_curve_tasks(models: Sequence[str], sizes: Sequence[int], split_name
     return tasks
 
 
-def _metrics(pred: np.ndarray, y: np.ndarray, scale: float) -> tuple[float, float]:
-    err = (np.asarray(pred, dtype=np.float64).ravel() - y) * scale
-    if not np.isfinite(err).all():
-        raise FloatingPointError("learning curve: the model predicted non-finite values")
-    return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
-
-
 def _fitted_summary(est: Any) -> dict[str, Any]:
     """Fitted hyper-parameters worth recording (kernel parameters of a GPR, early-stopping epoch, ...)."""
     out: dict[str, Any] = {}
@@ -117,14 +132,15 @@ class LearningCurveTask:
     arrays so joblib memory-maps them into the workers instead of copying them per task).
 
     ``X``: descriptors, one row per structure or per-atom rows with ``structure_index``; ``y``: targets in eV
-    (per cation for NMD18); ``quantities``: per-structure arrays to stratify on; ``official_test``: mask or
-    indices of the official test set (optional).  All splits and subsets are drawn here, once, from
-    ``seed``, so every worker sees the same ones."""
+    (per cation for NMD18); ``quantities``: per-structure arrays to stratify on; ``settings``: sizes and
+    split protocol; ``official_test``: mask or indices of the official test set (optional); ``units``: the
+    error label recorded with every fit.  All splits and subsets are drawn here, once, from
+    ``settings.seed``, so every worker sees the same ones."""
 
-    def __init__(self, X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray, *,
-                 sizes: Sequence[int], test_size: int = 600, n_splits: int = 10, seed: int = 0,
-                 official_test: np.ndarray | None = None, val_fraction: float = 0.2, n_bins: int = 3,
-                 scale: float = 1000.0, units: str = "meV/cation") -> None:
+    def __init__(self, X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray,
+                 settings: LearningCurveSettings, *, official_test: np.ndarray | None = None,
+                 units: str = "meV/cation") -> None:
+        sizes, test_size, n_splits, seed = settings.sizes, settings.test_size, settings.n_splits, settings.seed
         self.y = np.asarray(y, dtype=np.float64).ravel()
         n = X.n_structures
         if len(self.y) != n:
@@ -135,7 +151,7 @@ class LearningCurveTask:
         self.values = X.values.detach().cpu().numpy()
         self.legs = X.legs
         self.meta = dict(X.meta)
-        self.scale, self.units, self.val_fraction = float(scale), units, float(val_fraction)
+        self.units, self.val_fraction = units, float(settings.val_fraction)
         if X.structure_index is not None:
             sidx = X.structure_index.cpu().numpy()
             self.atom_order = np.argsort(sidx, kind="stable")
@@ -149,7 +165,7 @@ class LearningCurveTask:
         for k, (name, sp) in enumerate(self.splits.items()):
             ok = [m for m in sizes if m <= len(sp.pool)]
             self.subsets[name] = stratified_subsets(quantities, ok, seed=seed * 1000 + k, pool=sp.pool,
-                                                    n_bins=n_bins) if ok else {}
+                                                    n_bins=settings.n_bins) if ok else {}
 
     @property
     def split_names(self) -> list[str]:
@@ -196,8 +212,9 @@ class LearningCurveTask:
         pred_val = est.predict(X_val)
         pred_test = est.predict(X_test)
         predict_seconds = time.perf_counter() - t0
-        val_rmse, val_mae = _metrics(pred_val, self.y[val_idx], self.scale)
-        test_rmse, test_mae = _metrics(pred_test, self.y[test_idx], self.scale)
+        what = f"learning curve: {task['model']} (n_train {task['n_train']}, split {task['split']})"
+        val_rmse, val_mae = rmse_mae(self.y[val_idx], pred_val, what=what)
+        test_rmse, test_mae = rmse_mae(self.y[test_idx], pred_test, what=what)
         n_par = getattr(est, "n_parameters_", None)
         return {
             "experiment": task.get("experiment", EXPERIMENT), "model": task["model"], "n_train": int(task["n_train"]),
@@ -409,31 +426,24 @@ def write_markdown(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title
                   "where recorded, else wall time):", ""]
         lines += [f"- {m}: b = {b:.2f}" for m, b in sorted(exps.items())]
         lines.append("")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    return atomic_write(path, "\n".join(lines))
 
 
-def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray, *,
-                       models: Sequence[str], sizes: Sequence[int], store: ResultStore, n_splits: int = 10,
-                       test_size: int = 600, official_test: np.ndarray | None = None,
-                       grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
-                       fixed: Mapping[str, Mapping[str, Any]] | None = None, dataset: str = "dataset",
-                       seed: int = 0, jobs: int = 1, dask_scheduler: Any = None, progress: bool | None = None,
-                       on_error: str = "raise", fit: bool = True) -> tuple[list[dict[str, Any]], GridReport]:
+def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray,
+                       settings: LearningCurveSettings, *, store: ResultStore, official_test: np.ndarray | None = None,
+                       dataset: str = "dataset", units: str = "meV/cation", options: GridOptions | None = None,
+                       fit: bool = True) -> tuple[list[dict[str, Any]], GridReport]:
     """Draw splits, run (or resume) the grid into ``store`` and return (:func:`summarise` rows of this grid,
     report).  Sizes larger than a split's pool are skipped for that split.  ``fit=False`` fits nothing and
-    summarises what is stored (a progress report of a long run; ``report.n_tasks - report.n_skipped`` remain)."""
-    fn = LearningCurveTask(X, y, quantities, sizes=sizes, test_size=test_size, n_splits=n_splits, seed=seed,
-                           official_test=official_test)
-    tasks = [t for t in learning_curve_tasks(models, sizes, fn.split_names, grids=grids, fixed=fixed,
-                                             dataset=dataset, seed=seed)
+    summarises what is stored (a progress report of a long run; ``report.n_tasks - report.n_skipped`` remain).
+    ``units`` labels the stored errors (:func:`tnmat.data.units.target_units`)."""
+    fn = LearningCurveTask(X, y, quantities, settings, official_test=official_test, units=units)
+    tasks = [t for t in learning_curve_tasks(settings.models, settings.sizes, fn.split_names, grids=settings.grids,
+                                             fixed=settings.fixed, dataset=dataset, seed=settings.seed)
              if t["n_train"] in fn.subsets[t["split"]]]
     keys = {config_key(t) for t in tasks}
     if fit:
-        report = run_grid(tasks, fn, store=store, jobs=jobs, dask_scheduler=dask_scheduler, progress=progress,
-                          on_error=on_error, desc="learning curve")
+        report = run_grid_with(tasks, fn, store=store, options=options or GridOptions(), desc="learning curve")
     else:
         report = GridReport(n_tasks=len(keys), n_skipped=len(keys & store.keys()))
     report.accounting = {**cost_accounting([r for r in store.results(experiment=EXPERIMENT) if r.get("key") in keys]),

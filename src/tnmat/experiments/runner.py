@@ -27,7 +27,19 @@ from tqdm.auto import tqdm
 
 from tnmat.experiments.store import ResultStore, config_key
 
-__all__ = ["GridReport", "run_grid"]
+__all__ = ["GridOptions", "GridReport", "run_grid", "run_grid_with"]
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """How a grid runs (never what it computes, so none of it enters a task's key): ``jobs`` parallel
+    joblib workers or a ``dask_scheduler``; ``progress`` bar (None: only on a terminal); ``on_error``
+    ``"raise"`` or ``"continue"``."""
+
+    jobs: int = 1
+    dask_scheduler: Any = None
+    progress: bool | None = None
+    on_error: str = "raise"
 
 
 @dataclass
@@ -140,6 +152,13 @@ def run_grid(tasks: Iterable[Mapping[str, Any]], fn: Callable[[dict], Mapping[st
     finally:
         bar.close()
     return report
+
+
+def run_grid_with(tasks: Iterable[Mapping[str, Any]], fn: Callable[[dict], Mapping[str, Any]], *,
+                  store: ResultStore, options: GridOptions, desc: str = "grid") -> GridReport:
+    """:func:`run_grid` with the run options of a :class:`GridOptions`."""
+    return run_grid(tasks, fn, store=store, jobs=options.jobs, dask_scheduler=options.dask_scheduler,
+                    progress=options.progress, on_error=options.on_error, desc=desc)
 
 
 def _run_dask(todo: list[tuple[str, dict]], fn: Callable, store: ResultStore, dask_scheduler: Any,

@@ -4,6 +4,11 @@ Protocol: 10 splits of the data into a test set (600 structures for NMD18) and a
 nested training subsets of fixed sizes whose distributions of volume, composition and energy match the
 pool; each subset split 80/20 into training and validation.
 
+The official split (:func:`official_test`): a dataset whose ``metadata["split"]`` labels both ``"train"``
+and ``"test"`` structures (NMD18's Kaggle 2400/600 split) has one; ``tnmat fit`` tests on it, the learning
+curve uses it as an extra split when its test set has the requested size.  Without one, ``tnmat fit``
+holds out a seeded random fifth (:func:`holdout_split`).
+
 Stratified subsets (:func:`stratified_subsets`).  Each quantity (e.g. volume per atom, cation fractions,
 formation energy) is cut into ``n_bins`` quantile bins of the pool (ties share a bin); the joint bin tuple
 is the stratum of a structure.  Members of each stratum are put in a random (seeded) order.  One global
@@ -28,7 +33,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 __all__ = ["Split", "official_and_random_splits", "random_splits", "stratified_subsets", "strata",
-           "train_validation_split", "priority_order"]
+           "train_validation_split", "priority_order", "official_test", "holdout_split", "FixedTestSplits"]
 
 
 class Split(NamedTuple):
@@ -155,3 +160,59 @@ def train_validation_split(indices: np.ndarray, *, val_fraction: float = 0.2,
     n_val = min(max(1, round(val_fraction * len(indices))), len(indices) - 1)
     perm = np.random.default_rng(seed).permutation(len(indices))
     return indices[np.sort(perm[n_val:])], indices[np.sort(perm[:n_val])]
+
+
+def official_test(labels: np.ndarray | None, *, size: int | None = None) -> np.ndarray | None:
+    """Indices of the official test structures: where ``labels`` (``metadata["split"]``) is ``"test"``, if
+    the labels mark both training and test structures (and, given ``size``, exactly ``size`` test ones);
+    else None."""
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    test = np.flatnonzero(labels == "test")
+    if len(test) == 0 or not (labels == "train").any() or (size is not None and len(test) != size):
+        return None
+    return test
+
+
+def holdout_split(n: int, *, official: np.ndarray | None = None, seed: int = 0,
+                  test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices: the official test set when given, else a seeded random ``test_fraction``
+    (at least one structure) of range(n); both sorted."""
+    if official is not None:
+        test = np.unique(np.asarray(official, dtype=np.int64))
+        return np.setdiff1d(np.arange(n), test), test
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(n * test_fraction + 1e-9))  # n // 5 for the default fifth
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+class FixedTestSplits:
+    """One fixed test set of ``test_size`` structures (drawn once from ``seed``) and ``n_splits`` random
+    training subsets of the rest (nested over sizes: the subset of 100 is a prefix of that of 1000), each
+    split ``1 - val_fraction`` / ``val_fraction`` into fitted and validation structures (the protocol of
+    the entanglement experiments)."""
+
+    def __init__(self, n: int, *, sizes: Iterable[int], n_splits: int, test_size: int, seed: int,
+                 val_fraction: float = 0.2) -> None:
+        sizes = sorted({int(s) for s in sizes})
+        if not 0 < test_size < n:
+            raise ValueError(f"test_size={test_size} must be between 1 and n-1={n - 1}")
+        if not sizes or sizes[0] < 2 or sizes[-1] > n - test_size:
+            raise ValueError(f"training sizes {sizes} must lie in [2, {n - test_size}] (n={n}, test_size={test_size})")
+        if n_splits < 1:
+            raise ValueError(f"n_splits must be >= 1, got {n_splits}")
+        perm = np.random.default_rng([seed, 7919]).permutation(n)
+        self.test = np.sort(perm[:test_size])
+        self.pool = np.sort(perm[test_size:])
+        self.sizes, self.n_splits, self.val_fraction = sizes, int(n_splits), float(val_fraction)
+        self._orders = [self.pool[np.random.default_rng([seed, k]).permutation(len(self.pool))]
+                        for k in range(n_splits)]
+
+    def indices(self, split: int, n_train: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fit, validation, test) structure indices for split ``split`` and subset size ``n_train``."""
+        if not 0 <= split < self.n_splits:
+            raise KeyError(f"split {split} out of range (n_splits={self.n_splits})")
+        sub = self._orders[split][: int(n_train)]
+        fit, val = train_validation_split(sub, val_fraction=self.val_fraction, seed=[int(n_train), split])
+        return fit, val, self.test

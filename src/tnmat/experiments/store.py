@@ -21,7 +21,6 @@ field, otherwise to ``records``; :meth:`ResultStore.get` returns the same dictio
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import json
@@ -34,6 +33,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tnmat.reports import atomic_write, write_rows_csv
 
 __all__ = ["ResultStore", "config_key", "software_versions"]
 
@@ -265,10 +266,9 @@ class ResultStore:
                 lines.append(json.dumps({"table": "records", **r}, sort_keys=True))
         data = ("\n".join(lines) + ("\n" if lines else "")).encode()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".gz":
             data = gzip.compress(data, mtime=0)
-        path.write_bytes(data)
+        atomic_write(path, data)
         return len(lines)
 
     def import_jsonl(self, path: str | Path) -> int:
@@ -344,20 +344,3 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = v
     return out
-
-
-def write_rows_csv(rows: Iterable[Mapping[str, Any]], path: str | Path, columns: list[str] | None = None) -> Path:
-    """Write dictionaries as CSV; columns default to the union of keys in first-seen order."""
-    rows = list(rows)
-    if columns is None:
-        columns = []
-        for r in rows:
-            columns += [k for k in r if k not in columns]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in columns})
-    return path

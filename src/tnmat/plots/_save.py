@@ -11,8 +11,12 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 130) -> Path:
     and return the path."""
     import matplotlib.pyplot as plt
 
+    from tnmat.reports import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # written to a temporary name and renamed: never a half-written PNG
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path

@@ -1,0 +1,100 @@
+"""What every subcommand shares: the one-line error type, resolving a DATA argument to a dataset (the
+*load* step), the descriptor options and calculator (the *describe* step), and the option tables.
+
+An option table is data: a list of :func:`option` entries (flags and ``add_argument`` keywords) and
+:class:`Group` entries (a titled group of options), turned into a parser by :func:`add_options`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CLIError", "Group", "option", "add_options", "load_data", "descriptor", "ints",
+           "DATA_HELP", "DESCRIPTOR_OPTIONS", "GEOMETRY", "QUIET"]
+
+DATA_HELP = "DATA: structure file, NMD18 folder, 'nmd18' or 'alloys'"
+
+
+class CLIError(Exception):
+    """An error to report as one line, without a traceback."""
+
+
+Option = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def option(*flags: str, **kwargs: Any) -> Option:
+    """One row of an option table: the flags and keywords of ``ArgumentParser.add_argument``."""
+    return flags, kwargs
+
+
+@dataclass(frozen=True)
+class Group:
+    """A titled group of options in ``--help``."""
+
+    title: str
+    options: tuple[Option, ...]
+
+
+def add_options(parser: argparse.ArgumentParser, table: Sequence[Option | Group]) -> argparse.ArgumentParser:
+    """Add every row of ``table`` to ``parser`` (groups as argument groups); returns the parser."""
+    for row in table:
+        target = parser.add_argument_group(row.title) if isinstance(row, Group) else parser
+        for flags, kwargs in row.options if isinstance(row, Group) else (row,):
+            target.add_argument(*flags, **kwargs)
+    return parser
+
+
+GEOMETRY = option("--geometry", choices=["relaxed", "vegard"], default="relaxed", help="NMD18 geometry")
+QUIET = option("-q", "--quiet", action="store_true", help="no progress bars")
+
+DESCRIPTOR_OPTIONS = Group("descriptor", (
+    option("--order", type=int, default=2, help="body order nu of the invariants (1-4; default 2)"),
+    option("--r-cut", type=float, default=6.0, help="cutoff radius in Angstrom (default 6)"),
+    option("--n-max", type=int, default=4, help="number of radial functions (default 4)"),
+    option("--l-max", type=int, default=3, help="largest angular momentum, inclusive (default 3)"),
+    option("--sigma", type=float, default=0.5, help="Gaussian width in Angstrom (default 0.5)"),
+    option("--density", choices=["gaussian", "delta"], default="gaussian",
+           help="gaussian (SOAP) or delta (ACE) neighbour density"),
+    option("--geometry", choices=["relaxed", "vegard"], default="relaxed",
+           help="NMD18 geometry: DFT-relaxed or ideal Vegard-law positions (default relaxed)"),
+))
+
+
+def load_data(spec: str, *, geometry: str = "relaxed"):  # noqa: ANN201 (a tnmat.data.Dataset)
+    """Resolve a DATA argument to a :class:`tnmat.data.Dataset`: an ASE-readable file, a folder in the
+    NMD18 Kaggle layout, ``nmd18`` (the folder from $TNMAT_NMD18) or ``alloys`` / ``alloys-small``."""
+    from tnmat import data
+
+    if spec in ("alloys", "alloys-small"):
+        return data.embedded_default(small=spec == "alloys-small")
+    if spec == "nmd18":
+        return data.load_nmd18(None, geometry=geometry)
+    path = Path(spec)
+    if not path.exists():
+        raise CLIError(f"{spec}: no such file or folder (use a structure file, an NMD18 folder, 'nmd18' or 'alloys')")
+    if path.is_dir():
+        return data.load_nmd18(path, geometry=geometry)
+    if geometry != "relaxed":
+        raise CLIError("--geometry vegard applies to NMD18 data only")
+    return data.read_structures(path)
+
+
+def descriptor(args: argparse.Namespace, species: Sequence[str]):  # noqa: ANN201 (an Invariants calculator)
+    """The invariant calculator of the descriptor options (:data:`DESCRIPTOR_OPTIONS`)."""
+    from tnmat.descriptors import AtomicDensity, Invariants
+
+    try:
+        dens = AtomicDensity(species=tuple(species), r_cut=args.r_cut, n_max=args.n_max, l_max=args.l_max,
+                             density=args.density, sigma=args.sigma)
+        return Invariants(dens, order=args.order)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def ints(text: str) -> list[int]:
+    """A comma-separated list of integers (``"2,4,8"``)."""
+    return [int(t) for t in text.split(",") if t.strip()]

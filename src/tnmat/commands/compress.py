@@ -1,0 +1,58 @@
+"""``tnmat compress ttsvd|autoencoder``: compression of large descriptors on the many-species alloy set
+(paper Fig. 17 and Table I), into a resumable SQLite file, with the Markdown tables and the figure."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tnmat.commands._common import QUIET, ints, option
+
+NAME = "compress"
+HELP = "compress large descriptors (TT-SVD inputs, MPO autoencoder)"
+DESCRIPTION = ("ttsvd: supervised MPO on TT-SVD-factorised inputs versus chi_in (paper Fig. 17); autoencoder: MPO "
+               "autoencoder at several latent dimensions and an MPS on the encoded inputs (Table I).  Many-species "
+               "alloy set, n_max = l_max = 8.")
+OPTIONS = [
+    option("action", choices=["ttsvd", "autoencoder"], help="which experiment"),
+    option("--chi-in", default="1,2,4,8,16,32", help="ttsvd: input bond dimensions"),
+    option("--d-latent", default="6,4,2", help="autoencoder: latent site dimensions"),
+    option("--bond-dim", type=int, default=None, help="supervised model bond (ttsvd MPO 4, MPS 10)"),
+    option("--bond-dim-ae", type=int, default=6, help="autoencoder encoder/decoder bond (default 6)"),
+    option("--n-train", type=int, default=1600, help="training structures (default 1600)"),
+    option("--n-test", type=int, default=1000, help="test structures (default 1000)"),
+    option("--epochs", type=int, default=60, help="epochs of the supervised fits"),
+    option("--ae-epochs", type=int, default=20, help="autoencoder epochs"),
+    option("--results", default=None, help="SQLite results file (default OUT_DIR/compression.sqlite)"),
+    option("--out-dir", default="compression", help="folder for figures and tables"),
+    option("--cache", default=None, help="folder for cached descriptors"),
+    option("--threads", type=int, default=1, help="torch threads (default 1)"),
+    option("--seed", type=int, default=0, help="random seed"),
+    QUIET,
+]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the experiment (it loads its fixed benchmark data) -> report -> plot."""
+    from tnmat.experiments import compression as comp
+    from tnmat.plots.compression import plot_ttsvd
+    from tnmat.reports import atomic_write
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    store = args.results or str(out / "compression.sqlite")
+    common = dict(store=store, n_train=args.n_train, n_test=args.n_test, seed=args.seed, threads=args.threads,
+                  cache_dir=args.cache, progress=not args.quiet)
+    if args.action == "ttsvd":
+        res = comp.run_ttsvd_experiment(chi_in=ints(args.chi_in), bond_dim=args.bond_dim or 4,
+                                        max_epochs=args.epochs, **common)
+        plot_ttsvd(res["rows"], out / "fig17_ttsvd.png", res["dense_size"])
+    else:
+        comp.run_autoencoder_experiment(d_latent=ints(args.d_latent), bond_dim_ae=args.bond_dim_ae,
+                                        bond_dim_mps=args.bond_dim or 10, max_epochs=args.epochs,
+                                        ae_max_epochs=args.ae_epochs, model_dir=out / "models", **common)
+    tables = comp.compression_tables(store)
+    atomic_write(out / f"{args.action}.md", tables)
+    print(tables)
+    print(f"wrote {out / (args.action + '.md')} (results in {store})")
+    return 0

@@ -1,0 +1,43 @@
+"""``tnmat describe``: the structure-averaged (or per-atom) invariants of DATA, with timing and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from tnmat.commands._common import DATA_HELP, DESCRIPTOR_OPTIONS, descriptor, load_data, option
+from tnmat.reports import atomic_path
+
+NAME = "describe"
+HELP = "compute invariant descriptors of a dataset"
+DESCRIPTION = "Compute the structure-averaged (or per-atom) invariants B_nu of DATA."
+OPTIONS = [
+    option("data", help=DATA_HELP),
+    DESCRIPTOR_OPTIONS,
+    option("--per-atom", action="store_true", help="one row per atom instead of the structure mean"),
+    option("-o", "--output", help="write the LegTensor to this .npz file"),
+    option("-q", "--quiet", action="store_true", help="no progress bar"),
+]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load -> describe (timed) -> report; the descriptors go to ``--output``."""
+    ds = load_data(args.data, geometry=args.geometry)
+    calc = descriptor(args, ds.species)
+    t0 = time.perf_counter()
+    out = calc.compute(ds.structures, average=not args.per_atom, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    n_atoms = sum(len(a) for a in ds.structures)
+    print(f"{ds.name}: {len(ds)} structures, {n_atoms} atoms, species {', '.join(ds.species)}")
+    print(f"descriptor: {out!r}")
+    print(f"legs: {', '.join(f'{n}={s}' for n, s in zip(out.legs, out.sizes, strict=True))} "
+          f"({out.n_features} entries per {'atom' if args.per_atom else 'structure'})")
+    print(f"computed in {seconds:.2f} s ({len(ds) / seconds:.0f} structures/s, {n_atoms / seconds:.0f} atoms/s)")
+    vals = out.values
+    print(f"values: mean {vals.mean().item():.4g}, std {vals.std().item():.4g}, "
+          f"max |B| {vals.abs().max().item():.4g}, finite: {bool(vals.isfinite().all())}")
+    if args.output:
+        with atomic_path(args.output) as tmp:
+            out.replace(meta={**out.meta, "dataset": ds.name}).save(tmp)
+        print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,50 @@
+"""``tnmat latent``: t-SNE of a trained MERA's latent spaces on NMD18 (paper Fig. 16)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from tnmat.commands._common import QUIET, load_data, option
+
+NAME = "latent"
+HELP = "t-SNE of a trained MERA's latent spaces (paper Fig. 16)"
+DESCRIPTION = ("Train a MERA on NMD18 power spectra and embed the input and every hidden layer's output with "
+               "t-SNE, coloured by composition, spacegroup and energy.")
+OPTIONS = [
+    option("data", nargs="?", default="nmd18", help="NMD18 folder (default: $TNMAT_NMD18)"),
+    option("--n-train", type=int, default=1000, help="training structures (default 1000)"),
+    option("--bond-dim", type=int, default=4, help="MERA bond dimension (default 4)"),
+    option("--epochs", type=int, default=300, help="maximum epochs (default 300)"),
+    option("--results", default=None, help="SQLite results file (default OUT_DIR/latent.sqlite)"),
+    option("--out-dir", default="latent", help="folder for the figure"),
+    option("--threads", type=int, default=1, help="torch threads (default 1)"),
+    option("--seed", type=int, default=0, help="random seed"),
+    QUIET,
+]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the experiment (it loads NMD18 itself) -> report -> plot the stored embeddings."""
+    from tnmat.experiments.latent import run_latent_experiment
+    from tnmat.plots.compression import plot_latent
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rec = run_latent_experiment(store=args.results or str(out / "latent.sqlite"),
+                                nmd18_root=None if args.data == "nmd18" else args.data, n_train=args.n_train,
+                                bond_dim=args.bond_dim, max_epochs=args.epochs, seed=args.seed, threads=args.threads,
+                                progress=not args.quiet)
+    print({k: v for k, v in rec.items() if not isinstance(v, list | dict)})
+    if rec.get("embeddings_file"):
+        ds = load_data(args.data)
+        meta = ds.metadata
+        comp = np.stack([np.asarray(meta[k], float) for k in ("x_al", "x_ga", "x_in")], 1)
+        with np.load(rec["embeddings_file"]) as z:
+            embeddings = {k: z[k] for k in z.files}
+        figure = plot_latent(embeddings, comp, np.asarray(meta["spacegroup"]).astype(int),
+                             np.asarray(ds.targets["formation_energy"], dtype=float), out / "fig16_latent_tsne.png")
+        print(f"wrote {figure}")
+    return 0

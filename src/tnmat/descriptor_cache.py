@@ -1,0 +1,62 @@
+"""Descriptor caching: the one place where computed descriptors are stored and found again.
+
+A cached file is a :class:`~tnmat.legtensor.LegTensor` ``.npz`` whose name carries a hash of everything
+that changes its content (calculator settings, dataset name, per-atom or averaged).  Files are written to
+a temporary name and renamed, so concurrent runs never read a half-written cache; a cache that cannot be
+written (read-only folder) only costs the recomputation next time, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tnmat.legtensor import LegTensor
+from tnmat.reports import atomic_path
+
+__all__ = ["descriptor_cache_key", "descriptor_cache_path", "cached_legtensor", "cached_descriptors"]
+
+
+def descriptor_cache_key(calculator: Any, dataset_name: str, per_atom: bool) -> str:
+    """Stable file-name key for cached descriptors of a dataset (sha1 of the settings)."""
+    blob = json.dumps({"calc": calculator.get_params(), "data": dataset_name, "per_atom": per_atom},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def descriptor_cache_path(cache_dir: str | Path, calculator: Any, dataset_name: str, per_atom: bool) -> Path:
+    """``cache_dir/<dataset>-<key>.npz``: the file :func:`cached_descriptors` reads and writes."""
+    return Path(cache_dir) / f"{dataset_name}-{descriptor_cache_key(calculator, dataset_name, per_atom)}.npz"
+
+
+def cached_legtensor(path: str | Path | None, compute: Callable[[], LegTensor], *,
+                     valid: Callable[[LegTensor], bool] | None = None) -> LegTensor:
+    """``LegTensor.load(path)`` when the file exists (and passes ``valid``), else ``compute()``, saved to
+    ``path`` atomically.  ``path=None`` computes without caching."""
+    if path is not None and Path(path).is_file():
+        x = LegTensor.load(path)
+        if valid is None or valid(x):
+            return x
+    x = compute()
+    if path is not None:
+        try:
+            with atomic_path(path) as tmp:
+                x.save(tmp)
+        except OSError as exc:
+            warnings.warn(f"descriptor cache {path} not written ({exc}); it will be recomputed next time",
+                          stacklevel=2)
+    return x
+
+
+def cached_descriptors(calculator: Any, dataset: Any, *, local: bool = False, cache_dir: str | Path | None = None,
+                       progress: bool | None = None) -> LegTensor:
+    """Descriptors of every structure of ``dataset`` (per atom when ``local``, else structure means), read
+    from ``cache_dir`` when computed before with the same settings."""
+    path = None if cache_dir is None else descriptor_cache_path(cache_dir, calculator, dataset.name, local)
+    return cached_legtensor(path, lambda: calculator.compute(dataset.structures, average=not local,
+                                                             progress=progress),
+                            valid=lambda x: x.n_structures == len(dataset))
