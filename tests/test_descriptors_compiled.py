@@ -128,3 +128,47 @@ def test_bad_backend_and_jobs():
     with pytest.raises(ValueError, match="n_jobs"):
         density(n_jobs=0)
     assert "backend" not in density().get_params()  # runtime settings are not hyper-parameters
+
+
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("average,center", [(True, False), (False, False), (True, True), (False, True)])
+def test_compiled_invariants_equal_torch_reference(order, average, center):
+    kw = dict(species=("O", "Al", "Ga"), r_cut=4.0, n_max=2, l_max=3 if order == 3 else 4, sigma=0.5)
+    frames = [random_crystal(2, symbols=("O", "Al", "Ga")), random_cluster(1, symbols=("O", "Al", "Ga")),
+              random_crystal(4, n=2, symbols=("Ga", "O"))]
+    fast = Invariants(AtomicDensity(**kw), order=order, center_species=center).compute(frames, average=average)
+    ref = Invariants(AtomicDensity(**kw, backend="torch"), order=order, center_species=center).compute(
+        frames, average=average)
+    assert fast.legs == ref.legs and fast.values.shape == ref.values.shape
+    scale = ref.values.abs().max()
+    assert scale > 1e-3
+    torch.testing.assert_close(fast.values, ref.values, atol=1e-12 * scale, rtol=1e-12)
+    if not average:
+        assert torch.equal(fast.structure_index, ref.structure_index)
+
+
+def test_bispectrum_unique_entries_expand_to_full():
+    dens = density(species=("O", "Al", "Ga"), n_max=2, l_max=3)
+    frames = [random_crystal(7, symbols=("O", "Al", "Ga")), random_cluster(8, symbols=("O", "Al", "Ga"))]
+    full = Invariants(dens, order=3, center_species=True).compute(frames)
+    calc = Invariants(dens, order=3, center_species=True, unique=True)
+    uniq = calc.compute(frames)
+    assert uniq.legs == ("c", "u") and uniq.values.shape[-1] < full.values[0, 0].numel() / 5
+    torch.testing.assert_close(calc.expand(uniq.values), full.values, atol=1e-14 * full.values.abs().max(), rtol=0)
+    # the unique entries are entries of the full tensor (channel p = a n_max + n, n_max = 2)
+    keys = calc._bispectrum().unique_keys()
+    p, l = keys[:, :3], keys[:, 3:]
+    picked = full.values[:, :, p[:, 0] // 2, p[:, 1] // 2, p[:, 2] // 2, p[:, 0] % 2, p[:, 1] % 2, p[:, 2] % 2,
+                         l[:, 0], l[:, 1], l[:, 2]]
+    torch.testing.assert_close(picked, uniq.values, atol=1e-14 * full.values.abs().max(), rtol=0)
+
+
+def test_bispectrum_thread_count_does_not_change_results():
+    frames = [random_crystal(k, n=2 + k % 3) for k in range(8)]
+    calc = Invariants(density(l_max=2), order=3, unique=True)
+    assert torch.equal(calc.compute(frames, n_jobs=1).values, calc.compute(frames, n_jobs=2).values)
+
+
+def test_unique_only_for_bispectrum():
+    with pytest.raises(ValueError, match="unique"):
+        Invariants(density(), order=2, unique=True)

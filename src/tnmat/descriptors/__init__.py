@@ -10,7 +10,8 @@ def descriptor_from_params(params: dict) -> Invariants | Equivariants:
     """Rebuild a descriptor calculator from ``calculator.get_params()`` (used by saved models)."""
     density = AtomicDensity(**{**params["density"], "species": tuple(params["density"]["species"])})
     if params["kind"] == "Invariants":
-        return Invariants(density, order=params["order"], center_species=params.get("center_species", False))
+        return Invariants(density, order=params["order"], center_species=params.get("center_species", False),
+                          unique=params.get("unique", False))
     if params["kind"] == "Equivariants":
         return Equivariants(density, order=params["order"], L=params["L"],
                             center_species=params.get("center_species", False))

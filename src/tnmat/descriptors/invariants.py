@@ -31,10 +31,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from ase import Atoms
 from tqdm.auto import tqdm
 
+from tnmat.descriptors._compiled import numba_threads
+from tnmat.descriptors._invariant_kernels import Bispectrum, bispectrum_rows, power_spectrum_rows
 from tnmat.descriptors.density import AtomicDensity
 from tnmat.legtensor import LegTensor
 from tnmat.so3 import real_clebsch_gordan
@@ -92,6 +95,8 @@ class _FusionTree:
     #: prepend a leg "c" for the species of the centre atom: the structure average then keeps one block
     #: per centre species, B[c, ...] = (1/N) sum_{i: species(i) = c} B_i (sum over c = the plain average)
     center_species: bool = field(default=False, kw_only=True)
+    #: bispectrum only: keep the symmetry-unique entries (one leg "u"); :meth:`expand` restores the full layout
+    unique: bool = field(default=False, kw_only=True)
 
     _L: int = field(default=0, init=False, repr=False)
 
@@ -100,6 +105,9 @@ class _FusionTree:
             raise TypeError(f"{type(self).__name__}: density must be an AtomicDensity, got {type(self.density)}")
         if self.order not in (1, 2, 3, 4):
             raise ValueError(f"{type(self).__name__}: order must be 1, 2, 3 or 4, got {self.order!r}")
+        if self.unique and not (self.order == 3 and type(self).__name__ == "Invariants"):
+            raise ValueError(f"{type(self).__name__}: unique=True is available for the bispectrum (Invariants, "
+                             f"order=3), got order={self.order}")
 
     # layout -------------------------------------------------------------------
     def _lk_legs(self) -> list[tuple[str, int]]:
@@ -111,6 +119,8 @@ class _FusionTree:
     @property
     def legs(self) -> tuple[str, ...]:
         nu = self.order
+        if self.unique:
+            return ("c",) * self.center_species + ("u",)
         if nu == 1:
             names = ["a", "n"]
         else:
@@ -120,16 +130,76 @@ class _FusionTree:
     @property
     def sizes(self) -> tuple[int, ...]:
         s, n = len(self.density.species), self.density.n_max
+        if self.unique:
+            return (s,) * self.center_species + (self._bispectrum().n_unique,)
         return ((s,) * self.center_species + (s,) * self.order + (n,) * self.order
                 + tuple(size for _, size in self._lk_legs()))
 
     def get_params(self) -> dict:
         return {"kind": type(self).__name__, "order": self.order, "L": self._L,
-                "center_species": self.center_species, "density": self.density.get_params()}
+                "center_species": self.center_species, "unique": self.unique, "density": self.density.get_params()}
+
+    # compiled path -------------------------------------------------------------
+    def _bispectrum(self) -> Bispectrum:
+        return Bispectrum(len(self.density.species) * self.density.n_max, self.density.l_max)
+
+    def _compiled(self, device: str | None) -> bool:
+        return self.density.compiled(device) and not self._eq and self.order in (2, 3)
+
+    def expand(self, values: torch.Tensor) -> torch.Tensor:
+        """Unique bispectrum entries (..., U) -> the full layout (..., a1, a2, a3, n1, n2, n3, l1, l2, l3):
+        ``full[f] = factor[f] * unique[index[f]]`` with (f, index, factor) from
+        :meth:`Bispectrum.expansion` (slot permutations of one (l1, l2, l3) differ by a constant factor);
+        triangle-violating entries are zero."""
+        s, n, L = len(self.density.species), self.density.n_max, self.density.l_max + 1
+        fi, ui, fac = self._bispectrum().expansion()
+        lead = values.shape[:-1]
+        flat = values.reshape(-1, values.shape[-1])
+        full = flat.new_zeros((flat.shape[0], (s * n) ** 3 * L**3))
+        full[:, torch.from_numpy(fi).to(values.device)] = flat[:, torch.from_numpy(ui).to(values.device)] * \
+            torch.as_tensor(fac, dtype=values.dtype, device=values.device)
+        full = full.reshape(-1, s, n, s, n, s, n, L, L, L).permute(0, 1, 3, 5, 2, 4, 6, 7, 8, 9)
+        return full.reshape(*lead, s, s, s, n, n, n, L, L, L)
+
+    def _compiled_chunk(self, a: torch.Tensor, atoms, first: int, stop: int, average: bool,
+                        n_jobs: int | None) -> torch.Tensor:
+        """Rows of one chunk from the compiled kernels: (stop - first, *sizes) averaged, else (X, *sizes)."""
+        x, s, n = a.shape[0], a.shape[1], a.shape[2]
+        at = np.ascontiguousarray(a.detach().cpu().double().reshape(x, s * n, -1).transpose(1, 2).numpy())
+        species = atoms.atom_species.numpy()
+        local = atoms.atom_structure.numpy() - first
+        if average:
+            counts = np.bincount(local, minlength=stop - first)
+            scale = 1.0 / counts[local]
+            rows = local * s + species if self.center_species else local
+            n_rows = (stop - first) * (s if self.center_species else 1)
+        else:
+            scale, rows, n_rows = np.ones(x), np.arange(x), x
+        order = np.argsort(rows, kind="stable")
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+        with numba_threads(self.density.n_jobs if n_jobs is None else n_jobs):
+            if self.order == 2:
+                out = power_spectrum_rows(at, ptr, order, scale, self.density.l_max)
+                b = torch.from_numpy(out).reshape(n_rows, s, n, s, n, -1).permute(0, 1, 3, 2, 4, 5)
+            else:
+                bs = self._bispectrum()
+                b = torch.from_numpy(bispectrum_rows(at, ptr, order, scale, *bs.tables(), bs.n_unique))
+                if not self.unique:
+                    b = self.expand(b)
+        b = b.to(a.dtype)
+        if average and self.center_species:
+            return b.reshape(stop - first, s, *b.shape[1:])
+        if self.center_species:
+            onehot = b.new_zeros((x, s, *b.shape[1:]))
+            onehot[torch.arange(x), atoms.atom_species] = b
+            return onehot
+        return b.contiguous()
 
     # evaluation ----------------------------------------------------------------
     def from_expansion(self, a: torch.Tensor) -> torch.Tensor:
-        """Per-atom descriptor (X, *sizes) from the expansion A (X, S, n, n_lm)."""
+        """Per-atom descriptor (X, *sizes) from the expansion A (X, S, n, n_lm) (torch, differentiable)."""
+        if self.unique:
+            raise ValueError("Invariants: from_expansion gives the full layout; unique=True is for compute()")
         x, s, n = a.shape[0], a.shape[1], a.shape[2]
         nu, l_max = self.order, self.density.l_max
         if nu == 2 and self._L == 0:
@@ -169,15 +239,24 @@ class _FusionTree:
         frames = [frames] if isinstance(frames, Atoms) else list(frames)
         if progress is None:
             progress = sys.stderr.isatty()
+        compiled = self._compiled(device)
         sums: list[torch.Tensor] = []
         per_atom: list[torch.Tensor] = []
         sidx: list[torch.Tensor] = []
         # bound the per-chunk output (and the fusion-tree intermediates of the same size): high body orders
         # have ~10^5-10^6 entries per atom, so chunks shrink to keep memory near 2^25 numbers
-        max_atoms = max(1, min(max_atoms, 2**25 // math.prod(self.sizes)))
+        if not (compiled and average):  # the compiled kernels average without per-atom rows
+            max_atoms = max(1, min(max_atoms, 2**25 // math.prod(self.sizes)))
         bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(self).__name__)
         for first, stop, pairs, a in self.density.iter_chunks(frames, dtype=dtype, device=device,
                                                               max_atoms=max_atoms, n_jobs=n_jobs):
+            if compiled:
+                b = self._compiled_chunk(a, pairs, first, stop, average, n_jobs)
+                (sums if average else per_atom).append(b)
+                if not average:
+                    sidx.append(pairs.atom_structure)
+                bar.update(stop - first)
+                continue
             b = self.from_expansion(a)
             if self.center_species:
                 onehot = b.new_zeros((b.shape[0], len(self.density.species), *b.shape[1:]))

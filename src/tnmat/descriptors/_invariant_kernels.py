@@ -1,0 +1,229 @@
+"""Compiled invariants from the density expansion: the bispectrum B3 over its symmetry-unique entries
+(paper eq. 13) and the power spectrum B2 (eq. 11), accumulated straight into per-structure (or per-atom) rows.
+
+B3[s1, s2, s3] = sum_m W^{l1 l2 l3}[m1, m2, m3] A[s1, m1] A[s2, m2] A[s3, m3] for the slots s = (p, l),
+p = (a, n) the channel, with W^{l1 l2 l3}[m1, m2, m3] = sum_M C^{l1 l2 l3}_{m1 m2 M} C^{l3 l3 0}_{M m3 0}
+(the left-comb fusion tree of :func:`tnmat.descriptors.invariants.couple_paths`, real CG coefficients).
+
+Symmetry: for one (l1, l2, l3) the invariant 3-tensor is unique up to a factor (multiplicity one), so
+permuting the slots multiplies B3 by a constant c(l1 l2 l3; pi) (a sign and a ratio of the tree's norms).
+Only the *unique* entries are computed: slots sorted by (l, p), i.e. l1 <= l2 <= l3 with p1 <= p2 when
+l1 = l2 and p2 <= p3 when l2 = l3 (documented expansion: :meth:`Bispectrum.expansion` gives for every entry
+of the full (a1 a2 a3 n1 n2 n3 l1 l2 l3) layout its unique entry and factor c; forbidden entries are 0).
+For n_max 4, l_max 3 and 4 species that is 24 768 numbers instead of 262 144.
+
+The per-atom work is factorised: for each unique (l1, l2, l3) and channel pair (p1, p2),
+T[m3] = sum_{m1 m2} W[m1, m2, m3] A[p1, m1] A[p2, m2] over the nonzero W only, then B = sum_m3 T[m3] A[p3, m3].
+Averages are accumulated per output row (structure, or structure x centre species), so the expansion to the
+full layout happens once per structure, not per atom.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numba import njit, prange
+
+from tnmat.so3 import real_clebsch_gordan
+
+
+def _w(l1: int, l2: int, l3: int) -> np.ndarray:
+    return np.einsum("abM,Mc->abc", real_clebsch_gordan(l1, l2, l3), real_clebsch_gordan(l3, l3, 0)[:, :, 0])
+
+
+def _triangle(l1: int, l2: int, l3: int) -> bool:
+    return abs(l1 - l2) <= l3 <= l1 + l2
+
+
+@dataclass(frozen=True)
+class Bispectrum:
+    """Coupling tables and the unique-entry layout of B3 for ``n_channels`` = species x n_max channels."""
+
+    n_channels: int
+    l_max: int
+
+    @property
+    def triples(self) -> list[tuple[int, int, int]]:
+        """Sorted (l1 <= l2 <= l3) allowed triples, the kernel's outer loop."""
+        L = self.l_max + 1
+        return [(a, b, c) for a in range(L) for b in range(a, L) for c in range(b, L) if _triangle(a, b, c)]
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(triples (T, 3), entry pointer (T+1), entries m (E, 3) as flat lm indices, values (E,))."""
+        return _tables(self.l_max)
+
+    @property
+    def n_unique(self) -> int:
+        P = self.n_channels
+        total = 0
+        for l1, l2, l3 in self.triples:
+            n12 = P * (P + 1) // 2 if l1 == l2 else P * P
+            if l2 == l3:
+                # p1 <= p2 <= p3 when all equal; else count p3 >= p2 over the (p1, p2) pairs
+                total += (P * (P + 1) * (P + 2) // 6) if l1 == l2 else P * (P * (P + 1) // 2)
+            else:
+                total += n12 * P
+        return total
+
+    def unique_keys(self) -> np.ndarray:
+        """(U, 6) = (p1, p2, p3, l1, l2, l3) of every unique entry, in the kernel's order."""
+        P = self.n_channels
+        rows = []
+        for l1, l2, l3 in self.triples:
+            for p1 in range(P):
+                for p2 in range(p1 if l1 == l2 else 0, P):
+                    for p3 in range(p2 if l2 == l3 else 0, P):
+                        rows.append((p1, p2, p3, l1, l2, l3))
+        return np.array(rows, dtype=np.int64).reshape(-1, 6)
+
+    def expansion(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(full_index, unique_index, factor): full[..., full_index] = factor * unique[..., unique_index] for
+        the flat full layout (p1, p2, p3, l1, l2, l3) (p = a n_max + n is reordered by the caller); the
+        entries not listed (triangle-violating) are zero."""
+        return _expansion(self.n_channels, self.l_max)
+
+
+@lru_cache(maxsize=16)
+def _tables(l_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    L = l_max + 1
+    triples = [(a, b, c) for a in range(L) for b in range(a, L) for c in range(b, L) if _triangle(a, b, c)]
+    ptr, ms, vals = [0], [], []
+    for l1, l2, l3 in triples:
+        w = _w(l1, l2, l3)
+        idx = np.argwhere(np.abs(w) > 1e-14 * np.abs(w).max())
+        for m1, m2, m3 in idx:
+            ms.append((l1 * l1 + m1, l2 * l2 + m2, l3 * l3 + m3))
+            vals.append(w[m1, m2, m3])
+        ptr.append(len(vals))
+    return (np.array(triples, dtype=np.int64).reshape(-1, 3), np.array(ptr, dtype=np.int64),
+            np.array(ms, dtype=np.int64).reshape(-1, 3), np.array(vals))
+
+
+@lru_cache(maxsize=16)
+def _perm_factor(ls: tuple[int, int, int], order: tuple[int, int, int]) -> float:
+    """c with B[slots t] = c B[canonical slots s], s_q = t_order[q] (see module docstring)."""
+    canon = tuple(ls[k] for k in order)
+    wc, wt = _w(*canon), _w(*ls)
+    # v[m1, m2, m3] = wt[k] with k_order[q] = m_q: the unsorted tensor with its axes in canonical slot order
+    v = np.transpose(wt, order)
+    c = float((v * wc).sum() / (wc * wc).sum())
+    if not np.allclose(v, c * wc, atol=1e-12 * np.abs(wc).max()):
+        raise AssertionError(f"bispectrum coupling {ls} is not proportional to its sorted form {canon}")
+    return c
+
+
+@lru_cache(maxsize=8)
+def _expansion(P: int, l_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    L = l_max + 1
+    bs = Bispectrum(P, l_max)
+    keys = bs.unique_keys()
+    # dense lookup of canonical (slot1, slot2, slot3) -> unique index, slot = l * P + p (sorted by (l, p))
+    nslot = L * P
+    lookup = np.full((nslot, nslot, nslot), -1, dtype=np.int64)
+    slot = keys[:, 3:] * P + keys[:, :3]
+    lookup[slot[:, 0], slot[:, 1], slot[:, 2]] = np.arange(len(keys))
+    p1, p2, p3, l1, l2, l3 = (g.ravel() for g in np.meshgrid(*[np.arange(P)] * 3, *[np.arange(L)] * 3,
+                                                             indexing="ij"))
+    full = np.arange(P**3 * L**3)
+    ok = (np.abs(l1 - l2) <= l3) & (l3 <= l1 + l2)
+    full, p1, p2, p3, l1, l2, l3 = (x[ok] for x in (full, p1, p2, p3, l1, l2, l3))
+    slots = np.stack([l1 * P + p1, l2 * P + p2, l3 * P + p3], axis=1)
+    order = np.argsort(slots, axis=1, kind="stable")
+    canon = np.take_along_axis(slots, order, axis=1)
+    uidx = lookup[canon[:, 0], canon[:, 1], canon[:, 2]]
+    if (uidx < 0).any():
+        raise AssertionError("bispectrum expansion: an allowed entry has no unique representative")
+    ls = np.stack([l1, l2, l3], axis=1)
+    factor = np.empty(len(full))
+    combo = ls[:, 0] * 10**6 + ls[:, 1] * 10**4 + ls[:, 2] * 100 + order[:, 0] * 9 + order[:, 1] * 3 + order[:, 2]
+    for c in np.unique(combo):
+        sel = combo == c
+        k = int(np.argmax(sel))
+        factor[sel] = _perm_factor(tuple(int(x) for x in ls[k]), tuple(int(x) for x in order[k]))
+    return full, uidx, factor
+
+
+@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
+def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_unique):
+    """out[g, u] = sum over the atoms of row g (atoms[row_ptr[g]:row_ptr[g+1]]) of scale[atom] * B3_unique[atom, u].
+
+    at: (X, n_lm, P) float64, the expansion with the channel p = species x radial last (the innermost loops
+    run over channels, contiguous).  Rows in parallel; the atoms of a row in a fixed order (deterministic for
+    any thread count)."""
+    n_rows = len(row_ptr) - 1
+    P = at.shape[2]
+    out = np.zeros((n_rows, n_unique))
+    n_buf = 2 * triples[:, 2].max() + 1
+    for g in prange(n_rows):
+        tm = np.empty((n_buf, P))
+        orow = out[g]
+        for q in range(row_ptr[g], row_ptr[g + 1]):
+            x = atoms[q]
+            sc = scale[x]
+            ax = at[x]
+            u = 0
+            for t in range(triples.shape[0]):
+                l1, l2, l3 = triples[t, 0], triples[t, 1], triples[t, 2]
+                base3 = l3 * l3
+                n3 = 2 * l3 + 1
+                for p1 in range(P):
+                    p2s = p1 if l1 == l2 else 0
+                    n2 = P - p2s
+                    # T[m3, p2] = sc sum_e w_e A[p1, m1_e] A[p2, m2_e] (m3 = m3_e), vectorised over p2 (the
+                    # slice views let LLVM vectorise: offset indices would need wraparound checks)
+                    for k in range(n3):
+                        trow = tm[k, p2s:]
+                        for i in range(n2):
+                            trow[i] = 0.0
+                    for e in range(w_ptr[t], w_ptr[t + 1]):
+                        c = w_val[e] * ax[w_m[e, 0], p1] * sc
+                        trow = tm[w_m[e, 2] - base3, p2s:]
+                        arow = ax[w_m[e, 1], p2s:]
+                        for i in range(n2):
+                            trow[i] += c * arow[i]
+                    for p2 in range(p2s, P):
+                        p3s = p2 if l2 == l3 else 0
+                        n3p = P - p3s
+                        dst = orow[u : u + n3p]
+                        for k in range(n3):
+                            tk = tm[k, p2]
+                            src = ax[base3 + k, p3s:]
+                            for i in range(n3p):
+                                dst[i] += tk * src[i]
+                        u += n3p
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
+def power_spectrum_rows(at, row_ptr, atoms, scale, l_max):
+    """out[g, p1, p2, l] = sum over the atoms of row g of scale[atom] (-1)^l / sqrt(2l+1) sum_m A[p1, lm] A[p2, lm]
+    (B2, paper eq. 11, in the real basis).  at: (X, n_lm, P).  Only p1 <= p2 is accumulated per atom; the
+    mirror p2 > p1 is copied once per row at the end."""
+    n_rows = len(row_ptr) - 1
+    P = at.shape[2]
+    L = l_max + 1
+    out = np.zeros((n_rows, P, P, L))
+    for g in prange(n_rows):
+        acc = np.zeros((L, P, P))
+        for q in range(row_ptr[g], row_ptr[g + 1]):
+            x = atoms[q]
+            ax = at[x]
+            for l in range(L):
+                c = scale[x] * (1.0 if l % 2 == 0 else -1.0) / math.sqrt(2 * l + 1)
+                for lm in range(l * l, (l + 1) * (l + 1)):
+                    row = ax[lm]
+                    for p1 in range(P):
+                        v = c * row[p1]
+                        dst = acc[l, p1, p1:]
+                        src = row[p1:]
+                        for i in range(P - p1):
+                            dst[i] += v * src[i]
+        for l in range(L):
+            for p1 in range(P):
+                for p2 in range(p1, P):
+                    out[g, p1, p2, l] = acc[l, p1, p2]
+                    out[g, p2, p1, l] = acc[l, p1, p2]
+    return out
