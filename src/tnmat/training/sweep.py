@@ -145,18 +145,18 @@ class _Solver:
                                 y_val=self.targets[1] if self.has_val else None, fit_intercept=cfg.fit_intercept)
         self.lams.append(sol.lam)
         self.last = (phis, sol)
+        step = {k: v for k, v in step.items() if k != "current"}
         self.trace.append({**step, "lam": sol.lam, "train_mse": sol.train_mse, "val_mse": sol.val_mse})
         return sol.m.reshape(train.shape[1:]), sol.intercept
 
 
-def _pass_errors(sweeper: ChainSweeper | TreeSweeper, solver: _Solver) -> tuple[list[float], float]:
-    """RMSE on every data set of the network as it stands after a pass (from the last pair's features and the
-    current, truncated, merged pair: exact), and the intercept."""
+def _pass_errors(solver: _Solver) -> tuple[list[float], float]:
+    """RMSE on every data set of the network as it stands after a pass: the last local solve's features
+    and solution (installed exactly: it is the re-solved factor, never truncated afterwards)."""
     phis, sol = solver.last
-    m = sweeper.merged_last().reshape(-1)
     out = []
     for phi, y in zip(phis, solver.targets, strict=False):
-        pred = phi.reshape(phi.shape[0], -1) @ m + sol.intercept
+        pred = phi.reshape(phi.shape[0], -1) @ sol.m + sol.intercept
         out.append(float(torch.sqrt(((pred - y) ** 2).mean())))
     return out, sol.intercept
 
@@ -181,7 +181,7 @@ def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_pass
         t0 = time.perf_counter()
         n_lam, n_disc = len(solver.lams), len(sweeper.discarded)
         sweeper.run_pass("right" if i % 2 == 0 else "left", solver)
-        errs, b = _pass_errors(sweeper, solver)
+        errs, b = _pass_errors(solver)
         hist["train_rmse"].append(errs[0])
         hist["val_rmse"].append(errs[1] if has_val else None)
         hist["bond_dims"].append(sweeper.bond_dims)

@@ -196,7 +196,8 @@ class ChainSweeper:
             self.last_k = k
             phis = [env.phi(k, direction) for env in self.envs]
             a, p1, p2, c = phis[0].shape[1:]
-            m, _ = solve(phis, {"site": k, "direction": direction})
+            m, _ = solve(phis, {"site": k, "direction": direction, "stage": "pair",
+                                "current": self.merged(k).reshape(-1)})
             # the allowed rank: the cap, and never more than the dimensions on either side of the bond
             cap = min(self.max_bond, math.prod(self.sizes[: k + 1]) ** self.copies,
                       math.prod(self.sizes[k + 1:]) ** self.copies)
@@ -205,6 +206,18 @@ class ChainSweeper:
             self.discarded.append(disc)
             self.cores[k] = left.reshape(a, p1, -1)
             self.cores[k + 1] = right.reshape(-1, p2, c)
+            # re-solve the factor that carries the norm with the truncated isometric one fixed: the best
+            # model in the truncated basis (the split alone loses the discarded weight's fit)
+            if direction == "right":
+                proj = [torch.einsum("nastc,asr->nrtc", phi, self.cores[k]) for phi in phis]
+                m1, _ = solve(proj, {"site": k + 1, "direction": direction, "stage": "refine",
+                                     "current": self.cores[k + 1].reshape(-1)})
+                self.cores[k + 1] = m1.reshape(self.cores[k + 1].shape)
+            else:
+                proj = [torch.einsum("nastc,rtc->nasr", phi, self.cores[k + 1]) for phi in phis]
+                m1, _ = solve(proj, {"site": k, "direction": direction, "stage": "refine",
+                                     "current": self.cores[k].reshape(-1)})
+                self.cores[k] = m1.reshape(self.cores[k].shape)
             for env in self.envs:
                 env.advance(k, direction, self.cores[k] if direction == "right" else self.cores[k + 1])
 

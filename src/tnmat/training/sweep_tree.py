@@ -171,19 +171,29 @@ class TreeSweeper:
                 self._move_centre((l + 1, j // 2))
                 phis = [self._phi(i, v) for i in range(len(self.data))]
                 a, b, s, o = phis[0].shape[1:]
-                m, _ = solve(phis, {"node": v, "direction": direction})
+                m, _ = solve(phis, {"node": v, "direction": direction, "stage": "pair",
+                                    "current": self.merged(v).reshape(-1)})
                 left, right, disc = truncated_split(m.reshape(a * b, s * o), self.max_bond, self.cutoff,
                                                     absorb="right")
                 self.discarded.append(disc)
                 self.nodes[l][j] = left.reshape(a, b, -1)
-                par = right.reshape(-1, s, o)
+                # re-solve the parent with the truncated isometric node fixed (best model in that basis)
+                proj = [torch.einsum("nabso,abr->nrso", phi, self.nodes[l][j]) for phi in phis]
+                cur = right.reshape(-1, s, o)
+                m1, _ = solve(proj, {"node": (l + 1, j // 2), "direction": direction, "stage": "refine",
+                                     "current": cur.reshape(-1)})
+                par = m1.reshape(cur.shape)
                 self.nodes[l + 1][j // 2] = par if j % 2 == 0 else par.permute(1, 0, 2).contiguous()
                 self.last = v
 
     def merged_last(self) -> torch.Tensor:
         if self.last is None:
             return self.nodes[0][0]
-        l, j = self.last
+        return self.merged(self.last)
+
+    def merged(self, v: Node) -> torch.Tensor:
+        """The merged tensor M[a, b, s, o] of node v and its parent."""
+        l, j = v
         par = self.nodes[l + 1][j // 2]
         if j % 2 == 1:
             par = par.permute(1, 0, 2)
