@@ -28,8 +28,10 @@ import torch
 
 from tnmat import LegTensor
 from tnmat.data import load_nmd18
+from tnmat.descriptor_cache import cached_legtensor
 from tnmat.descriptors import AtomicDensity, Invariants
 from tnmat.experiments.store import ResultStore, config_key
+from tnmat.metrics import rmse_mae
 from tnmat.training.registry import make_estimator
 
 PUBLISHED = {"Kaggle 1st n-gram KRR": 14, "Kaggle 2nd c/BOP LGBM": 15, "Kaggle 3rd SOAP NN": 13,
@@ -69,11 +71,7 @@ def descriptors(root: Path, geometry: str, local: bool, cache: Path, center: boo
                       center_species=center)
     basis = "" if (n_max, l_max) == (4, 3) else f"-n{n_max}l{l_max}"
     path = cache / f"nmd18-{geometry}-B2{basis}-{'atoms' if local else 'mean'}{'-centre' if center else ''}.npz"
-    if path.exists():
-        X = LegTensor.load(path)
-    else:
-        X = calc.compute(ds.structures, average=not local, progress=False)
-        X.save(path)
+    X = cached_legtensor(path, lambda: calc.compute(ds.structures, average=not local, progress=False))
     return X, ds.targets["formation_energy"], np.asarray(ds.metadata["split"])
 
 
@@ -91,7 +89,7 @@ def fit_one(X: LegTensor, y: np.ndarray, split: np.ndarray, model: str, params: 
     t0 = time.perf_counter()
     pred = est.predict(Xt)
     pred_s = time.perf_counter() - t0
-    err = (pred - y[test]) * 1000.0
+    test_rmse, test_mae = rmse_mae(y[test], pred, what=model)
     n_epochs = int(getattr(est, "n_epochs_", 0) or 0)
     return {
         "n_parameters": int(getattr(est, "n_parameters_", 0) or 0),
@@ -100,8 +98,8 @@ def fit_one(X: LegTensor, y: np.ndarray, split: np.ndarray, model: str, params: 
         "n_epochs": n_epochs,
         "best_epoch": int(getattr(est, "best_epoch_", -1)),
         "predict_structures_per_s": len(test) / pred_s,
-        "test_rmse": float(np.sqrt(np.mean(err**2))),
-        "test_mae": float(np.mean(np.abs(err))),
+        "test_rmse": test_rmse,
+        "test_mae": test_mae,
     }
 
 
