@@ -1,4 +1,5 @@
-"""TT-SVD, factorised-input contraction, padding map and the MPO autoencoder (issue 6)."""
+"""TT-SVD, factorised-input contraction, padding map and the MPO autoencoder (issue 6; the autoencoder's
+MPOs are networks of tnmat.networks trained by the one engine, saved in the one estimator file)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import pytest
 import torch
 
 from tnmat.compression import (
-    MPOAutoencoder,
     full_ranks,
     independent_padded,
-    mpo_apply,
     n_input_parameters,
     tt_ranks,
     tt_svd,
@@ -21,7 +20,8 @@ from tnmat.compression import (
     unfolding_bounds,
 )
 from tnmat.legtensor import LegTensor
-from tnmat.networks import MPO, MPS
+from tnmat.networks import MPO, MPS, MPOMap, mpo_apply
+from tnmat.training import MPOAutoencoder
 
 
 @pytest.fixture(autouse=True)
@@ -167,8 +167,6 @@ def test_independent_padded_mapping():
 
 
 def test_mpo_apply_matches_dense_operator():
-    from tnmat.compression import MPOMap
-
     m = MPOMap((3, 2, 4), (2, 2, 3), 3, init_noise=0.5, generator=torch.Generator().manual_seed(0))
     x = _rand((5, 3, 2, 4), seed=4)
     op = m.to_dense()  # (o1,o2,o3,i1,i2,i3)
@@ -229,3 +227,40 @@ def test_autoencoder_validates_at_fit_and_transform_needs_fit():
         MPOAutoencoder(bond_dim_encoder=0).fit(np.zeros((4, 3, 3)))
     with pytest.raises(ValueError, match="d_latent"):
         MPOAutoencoder(d_latent=(2, 2, 2)).fit(np.zeros((4, 3, 3)))
+
+
+def test_one_contraction_of_cores_to_dense():
+    from tnmat.networks import dense_from_cores
+
+    assert tt_to_dense is dense_from_cores
+    cores = tt_svd(_rand((3, 2, 3, 2), seed=8))
+    ref = torch.einsum("bia,bajc,bck->bijk", cores[0][:, 0], cores[1], cores[2][..., 0])
+    assert torch.allclose(dense_from_cores(cores), ref, atol=1e-12)
+
+
+def test_autoencoder_loss_in_the_engine_is_the_reconstruction_mse():
+    # with a vanishing learning rate the weights stay put, so the first validation loss of the engine must be
+    # mean((decoder(encoder(x)) - x)^2) over every entry of the validation rows, computed independently here
+    x = _rand((40, 3, 2, 3), seed=9)
+    ae = MPOAutoencoder(d_latent=2, bond_dim_encoder=2, bond_dim_decoder=2, init_noise=0.3, max_epochs=1,
+                        learning_rate=1e-300, random_state=0).fit(x[:30], X_val=x[30:])
+    enc, dec = ae.encoder_.to_dense(), ae.decoder_.to_dense()  # (o..., i...) operators
+    z = torch.einsum("abcijk,nijk->nabc", enc, x[30:])
+    x_hat = torch.einsum("ijkabc,nabc->nijk", dec, z)
+    assert ae.history_["val_loss"][0] == pytest.approx(float((x_hat - x[30:]).pow(2).mean()), rel=1e-10)
+
+
+def test_autoencoder_file_is_the_one_estimator_file(tmp_path):
+    from tnmat._estimator_file import FORMAT
+    from tnmat.training import MPSRegressor, load_estimator
+
+    x = _rand((30, 3, 3), seed=10)
+    ae = MPOAutoencoder(d_latent=2, bond_dim_encoder=2, bond_dim_decoder=2, max_epochs=2, random_state=0).fit(x)
+    path = ae.save(tmp_path / "ae.tnmat", extra={"descriptor": "toy"})
+    assert torch.load(path, weights_only=True)["format"] == FORMAT
+    back = load_estimator(path)
+    assert isinstance(back, MPOAutoencoder) and back.extra_ == {"descriptor": "toy"}
+    assert torch.equal(back.inverse_transform(back.transform(x)), ae.inverse_transform(ae.transform(x)))
+    assert back.history_ == ae.history_ and back.best_epoch_ == ae.best_epoch_
+    with pytest.raises(ValueError, match="not a MPSRegressor"):
+        MPSRegressor.load(path)

@@ -29,10 +29,10 @@ def test_readme_python_example_runs(nmd18_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), {})
 
 
-def _tnmat_commands() -> list[str]:
-    """Every ``tnmat ...`` command line of the README's code (fenced and indented blocks), continuations
+def _tnmat_commands(path=REPO / "README.md") -> list[str]:
+    """Every ``tnmat ...`` command line of a Markdown file's code (fenced and indented blocks), continuations
     joined and trailing comments dropped."""
-    lines = (REPO / "README.md").read_text().splitlines()
+    lines = path.read_text().splitlines()
     out, cmd = [], None
     for line in lines:
         text = line.strip()
@@ -57,6 +57,8 @@ def test_readme_tnmat_commands_parse():
 
     commands = _tnmat_commands()
     assert len(commands) >= 10, commands  # the quick-start block alone has nine
+    for page in sorted((REPO / "docs" / "results").glob("*.md")):  # the commands behind the detailed results
+        commands += _tnmat_commands(page)
     parser = build_parser()
     for cmd in commands:
         argv = shlex.split(cmd)[1:]

@@ -3,11 +3,11 @@
 - :func:`tt_svd` / :func:`tt_to_dense` / :func:`n_input_parameters`: per-structure MPS (TT) factorisation of
   dense descriptor tensors; the networks of :mod:`tnmat.networks` contract such factorised inputs directly
   (a list of cores (batch, r, d, r') instead of the dense tensor) in the order of Fig. 8b.
-- :class:`MPOAutoencoder`: encoder/decoder MPOs reducing every leg from d_in to d_latent.
+- The MPO autoencoder reducing every leg from d_in to d_latent is :class:`tnmat.training.MPOAutoencoder`
+  (its encoder and decoder are :class:`tnmat.networks.MPOMap` networks, trained by the one training engine).
 - :func:`padded_power_spectrum`: the many-species power spectrum reshaped to 5 legs of dimension 8.
 """
 
-from tnmat.compression.autoencoder import MPOAutoencoder, MPOMap, mpo_apply
 from tnmat.compression.padding import independent_padded, padded_power_spectrum
 from tnmat.compression.ttsvd import (
     TTSVDResult,
@@ -29,9 +29,6 @@ __all__ = [
     "n_input_parameters",
     "full_ranks",
     "unfolding_bounds",
-    "MPOAutoencoder",
-    "MPOMap",
-    "mpo_apply",
     "independent_padded",
     "padded_power_spectrum",
 ]

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tnmat.networks.base import dense_from_cores
+
 __all__ = [
     "TTSVDResult",
     "tt_svd",
@@ -147,19 +149,8 @@ def tt_svd(tensor: torch.Tensor, *, max_bond: int | None = None, tol: float | No
     return tt_svd_info(tensor, max_bond=max_bond, tol=tol).cores
 
 
-def tt_to_dense(cores: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Contract cores (batch, r_{k-1}, d_k, r_k) back into the dense tensor (batch, d_1, ..., d_N)."""
-    if len(cores) == 0:
-        raise ValueError("tt_to_dense: empty list of cores")
-    b = cores[0].shape[0]
-    if cores[0].shape[1] != 1 or cores[-1].shape[-1] != 1:
-        raise ValueError("tt_to_dense: boundary ranks must be 1 (first core (b, 1, d, r), last (b, r, d, 1))")
-    out = cores[0].reshape(b, -1, cores[0].shape[-1])  # (b, d_1, r_1)
-    for k, c in enumerate(cores[1:], start=1):
-        if c.ndim != 4 or c.shape[0] != b or c.shape[1] != out.shape[-1]:
-            raise ValueError(f"tt_to_dense: core {k} has shape {tuple(c.shape)}, expected ({b}, {out.shape[-1]}, d, r)")
-        out = torch.einsum("bpr,brds->bpds", out, c).reshape(b, -1, c.shape[-1])
-    return out.reshape(b, *[c.shape[2] for c in cores])
+#: cores (batch, r_{k-1}, d_k, r_k) -> the dense tensor (batch, d_1, ..., d_N): the networks' one contraction
+tt_to_dense = dense_from_cores
 
 
 def tt_ranks(cores: Sequence[torch.Tensor]) -> list[int]:

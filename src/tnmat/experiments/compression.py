@@ -35,6 +35,8 @@ from tnmat.descriptor_cache import cached_legtensor
 from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
 from tnmat.threads import thread_limited
+from tnmat.training._data import Rows
+from tnmat.training.engine import TrainConfig, predict_rows, train_network
 
 __all__ = ["alloy_benchmark_data", "run_ttsvd_experiment", "run_autoencoder_experiment", "fit_factorised",
            "compression_tables",
@@ -101,44 +103,33 @@ def _rows(x: Inputs, idx: torch.Tensor) -> Inputs:
     return [c[idx] for c in x] if isinstance(x, list) else x[idx]
 
 
-def _n_rows(x: Inputs) -> int:
-    return x[0].shape[0] if isinstance(x, list) else x.shape[0]
+def _to(x: Inputs, dtype: torch.dtype) -> Inputs:
+    return [c.to(dtype) for c in x] if isinstance(x, list) else x.to(dtype)
 
 
-@torch.no_grad()
 def _predict(net: torch.nn.Module, x: Inputs, chunk: int = 256) -> torch.Tensor:
-    n = _n_rows(x)
-    return torch.cat([net(_rows(x, torch.arange(s, min(s + chunk, n)))) for s in range(0, n, chunk)])
+    """net(x) for dense or factorised rows, ``chunk`` rows at a time (the 8^5 inputs are large)."""
+    return predict_rows(net, Rows(x=x), max_rows=chunk)
 
 
 def fit_factorised(net: torch.nn.Module, x_train: Inputs, y_train: torch.Tensor, x_val: Inputs | None,
                    y_val: torch.Tensor | None, *, learning_rate: float = 1e-3, batch_size: int = 32,
                    max_epochs: int = 100, patience: int | None = 10, seed: int = 0) -> dict[str, Any]:
-    """Adam on the MSE of standardised targets for a network of :mod:`tnmat.networks` on dense inputs
-    (batch, *sizes) or factorised inputs (a list of cores (batch, r, d, r')), early stopping on the
-    validation MSE with best-weights restore.  Returns {"history", "y_mean", "y_std", "seconds"};
-    predictions in target units are ``net(x) * y_std + y_mean``."""
-    from tnmat.compression._training import adam_loop
-
+    """Train a network of :mod:`tnmat.networks` on dense inputs (batch, *sizes) or factorised inputs (a list
+    of cores (batch, r, d, r')) with the one training engine (:func:`tnmat.training.engine.train_network`:
+    Adam on the MSE of standardised targets, early stopping on the validation MSE, best weights restored).
+    Returns {"history" (losses in standardised units), "y_mean", "y_std", "seconds"}; predictions in
+    target units are ``net(x) * y_std + y_mean``."""
     dt = next(net.parameters()).dtype
-    xt = [c.to(dt) for c in x_train] if isinstance(x_train, list) else x_train.to(dt)
-    xv = None if x_val is None else ([c.to(dt) for c in x_val] if isinstance(x_val, list) else x_val.to(dt))
     y_mean, y_std = float(y_train.mean()), float(y_train.std())
-    yt = ((y_train - y_mean) / y_std).to(dt)
     yv = None if y_val is None else ((y_val - y_mean) / y_std).to(dt)
-    g = torch.Generator().manual_seed(seed)
-
-    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
-        return (net(_rows(xt, idx)) - yt[idx]).pow(2).mean()
-
-    def val() -> float:
-        return float((_predict(net, xv) - yv).pow(2).mean())
-
+    cfg = TrainConfig(learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                      weight_decay=0.0, lr_schedule=None, description=type(net).__name__)
     t0 = time.perf_counter()
-    hist = adam_loop(list(net.parameters()), net, batch_loss, _n_rows(xt), val if xv is not None else None,
-                     learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                     generator=g, name=type(net).__name__)
-    return {"history": hist, "y_mean": y_mean, "y_std": y_std, "seconds": time.perf_counter() - t0}
+    res = train_network(net, Rows(x=_to(x_train, dt)), ((y_train - y_mean) / y_std).to(dt), cfg,
+                        val=None if x_val is None else Rows(x=_to(x_val, dt)), y_val=yv,
+                        generator=torch.Generator().manual_seed(seed))
+    return {"history": res.history, "y_mean": y_mean, "y_std": y_std, "seconds": time.perf_counter() - t0}
 
 
 def _errors_mev(pred_ev: torch.Tensor, y_ev: torch.Tensor) -> dict[str, float]:
@@ -210,7 +201,7 @@ def run_ttsvd_experiment(*, store: str | Path, chi_in: Sequence[int] = (1, 2, 4,
                              learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs,
                              patience=patience, seed=seed)
         t1 = time.perf_counter()
-        pred = _predict(net, [c.to(dt) for c in x_test] if isinstance(x_test, list) else x_test.to(dt))
+        pred = _predict(net, _to(x_test, dt))
         t_pred = time.perf_counter() - t1
         pred = pred.double() * fit["y_std"] + fit["y_mean"]
         metrics = {**_errors_mev(pred, data["y_test"]), "n_in": n_in, "n_in_fraction": n_in / dense_size,
@@ -250,9 +241,9 @@ def run_autoencoder_experiment(*, store: str | Path, d_latent: Sequence[int] = (
     RMSE/MAE (standardised descriptor units) and the test RMSE/MAE of an MPS (``bond_dim_mps``) trained on
     the encoded inputs; plus the uncompressed row.  Each row is stored at once (experiment "compression-autoencoder").
     Returns {"rows": [...], "paper": PAPER_TABLE_I, "meta": ...}."""
-    from tnmat.compression import MPOAutoencoder
     from tnmat.experiments.store import config_key
     from tnmat.networks import MPS
+    from tnmat.training import MPOAutoencoder
 
     st = _open_store(store)
     data = alloy_benchmark_data(n_train=n_train, n_test=n_test, seed=seed, cache_dir=cache_dir, progress=progress)

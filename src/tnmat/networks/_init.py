@@ -37,6 +37,7 @@ __all__ = [
     "haar_orthogonal",
     "identity_noise_core",
     "identity_noise_eps",
+    "operator_identity_core",
     "effective_bonds",
 ]
 
@@ -106,3 +107,15 @@ def identity_noise_core(
     eye = torch.eye(chi_l, chi_r, dtype=torch.float64).unsqueeze(1).expand(chi_l, d, chi_r)
     noise = torch.randn(chi_l, d, chi_r, generator=g, dtype=torch.float64)
     return scale * (eye + eps * noise)
+
+
+def operator_identity_core(chi_l: int, d_out: int, d_in: int, chi_r: int, noise: float,
+                           g: torch.Generator) -> torch.Tensor:
+    """A (chi_l, d_out, d_in, chi_r) float64 MPO core: the truncated identity delta(o, i) on the first bond
+    channel plus N(0, noise^2) entries.  A chain of them without noise is the identity map for d_out = d_in
+    and the projection onto the first d_out basis states of every leg for d_out < d_in (the autoencoder's
+    start)."""
+    core = noise * torch.randn(chi_l, d_out, d_in, chi_r, generator=g, dtype=torch.float64)
+    m = min(d_out, d_in)
+    core[0, torch.arange(m), torch.arange(m), 0] += 1.0
+    return core

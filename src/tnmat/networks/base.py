@@ -8,7 +8,6 @@ represents x[b, s_1..s_N] = X_1[b, :, s_1, :] ... X_N[b, :, s_N, :].
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -16,7 +15,7 @@ from torch import nn
 
 from tnmat.legtensor import LegTensor
 
-__all__ = ["TensorNetwork", "Factorised", "is_factorised", "dense_from_cores"]
+__all__ = ["TensorNetwork", "Factorised", "is_factorised", "dense_from_cores", "chain_to_dense"]
 
 #: A factorised (MPS) input: one core (batch, r_left, d, r_right) per site.
 Factorised = Sequence[torch.Tensor]
@@ -28,13 +27,26 @@ def is_factorised(x: object) -> bool:
 
 
 def dense_from_cores(cores: Factorised) -> torch.Tensor:
-    """Contract a factorised input (batch, r, d, r') per site into its dense tensor (batch, d_1, ..., d_N)."""
-    out = cores[0]  # (b, 1, d1, r1)
-    b = out.shape[0]
-    out = out.reshape(b, -1, out.shape[-1])  # (b, prod d, r)
-    for c in cores[1:]:
+    """Contract a factorised input, cores (batch, r_{k-1}, d_k, r_k) with r_0 = r_N = 1, into its dense tensor
+    (batch, d_1, ..., d_N): the one cores-to-dense contraction (unbatched chains use :func:`chain_to_dense`)."""
+    if len(cores) == 0:
+        raise ValueError("dense_from_cores: empty list of cores")
+    b = cores[0].shape[0]
+    if cores[0].shape[1] != 1 or cores[-1].shape[-1] != 1:
+        raise ValueError("dense_from_cores: boundary ranks must be 1 (first core (b, 1, d, r), last (b, r, d, 1))")
+    out = cores[0].reshape(b, -1, cores[0].shape[-1])  # (b, d_1, r_1)
+    for k, c in enumerate(cores[1:], start=1):
+        if c.ndim != 4 or c.shape[0] != b or c.shape[1] != out.shape[-1]:
+            raise ValueError(f"dense_from_cores: core {k} has shape {tuple(c.shape)}, expected "
+                             f"({b}, {out.shape[-1]}, d, r)")
         out = torch.einsum("bpr,brds->bpds", out, c).reshape(b, -1, c.shape[-1])
     return out.reshape(b, *[c.shape[2] for c in cores])
+
+
+def chain_to_dense(cores: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Contract open-chain weight cores (l, p, r) (boundary bonds 1) into the tensor (p_1, ..., p_N) in
+    float64, detached (a batch of one for :func:`dense_from_cores`)."""
+    return dense_from_cores([c.detach().to(torch.float64).unsqueeze(0) for c in cores])[0]
 
 
 class TensorNetwork(nn.Module):
@@ -125,7 +137,3 @@ class TensorNetwork(nn.Module):
             raise ValueError(f"{name}: the last factorised input core must have right bond 1, got {prev}")
         return [c.to(dtype=self._param_dtype(), device=self._param_device()) for c in cores]
 
-
-def n_dense(sizes: Sequence[int]) -> int:
-    """Number of entries of the dense weight tensor."""
-    return math.prod(sizes)

@@ -12,8 +12,8 @@ from torch import nn
 
 from tnmat.legtensor import LegTensor
 from tnmat.networks._init import make_generator
-from tnmat.networks.base import TensorNetwork
-from tnmat.networks.mps import chain_to_dense, mps_cores_init
+from tnmat.networks.base import TensorNetwork, chain_to_dense
+from tnmat.networks.mps import mps_cores_init
 
 __all__ = ["FeatureMapMPS", "feature_map"]
 

@@ -1,7 +1,9 @@
-"""Matrix product operator model y = <x| T |x> on two copies of the input (paper eq. 18, Fig. 7b).
+"""Matrix product operators: the regression model y = <x| T |x> on two copies of the input (paper eq. 18,
+Fig. 7b) and the linear map x -> T x between leg-structured tensors (the MPO autoencoder's encoder and
+decoder, paper Fig. 18).
 
-T[s_1..s_N; t_1..t_N] = M_1[s_1, t_1] ... M_N[s_N, t_N], cores ``M_k`` of shape (chi_{k-1}, d_k, d_k, chi_k)
-with index order (left, bra/out s_k, ket/in t_k, right), open boundaries chi_0 = chi_N = 1.
+T[s_1..s_N; t_1..t_N] = M_1[s_1, t_1] ... M_N[s_N, t_N], cores ``M_k`` of shape (chi_{k-1}, d_out_k, d_in_k,
+chi_k) with index order (left, bra/out s_k, ket/in t_k, right), open boundaries chi_0 = chi_N = 1.
 """
 
 from __future__ import annotations
@@ -12,11 +14,33 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from tnmat.networks._init import make_generator
-from tnmat.networks.base import TensorNetwork
-from tnmat.networks.mps import chain_to_dense, mps_cores_init
+from tnmat.networks._init import make_generator, operator_identity_core
+from tnmat.networks.base import TensorNetwork, chain_to_dense
+from tnmat.networks.mps import mps_cores_init
 
-__all__ = ["MPO"]
+__all__ = ["MPO", "MPOMap", "mpo_apply", "operator_to_dense"]
+
+
+def mpo_apply(cores: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """(T x)[b, o_1..o_N] = sum_i M_1[o_1, i_1] ... M_N[o_N, i_N] x[b, i_1..i_N] for cores (chi_l, d_out, d_in,
+    chi_r), contracted site by site with the state (b, outputs done, chi, inputs to do): cost
+    b * D * d * chi^2 per site, the operator is never densified."""
+    b = x.shape[0]
+    state = x.reshape(b, 1, 1, -1)
+    for core in cores:
+        p = state.shape[1]
+        state = state.reshape(b, p, core.shape[0], core.shape[2], -1)
+        state = torch.einsum("bpcir,coie->bpoer", state, core).reshape(b, p * core.shape[1], core.shape[-1], -1)
+    return state.reshape(b, *[c.shape[1] for c in cores])
+
+
+def operator_to_dense(cores: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The operator of MPO cores (chi_l, d_out, d_in, chi_r) as a float64 tensor (d_out_1..d_out_N,
+    d_in_1..d_in_N) (small sizes only): the chain with merged (out, in) legs, then the legs regrouped."""
+    n = len(cores)
+    merged = [c.reshape(c.shape[0], -1, c.shape[-1]) for c in cores]
+    t = chain_to_dense(merged).reshape([s for c in cores for s in (c.shape[1], c.shape[2])])
+    return t.permute([2 * k for k in range(n)] + [2 * k + 1 for k in range(n)]).contiguous()
 
 
 def _half_operator(cores: list[torch.Tensor], *, left: bool) -> torch.Tensor:
@@ -104,12 +128,7 @@ class MPO(TensorNetwork):
         # u = T x by a sweep over the ket legs: state (b, d_1..d_k [bra, done], chi_k, d_{k+1}..d_N [ket, todo]);
         # cost b * D * d_k * chi^2 per site, then y = <x, u>
         b = x.shape[0]
-        state = x.reshape(b, 1, 1, -1)
-        for core, d in zip(self.cores, self.sizes, strict=True):
-            p = state.shape[1]
-            state = state.reshape(b, p, core.shape[0], d, -1)
-            state = torch.einsum("bpcir,coie->bpoer", state, core).reshape(b, p * d, core.shape[-1], -1)
-        return (state.reshape(b, -1) * x.reshape(b, -1)).sum(-1)
+        return (mpo_apply(list(self.cores), x).reshape(b, -1) * x.reshape(b, -1)).sum(-1)
 
 
     def _forward_factorised(self, cores: list[torch.Tensor]) -> torch.Tensor:
@@ -124,7 +143,34 @@ class MPO(TensorNetwork):
         return env.reshape(b)
 
     def to_dense(self) -> torch.Tensor:
-        n = len(self.sizes)
-        merged = [c.reshape(c.shape[0], -1, c.shape[-1]) for c in self.cores]
-        t = chain_to_dense(merged).reshape([s for d in self.sizes for s in (d, d)])
-        return t.permute([2 * k for k in range(n)] + [2 * k + 1 for k in range(n)]).contiguous()
+        return operator_to_dense(list(self.cores))
+
+
+class MPOMap(nn.Module):
+    """The linear map x (batch, d_in_1..d_in_N) -> T x (batch, d_out_1..d_out_N), T an open-boundary MPO of
+    uniform bond ``bond_dim`` (the autoencoder's encoder and decoder, paper Fig. 18).  Initialised by
+    :func:`~tnmat.networks._init.operator_identity_core` (identity / projection plus ``init_noise``)."""
+
+    def __init__(self, d_in: Sequence[int], d_out: Sequence[int], bond_dim: int, *, init_noise: float,
+                 generator: torch.Generator, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        n = len(d_in)
+        if n == 0 or len(d_out) != n:
+            raise ValueError(f"MPOMap: d_in {tuple(d_in)} and d_out {tuple(d_out)} need the same, non-zero length")
+        self.d_in, self.d_out = tuple(int(d) for d in d_in), tuple(int(d) for d in d_out)
+        bonds = [1] + [int(bond_dim)] * (n - 1) + [1]
+        self.cores = nn.ParameterList([
+            nn.Parameter(operator_identity_core(bonds[k], self.d_out[k], self.d_in[k], bonds[k + 1], init_noise,
+                                                generator).to(dtype))
+            for k in range(n)
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mpo_apply(list(self.cores), x)
+
+    def to_dense(self) -> torch.Tensor:
+        """The operator as a float64 tensor (d_out_1..d_out_N, d_in_1..d_in_N) (small sizes only)."""
+        return operator_to_dense(list(self.cores))
+
+    def extra_repr(self) -> str:
+        return f"d_in={self.d_in}, d_out={self.d_out}"

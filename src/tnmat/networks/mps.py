@@ -18,7 +18,7 @@ from tnmat.networks._init import (
     make_generator,
     right_isometric_core,
 )
-from tnmat.networks.base import TensorNetwork
+from tnmat.networks.base import TensorNetwork, chain_to_dense
 
 __all__ = ["MPS", "mps_bonds", "mps_cores_init"]
 
@@ -58,14 +58,6 @@ def mps_cores_init(
             for k, p in enumerate(phys)
         ]
     raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
-
-
-def chain_to_dense(cores: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Contract cores (l, p, r) into the tensor of shape (p_1, ..., p_N) in float64."""
-    w = cores[0].detach().to(torch.float64)[0]  # (p1, r)
-    for c in cores[1:]:
-        w = torch.tensordot(w, c.detach().to(torch.float64), dims=([w.ndim - 1], [0]))
-    return w[..., 0]
 
 
 class MPS(TensorNetwork):

@@ -1,6 +1,8 @@
-"""Training layer: scikit-learn regressors around the tensor networks and the DNN baseline, one shared
-Adam/MSE loop with early stopping and callbacks, and one-file persistence (paper Section III, App. D)."""
+"""Training layer: scikit-learn regressors around the tensor networks and the DNN baseline, the MPO
+autoencoder, one shared Adam/MSE loop with early stopping and callbacks, the model table, and one-file
+persistence (paper Section III, App. D)."""
 
+from tnmat.training.autoencoder import MPOAutoencoder
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.callbacks import SnapshotCallback
 from tnmat.training.dnn import MLP, DNNRegressor
@@ -21,5 +23,6 @@ from tnmat.training.registry import load_estimator
 __all__ = [
     "MODEL_KINDS", "FORMAT_VERSION", "NetworkRegressor", "TensorNetworkRegressor", "MPSRegressor",
     "MPORegressor", "TTNRegressor", "MERARegressor", "DenseACERegressor", "FeatureMapMPSRegressor",
-    "DNNRegressor", "MLP", "SnapshotCallback", "TrainingDivergedError", "train_network", "load_estimator",
+    "DNNRegressor", "MLP", "MPOAutoencoder", "SnapshotCallback", "TrainingDivergedError", "train_network",
+    "load_estimator",
 ]

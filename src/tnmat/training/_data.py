@@ -75,13 +75,33 @@ class Inputs:
 class Rows:
     """Standardised network inputs on the training device, with the per-atom grouping (if any)."""
 
-    x: torch.Tensor  # (rows, *network_sizes)
+    x: torch.Tensor | list[torch.Tensor]  # (rows, *network_sizes), or factorised: cores (rows, r, d, r')
     starts: torch.Tensor | None = None
     counts: torch.Tensor | None = None
 
     @property
     def n_structures(self) -> int:
-        return len(self.counts) if self.counts is not None else self.x.shape[0]
+        return len(self.counts) if self.counts is not None else self.n_rows
+
+    @property
+    def n_rows(self) -> int:
+        return self._first.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self._first.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._first.dtype
+
+    @property
+    def _first(self) -> torch.Tensor:
+        return self.x[0] if isinstance(self.x, list | tuple) else self.x
+
+    def take(self, rows: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """The network inputs of the given rows (every core's rows for a factorised input)."""
+        return [c[rows] for c in self.x] if isinstance(self.x, list | tuple) else self.x[rows]
 
 
 def gather_rows(starts: torch.Tensor, counts: torch.Tensor, structures: torch.Tensor
