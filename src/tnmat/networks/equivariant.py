@@ -83,15 +83,15 @@ class EquivariantMPO(nn.Module):
             raise ValueError(f"EquivariantMPO: packed input shape {tuple(packed.shape)}, expected (batch, "
                              f"{self.n_inv + self.n_eq * m})")
         x = packed[:, : self.n_inv]
-        ket = packed[:, self.n_inv :].reshape(b, self.n_eq, m).transpose(1, 2).reshape(b * m, self.n_eq)
-        # u = T B_M by a sweep over the ket legs (as MPO._forward_sweep), then y_M = <x, u_M>; rows (b M)
-        state = ket.reshape(b * m, 1, 1, -1)
+        ket = packed[:, self.n_inv :].reshape(b, self.n_eq, m)
+        # u = T^T x by a sweep over the bra legs (the invariant side: its cost does not grow with M), then
+        # y_M = <u, B_M>; state (b, e_1..e_k [done], chi_k, d_{k+1}..d_N [todo])
+        state = x.reshape(b, 1, 1, -1)
         for core, d, e in zip(self.cores, self.bra, self.ket, strict=True):
             p = state.shape[1]
-            state = state.reshape(b * m, p, core.shape[0], e, -1)
-            state = torch.einsum("bpcir,coie->bpoer", state, core).reshape(b * m, p * d, core.shape[-1], -1)
-        u = state.reshape(b, m, -1)
-        return torch.einsum("bmp,bp->bm", u, x)
+            state = state.reshape(b, p, core.shape[0], d, -1)
+            state = torch.einsum("bpcdx,cdeo->bpeox", state, core).reshape(b, p * e, core.shape[-1], -1)
+        return torch.einsum("bq,bqm->bm", state.reshape(b, -1), ket)
 
     def to_dense(self) -> torch.Tensor:
         """T as (D_inv, D_eq) in float64 (small sizes only), independent of :meth:`forward`."""
