@@ -30,6 +30,7 @@ from tnmat import LegTensor
 from tnmat.data import load_nmd18
 from tnmat.descriptor_cache import cached_legtensor
 from tnmat.descriptors import AtomicDensity, Invariants
+from tnmat.experiments.splits import holdout_split, official_test, train_validation_split
 from tnmat.experiments.store import ResultStore, config_key
 from tnmat.metrics import rmse_mae
 from tnmat.training.registry import make_estimator
@@ -76,11 +77,9 @@ def descriptors(root: Path, geometry: str, local: bool, cache: Path, center: boo
 
 
 def fit_one(X: LegTensor, y: np.ndarray, split: np.ndarray, model: str, params: dict, seed: int) -> dict:
-    train = np.flatnonzero(split == "train")
-    test = np.flatnonzero(split == "test")
-    perm = np.random.default_rng(seed).permutation(train)
-    n_val = len(perm) // 5
-    val, fit_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    # the official split; 20 % of its training part (480 of 2400) for early stopping, drawn from ``seed``
+    train, test = holdout_split(len(split), official=official_test(split))
+    fit_idx, val = train_validation_split(train, val_fraction=0.2, seed=seed)
     est = make_estimator(model, random_state=seed, **{**TRAIN, **params})
     t0 = time.perf_counter()
     est.fit(X.select(fit_idx), y[fit_idx], X_val=X.select(val), y_val=y[val])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIError", "Group", "option", "add_options", "load_data", "descriptor", "ints",
+__all__ = ["CLIError", "Group", "option", "add_options", "experiment_options", "load_data", "descriptor", "ints",
            "DATA_HELP", "DESCRIPTOR_OPTIONS", "GEOMETRY", "QUIET"]
 
 DATA_HELP = "DATA: structure file, NMD18 folder, 'nmd18' or 'alloys'"
@@ -62,6 +62,16 @@ DESCRIPTOR_OPTIONS = Group("descriptor", (
     option("--geometry", choices=["relaxed", "vegard"], default="relaxed",
            help="NMD18 geometry: DFT-relaxed or ideal Vegard-law positions (default relaxed)"),
 ))
+
+
+def experiment_options(store: str, out_dir: str, out_help: str, *,
+                       threads_help: str = "torch threads (default 1)") -> list[Option]:
+    """The rows every experiment command shares: results file, output folder, threads, seed, quiet."""
+    return [option("--results", default=None, help=f"SQLite results file (default OUT_DIR/{store})"),
+            option("--out-dir", default=out_dir, help=out_help),
+            option("--threads", type=int, default=1, help=threads_help),
+            option("--seed", type=int, default=0, help="random seed"),
+            QUIET]
 
 
 def load_data(spec: str, *, geometry: str = "relaxed"):  # noqa: ANN201 (a tnmat.data.Dataset)

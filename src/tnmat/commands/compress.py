@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tnmat.commands._common import QUIET, ints, option
+from tnmat.commands._common import experiment_options, ints, option
 
 NAME = "compress"
 HELP = "compress large descriptors (TT-SVD inputs, MPO autoencoder)"
@@ -23,12 +23,8 @@ OPTIONS = [
     option("--n-test", type=int, default=1000, help="test structures (default 1000)"),
     option("--epochs", type=int, default=60, help="epochs of the supervised fits"),
     option("--ae-epochs", type=int, default=20, help="autoencoder epochs"),
-    option("--results", default=None, help="SQLite results file (default OUT_DIR/compression.sqlite)"),
-    option("--out-dir", default="compression", help="folder for figures and tables"),
     option("--cache", default=None, help="folder for cached descriptors"),
-    option("--threads", type=int, default=1, help="torch threads (default 1)"),
-    option("--seed", type=int, default=0, help="random seed"),
-    QUIET,
+    *experiment_options("compression.sqlite", "compression", "folder for figures and tables"),
 ]
 
 

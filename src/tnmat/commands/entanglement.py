@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tnmat.commands._common import DESCRIPTOR_OPTIONS, QUIET, descriptor, ints, load_data, option
+from tnmat.commands._common import DESCRIPTOR_OPTIONS, descriptor, experiment_options, ints, load_data, option
 
 NAME = "entanglement"
 HELP = "entanglement of trained networks (bond sweep, spectrum dynamics)"
@@ -31,14 +31,11 @@ OPTIONS = [
     option("--runs", type=int, default=4, help="dynamics: independent runs per chi (paper: 100)"),
     option("--snapshots", type=int, default=25, help="dynamics: log-spaced spectrum snapshots"),
     option("--n-train", type=int, default=1000, help="dynamics: training structures (default 1000)"),
-    option("--results", default=None, help="SQLite results file (default OUT_DIR/entanglement.sqlite)"),
-    option("--out-dir", default="entanglement", help="folder for figures and summaries"),
     option("--cache", default=None, help="folder for cached descriptors"),
     option("--jobs", type=int, default=1, help="parallel fits"),
-    option("--threads", type=int, default=1, help="torch/BLAS threads per fit (default 1)"),
-    option("--seed", type=int, default=0, help="random seed"),
+    *experiment_options("entanglement.sqlite", "entanglement", "folder for figures and summaries",
+                        threads_help="torch/BLAS threads per fit (default 1)"),
     DESCRIPTOR_OPTIONS,
-    QUIET,
 ]
 
 

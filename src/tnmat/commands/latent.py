@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tnmat.commands._common import QUIET, load_data, option
+from tnmat.commands._common import experiment_options, load_data, option
 
 NAME = "latent"
 HELP = "t-SNE of a trained MERA's latent spaces (paper Fig. 16)"
@@ -18,11 +18,7 @@ OPTIONS = [
     option("--n-train", type=int, default=1000, help="training structures (default 1000)"),
     option("--bond-dim", type=int, default=4, help="MERA bond dimension (default 4)"),
     option("--epochs", type=int, default=300, help="maximum epochs (default 300)"),
-    option("--results", default=None, help="SQLite results file (default OUT_DIR/latent.sqlite)"),
-    option("--out-dir", default="latent", help="folder for the figure"),
-    option("--threads", type=int, default=1, help="torch threads (default 1)"),
-    option("--seed", type=int, default=0, help="random seed"),
-    QUIET,
+    *experiment_options("latent.sqlite", "latent", "folder for the figure"),
 ]
 
 
