@@ -5,7 +5,9 @@ structures for structure targets such as the stress) from an equivariant descrip
 (a :class:`~tnmat.descriptors.Equivariants` LegTensor, last leg ``m``):
 
 * ``"linear"``: ``y_M = sum_s w_s B[s, M]`` by a closed-form ridge solve (rows x M stacked) -- the baseline;
-* ``"mps"``: the same form with ``w`` an MPS over the legs (Fig. 26a), trained by the shared Adam engine;
+* ``"mps"``: the same form with ``w`` an MPS over the legs (Fig. 26a), trained by the shared Adam engine or,
+  with ``solver="sweep"``, by the two-site ALS sweep fitter of :class:`~tnmat.training.MPSRegressor` (the
+  model is linear in every core: rows (r, M) stacked are an ordinary MPS regression);
 * ``"mpo"``: ``y_M = <x + c| T |B_M>`` with x the standardised invariant descriptor ``X_inv`` (Fig. 26b,
   zeta = 2), trained by the engine; ``input_offset`` c gives the quadratic form its linear term, as in
   :class:`~tnmat.training.MPORegressor`.
@@ -55,7 +57,8 @@ def _values(X: Any, name: str, what: str) -> tuple[torch.Tensor, torch.Tensor | 
 class EquivariantRegressor(BaseEstimator):
     """Predict one irrep per row; see the module docstring.
 
-    Parameters: ``model`` ("linear", "mps", "mpo"), ``bond_dim`` (mps/mpo), ``alpha`` (ridge penalty of
+    Parameters: ``model`` ("linear", "mps", "mpo"), ``bond_dim`` (mps/mpo; the cap for the sweep),
+    ``solver`` ("adam", or "sweep" for the mps), ``alpha`` (ridge penalty of
     "linear", relative to the mean diagonal of the normal matrix), ``input_offset`` (mpo), and the Adam
     settings of the shared engine (``learning_rate``, ``batch_size`` rows per step, ``max_epochs``,
     ``patience``, ``validation_fraction`` (by structure for per-atom inputs), ``weight_decay``,
@@ -63,12 +66,14 @@ class EquivariantRegressor(BaseEstimator):
 
     Fitted: ``irrep_dim_`` (2L+1), ``network_`` (mps/mpo) or ``coef_`` (linear), ``history_``, scalings."""
 
-    def __init__(self, *, model: str = "mps", bond_dim: int = 4, alpha: float = 1e-6, input_offset: float = 1.0,
+    def __init__(self, *, model: str = "mps", bond_dim: int = 4, solver: str = "adam", alpha: float = 1e-6,
+                 input_offset: float = 1.0,
                  learning_rate: float = 3e-3, batch_size: int = 64, max_epochs: int = 200, patience: int | None = 30,
                  validation_fraction: float = 0.1, weight_decay: float = 0.0, lr_schedule: str | None = None,
                  dtype: str = "float64", random_state: Any = None, verbose: int = 0) -> None:
         self.model = model
         self.bond_dim = bond_dim
+        self.solver = solver
         self.alpha = alpha
         self.input_offset = input_offset
         self.learning_rate = learning_rate
@@ -91,6 +96,8 @@ class EquivariantRegressor(BaseEstimator):
             raise ValueError(f"{name}: bond_dim={self.bond_dim!r} is invalid: must be a positive integer")
         if not (isinstance(self.alpha, int | float) and self.alpha >= 0):
             raise ValueError(f"{name}: alpha={self.alpha!r} is invalid: must be >= 0")
+        if self.solver not in ("adam", "sweep") or (self.solver == "sweep" and self.model != "mps"):
+            raise ValueError(f"{name}: solver={self.solver!r} is invalid: 'adam', or 'sweep' with model='mps'")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"{name}: dtype={self.dtype!r} is invalid: choose 'float32' or 'float64'")
 
@@ -177,6 +184,8 @@ class EquivariantRegressor(BaseEstimator):
             else:
                 self.network_ = EquivariantMPO(self.inv_sizes_, self.eq_sizes_, self.irrep_dim_, self.bond_dim,
                                                dtype=dt, seed=seed)
+        if self.solver == "sweep":
+            return self._fit_sweep(self._network_input(x, None), yz, seed, val)
         rows = self._network_input(x, x_inv).to(dt)
         X_val, y_val, X_inv_val = val
         n = rows.shape[0]
@@ -205,6 +214,32 @@ class EquivariantRegressor(BaseEstimator):
         res = train_network(self.network_, Rows(x=rows[tr]), yz[tr].to(dt), cfg, val=val_rows, y_val=y_val_t,
                             y_scale=self.y_scale_, generator=torch.Generator().manual_seed(seed))
         self.history_, self.best_epoch_, self.n_epochs_ = res.history, res.best_epoch, res.n_epochs
+        return self
+
+    def _fit_sweep(self, z: torch.Tensor, yz: torch.Tensor, seed: int, val: tuple) -> EquivariantRegressor:
+        """ALS sweeps of MPSRegressor on the stacked rows (r, M): no intercept, inputs/targets already scaled."""
+        from tnmat.training import MPSRegressor
+
+        def flat(a: torch.Tensor) -> torch.Tensor:
+            return a.movedim(-1, 1).reshape(-1, *self.eq_sizes_)
+
+        kw: dict[str, Any] = {}
+        X_val, y_val, _ = val
+        if X_val is not None:
+            xv, _ = _values(X_val, type(self).__name__, "X_val")
+            yv = (torch.as_tensor(np.asarray(y_val, dtype=np.float64)).reshape(xv.shape[0], -1) - self.y_mean_)
+            kw = {"X_val": flat(self._scale_eq(xv)).numpy(), "y_val": (yv / self.y_scale_).reshape(-1).numpy()}
+        reg = MPSRegressor(bond_dim=self.bond_dim, solver="sweep", fit_intercept=False, standardize_inputs=False,
+                           standardize_target=False, dtype="float64", random_state=seed,
+                           validation_fraction=self.validation_fraction if X_val is None else 0.0)
+        reg.fit(flat(z).numpy(), yz.reshape(-1).numpy(), **kw)
+        from tnmat.networks.equivariant import EquivariantMPS
+
+        net = EquivariantMPS(self.eq_sizes_, self.irrep_dim_, self.bond_dim, seed=seed)
+        net.mps = reg.network_
+        self.network_ = net.eval()
+        self.history_ = dict(getattr(reg, "history_", {}))
+        self.best_epoch_, self.n_epochs_ = 0, int(getattr(reg, "n_epochs_", 0))
         return self
 
     def predict(self, X: Any, *, X_inv: Any = None) -> np.ndarray:
