@@ -73,6 +73,10 @@ def test_learning_curve_tiny_and_resume(tmp_path, capsys):
     assert (tmp_path / "lc" / "learning_curve.png").stat().st_size > 1000
     rows = list(csv.DictReader(open(tmp_path / "lc" / "learning_curve.csv")))
     assert {r["model"] for r in rows} == {"mps", "gpr-rbf"}
+    # the alloys' mixing energies are per atom: the CSV, the Markdown and every stored fit say so
+    assert {r["units"] for r in rows} == {"meV/atom"} and "(meV/atom)" in first
+    assert "(meV/atom)" in (tmp_path / "lc" / "learning_curve.md").read_text()
+    assert {r["metrics"]["units"] for r in ResultStore(tmp_path / "r.sqlite").results()} == {"meV/atom"}
     assert main(args) == 0  # resume: nothing is refitted
     assert "0 run now, 2 already" in capsys.readouterr().out
     assert "fits stored: 2 of 2" in (tmp_path / "lc" / "learning_curve.md").read_text()

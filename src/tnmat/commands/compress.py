@@ -30,6 +30,7 @@ OPTIONS = [
 
 def run(args: argparse.Namespace) -> int:
     """Run the experiment (it loads its fixed benchmark data) -> report -> plot."""
+    from tnmat.data.units import target_units
     from tnmat.experiments import compression as comp
     from tnmat.plots.compression import plot_ttsvd
     from tnmat.reports import atomic_write
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "ttsvd":
         res = comp.run_ttsvd_experiment(chi_in=ints(args.chi_in), bond_dim=args.bond_dim or 4,
                                         max_epochs=args.epochs, **common)
-        plot_ttsvd(res["rows"], out / "fig17_ttsvd.png", res["dense_size"])
+        plot_ttsvd(res["rows"], out / "fig17_ttsvd.png", res["dense_size"],
+                   units=target_units(res["meta"]["dataset"], "mixing_energy"))
     else:
         comp.run_autoencoder_experiment(d_latent=ints(args.d_latent), bond_dim_ae=args.bond_dim_ae,
                                         bond_dim_mps=args.bond_dim or 10, max_epochs=args.epochs,

@@ -56,7 +56,7 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = preset_grids("paper")
 QUICK_GRIDS: dict[str, dict[str, list[Any]]] = preset_grids("quick")
 
 SUMMARY_COLUMNS = ["model", "n_train", "splits", "n_splits", "rmse_mean", "rmse_std", "mae_mean", "mae_std",
-                   "n_parameters", "fit_seconds", "fit_cpu_seconds", "tuning_seconds", "params"]
+                   "n_parameters", "fit_seconds", "fit_cpu_seconds", "tuning_seconds", "params", "units"]
 
 
 @dataclass(frozen=True)
@@ -289,8 +289,17 @@ def summarise(store: ResultStore | Sequence[Mapping[str, Any]], *, experiment: s
                      "mae_std": _std(mae), "n_parameters": int(round(np.mean(npar))) if npar else None,
                      "fit_seconds": float(np.mean([b["timings"]["fit_seconds"] for b in bests])),
                      "fit_cpu_seconds": _mean_or_none([b["timings"].get("fit_cpu_seconds") for b in bests]),
-                     "tuning_seconds": float(np.mean([t for _, t in items])), "params": hp})
+                     "tuning_seconds": float(np.mean([t for _, t in items])), "params": hp,
+                     "units": _units_of(bests)})
     return rows
+
+
+def _units_of(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """The unit label the records' errors carry (one label, else an error: never mix units in a mean)."""
+    units = {r["metrics"].get("units") for r in records}
+    if len(units) > 1:
+        raise ValueError(f"learning curve: fits with different units {sorted(map(str, units))} in one summary row")
+    return units.pop()
 
 
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
@@ -386,9 +395,11 @@ def _pivot_tables(rows: Sequence[Mapping[str, Any]], units: str) -> list[str]:
 
 
 def write_markdown(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str = "Learning curve",
-                   units: str = "meV/cation", notes: str = "", accounting: Mapping[str, Any] | None = None) -> Path:
+                   units: str | None = None, notes: str = "", accounting: Mapping[str, Any] | None = None) -> Path:
     """A short Markdown summary: one table per split family, the fit-time exponents and, given
-    ``accounting`` (:func:`cost_accounting`), what the run cost."""
+    ``accounting`` (:func:`cost_accounting`), what the run cost.  Errors are labelled ``units``, by default
+    the label the rows carry (:func:`summarise` takes it from the stored fits)."""
+    units = units or next((r["units"] for r in rows if r.get("units")), "meV")
     lines = [f"# {title}", ""]
     if notes:
         lines += [notes, ""]

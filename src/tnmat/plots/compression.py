@@ -17,10 +17,11 @@ from tnmat.plots._save import save_figure
 __all__ = ["plot_ttsvd", "plot_latent"]
 
 
-def plot_ttsvd(rows: Sequence[Mapping[str, Any]], path: str | Path, dense_size: int) -> Path:
-    """Paper Fig. 17: test RMSE/MAE of the MPO on TT-SVD-compressed inputs versus the input bond dimension
-    chi_in (dense-input reference as horizontal lines), and the compressed input size N_in / dense_size on a
-    second axis."""
+def plot_ttsvd(rows: Sequence[Mapping[str, Any]], path: str | Path, dense_size: int, *,
+               units: str = "meV/atom") -> Path:
+    """Paper Fig. 17: test RMSE/MAE (in ``units``) of the MPO on TT-SVD-compressed inputs versus the input
+    bond dimension chi_in (dense-input reference as horizontal lines), and the compressed input size
+    N_in / dense_size on a second axis."""
     fact = [r for r in rows if r["chi_in"] is not None]
     dense = [r for r in rows if r["chi_in"] is None]
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
@@ -32,7 +33,7 @@ def plot_ttsvd(rows: Sequence[Mapping[str, Any]], path: str | Path, dense_size: 
         ax.axhline(dense[0]["mae_mev"], ls=":", color="C1", lw=1, label="dense input MAE")
     ax.set_xscale("log", base=2)
     ax.set_xlabel(r"input bond dimension $\chi_{in}$")
-    ax.set_ylabel("error (meV/atom)")
+    ax.set_ylabel(f"error ({units})")
     ax2 = ax.twinx()
     ax2.plot(x, [r["n_in"] / dense_size for r in fact], "k^--", ms=4, lw=0.8)
     ax2.set_yscale("log")
