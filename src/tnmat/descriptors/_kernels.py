@@ -183,39 +183,57 @@ def _cutoff(d, r_cut, width, cosine):
 
 
 @njit(cache=True, inline="always")
-def _accumulate_pair(prim, i, j, si, sj, x, y, z, gamma, l_max, shtab, cut, cs, ss, pl, sh, dd, ee):
+def _accumulate_pair(prim, i, j, si, sj, x, y, z, gamma, parity, l_max, shtab, cut, cs, ss, pl, sh, dd, ee):
     """Add one half-list pair (i, j, v = (x, y, z)) to the primitive coefficients of both centres:
-    prim[i, a_j, n', lm] += e_{n'l}(d) R_lm(v) and prim[j, a_i, n', lm] += (-1)^l e_{n'l}(d) R_lm(v)."""
+    prim[i, a_j, (n', lm)] += e_{n'l}(d) R_lm(v) and prim[j, a_i, (n', lm)] += (-1)^l e_{n'l}(d) R_lm(v).
+    prim rows are flat (n', lm) so that the two updates are contiguous, vectorised loops; ``ee`` is the
+    per-pair product row (length n' n_lm) and ``parity`` the (-1)^l row."""
     kappa, top, ca, cb = shtab
     n_max, n_l = gamma.shape[0], gamma.shape[1]
+    n_lm = n_l * n_l
     d2 = x * x + y * y + z * z
     if d2 < 1e-16:
         return False  # two atoms at the same position: the caller raises, naming the structure
     fc, _ = _cutoff(math.sqrt(d2), cut[0], cut[1], cut[2] > 0.5)
     _solid_harmonics(x, y, z, l_max, kappa, top, ca, cb, cs, ss, pl, sh, False, dd, dd, pl, pl)
+    # e_{n'l} broadcast over m (slice views: contiguous loops without index wraparound, so LLVM vectorises)
     for k in range(n_max):
+        ek = ee[k * n_lm : (k + 1) * n_lm]
         for l in range(n_l):
-            ee[k, l] = math.exp(-gamma[k, l] * d2) * fc
+            e = math.exp(-gamma[k, l] * d2) * fc
+            seg = ek[l * l : (l + 1) * (l + 1)]
+            for q in range(2 * l + 1):
+                seg[q] = e
+    sh0 = sh[0]
+    row_i = prim[i, sj]
+    row_j = prim[j, si]
     for k in range(n_max):
-        for l in range(n_l):
-            e = ee[k, l]
-            if l % 2 == 0:
-                for lm in range(l * l, (l + 1) * (l + 1)):
-                    c = e * sh[0, lm]
-                    prim[i, sj, k, lm] += c
-                    prim[j, si, k, lm] += c
-            else:
-                for lm in range(l * l, (l + 1) * (l + 1)):
-                    c = e * sh[0, lm]
-                    prim[i, sj, k, lm] += c
-                    prim[j, si, k, lm] -= c
+        ek = ee[k * n_lm : (k + 1) * n_lm]
+        ri = row_i[k * n_lm : (k + 1) * n_lm]
+        rj = row_j[k * n_lm : (k + 1) * n_lm]
+        for q in range(n_lm):
+            c = ek[q] * sh0[q]
+            ri[q] += c
+            rj[q] += parity[q] * c
     return True
+
+
+@njit(cache=True)
+def _parity_row(n_max, n_l):
+    """(-1)^l on the flat (n', lm) layout."""
+    row = np.empty(n_max * n_l * n_l)
+    for k in range(n_max):
+        for l in range(n_l):
+            for lm in range(l * l, (l + 1) * (l + 1)):
+                row[k * n_l * n_l + lm] = 1.0 if l % 2 == 0 else -1.0
+    return row
 
 
 @njit(cache=True, inline="always")
 def _transform(prim, out, a0, species, transform, self_term):
     """out[a0 + i, a, n, lm] = sum_n' transform[l, n, n'] prim[i, a, n', lm] (+ the centre's own Gaussian)."""
-    n_at, n_species, n_max, n_lm = prim.shape
+    n_at, n_species = prim.shape[0], prim.shape[1]
+    n_max, n_lm = out.shape[2], out.shape[3]
     for i in range(n_at):
         for a in range(n_species):
             for l in range(transform.shape[0]):
@@ -223,7 +241,7 @@ def _transform(prim, out, a0, species, transform, self_term):
                     for n in range(n_max):
                         acc = 0.0
                         for k in range(n_max):
-                            acc += transform[l, n, k] * prim[i, a, k, lm]
+                            acc += transform[l, n, k] * prim[i, a, k * n_lm + lm]
                         out[a0 + i, a, n, lm] = acc
         if len(self_term):
             for n in range(n_max):
@@ -241,14 +259,16 @@ def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, gamma, 
     n_max, n_l = gamma.shape[0], gamma.shape[1]
     out = np.zeros((len(species), n_species, n_max, n_l * n_l))
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
+    parity = _parity_row(n_max, n_l)
     for f in prange(len(atom_ptr) - 1):
         a0, a1 = atom_ptr[f], atom_ptr[f + 1]
-        prim = np.zeros((a1 - a0, n_species, n_max, n_l * n_l))
+        prim = np.zeros((a1 - a0, n_species, n_max * n_l * n_l))
         cs, ss, pl = np.empty(n_l), np.empty(n_l), np.empty((n_l, n_l))
-        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty((n_max, n_l))
+        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty(n_max * n_l * n_l)
         for p in range(pair_ptr[f], pair_ptr[f + 1]):
             if not _accumulate_pair(prim, pi[p] - a0, pj[p] - a0, species[pi[p]], species[pj[p]], vec[p, 0],
-                                    vec[p, 1], vec[p, 2], gamma, n_l - 1, shtab, cut, cs, ss, pl, sh, dd, ee):
+                                    vec[p, 1], vec[p, 2], gamma, parity, n_l - 1, shtab, cut, cs, ss, pl, sh, dd,
+                                    ee):
                 bad[f] = True
         _transform(prim, out, a0, species, transform, self_term)
     return out, bad
@@ -264,12 +284,13 @@ def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, 
     rc2 = r_cut * r_cut
     out = np.zeros((len(species), n_species, n_max, n_l * n_l))
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
+    parity = _parity_row(n_max, n_l)
     for f in prange(len(atom_ptr) - 1):
         a0, a1 = atom_ptr[f], atom_ptr[f + 1]
         n = a1 - a0
-        prim = np.zeros((n, n_species, n_max, n_l * n_l))
+        prim = np.zeros((n, n_species, n_max * n_l * n_l))
         cs, ss, pl = np.empty(n_l), np.empty(n_l), np.empty((n_l, n_l))
-        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty((n_max, n_l))
+        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty(n_max * n_l * n_l)
         pos, cell, inv = positions[a0:a1], cells[f], invs[f]
         reach = np.zeros(3)
         frac = np.zeros((n, 3))
@@ -298,7 +319,8 @@ def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, 
                             y = dy0 + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
                             z = dz0 + s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
                             if x * x + y * y + z * z <= rc2 and not _accumulate_pair(
-                                    prim, i, j, si, sj, x, y, z, gamma, n_l - 1, shtab, cut, cs, ss, pl, sh, dd, ee):
+                                    prim, i, j, si, sj, x, y, z, gamma, parity, n_l - 1, shtab, cut, cs, ss, pl, sh,
+                                    dd, ee):
                                 bad[f] = True
         _transform(prim, out, a0, species, transform, self_term)
     return out, bad
