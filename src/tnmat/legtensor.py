@@ -189,14 +189,12 @@ class LegTensor:
         first = [grids[self.axis(p[0]) - 1] for p in pairs]
         second = [grids[self.axis(p[1]) - 1] for p in pairs]
         # lexicographic comparison of the tuples (first) <= (second)
-        le = torch.ones(self.sizes, dtype=torch.bool)
         eq = torch.ones(self.sizes, dtype=torch.bool)
         lt = torch.zeros(self.sizes, dtype=torch.bool)
         for f, s in zip(first, second, strict=True):
             lt = lt | (eq & (f < s))
             eq = eq & (f == s)
-        le = lt | eq
-        return le
+        return lt | eq
 
     def independent_features(self, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
         """Flattened feature matrix keeping only the entries selected by :meth:`independent_mask`."""

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from tnmat.so3.spherical_harmonics import real_spherical_harmonics, real_to_complex_matrix
+from tnmat.so3.spherical_harmonics import real_spherical_harmonics, real_to_complex_matrix, sphere_quadrature
 
 __all__ = [
     "rotation_from_euler",
@@ -90,22 +90,6 @@ def real_wigner_D_from_euler(l: int, alpha: float, beta: float, gamma: float) ->
     return np.ascontiguousarray(d.real)
 
 
-@lru_cache(maxsize=64)
-def _grid(l: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes (P, 3) and weights (P,) integrating polynomials of degree <= 2l on the sphere exactly.
-
-    Gauss-Legendre in cos(theta) with l+1 nodes times 2l+1 uniform azimuths.
-    """
-    x, w = np.polynomial.legendre.leggauss(l + 1)
-    n_phi = 2 * l + 1
-    phi = (np.arange(n_phi) + 0.5) * 2 * math.pi / n_phi
-    st = np.sqrt(1.0 - x * x)
-    pts = np.stack(
-        [np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.repeat(x[:, None], n_phi, axis=1)], axis=-1
-    ).reshape(-1, 3)
-    return pts, np.repeat(w, n_phi) * (2 * math.pi / n_phi)
-
-
 def real_wigner_D_torch(l: int, R: torch.Tensor) -> torch.Tensor:
     """Batched real Wigner D in torch: ``R`` (..., 3, 3) -> (..., 2l+1, 2l+1), same dtype and device.
 
@@ -116,9 +100,9 @@ def real_wigner_D_torch(l: int, R: torch.Tensor) -> torch.Tensor:
     l = _check_l("real_wigner_D_torch", l)
     if not isinstance(R, torch.Tensor) or R.shape[-2:] != (3, 3) or not R.is_floating_point():
         raise ValueError(f"real_wigner_D_torch: R must be a floating torch tensor of shape (..., 3, 3), got {R!r:.80}")
-    pts_np, w_np = _grid(l)
-    pts = torch.as_tensor(pts_np, dtype=R.dtype, device=R.device)
-    w = torch.as_tensor(w_np, dtype=R.dtype, device=R.device)
+    pts_np, w_np = sphere_quadrature(l)
+    pts = torch.tensor(pts_np, dtype=R.dtype, device=R.device)
+    w = torch.tensor(w_np, dtype=R.dtype, device=R.device)
     y = real_spherical_harmonics(pts, l)[:, l * l :]  # (P, 2l+1)
     # rotated nodes R p for each batch element: (..., P, 3); normalize=False keeps the map polynomial in R
     rotated = torch.einsum("...ij,pj->...pi", R, pts)

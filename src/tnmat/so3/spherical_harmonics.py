@@ -26,7 +26,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["real_spherical_harmonics", "complex_spherical_harmonics", "real_to_complex_matrix", "sh_index"]
+__all__ = ["real_spherical_harmonics", "complex_spherical_harmonics", "real_to_complex_matrix", "sh_index",
+           "sphere_quadrature"]
 
 
 def sh_index(l: int, m: int) -> int:
@@ -189,6 +190,24 @@ def _sh_rows_inplace(v: torch.Tensor, l_max: int, normalize: bool) -> torch.Tens
         out[base].copy_(p[l])
         torch.mul(p[:l].flip(0), cs[:l], out=out[base + 1 : base + l + 1])  # m = 1..l: P_l^m C_m
     return out
+
+
+@lru_cache(maxsize=64)
+def sphere_quadrature(l: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (P, 3) and weights (P,) integrating polynomials of degree <= 2l on the unit sphere exactly:
+    Gauss-Legendre in cos(theta) with l+1 nodes times 2l+1 uniform azimuths (read-only, cached)."""
+    x, w = np.polynomial.legendre.leggauss(l + 1)
+    n_phi = 2 * l + 1
+    # offset the azimuths so no node sits on a symmetry plane (irrelevant for exactness)
+    phi = (np.arange(n_phi) + 0.5) * 2 * math.pi / n_phi
+    st = np.sqrt(1.0 - x * x)
+    pts = np.stack(
+        [np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.repeat(x[:, None], n_phi, axis=1)], axis=-1
+    ).reshape(-1, 3)
+    weights = np.repeat(w, n_phi) * (2 * math.pi / n_phi)
+    pts.setflags(write=False)
+    weights.setflags(write=False)
+    return pts, weights
 
 
 @lru_cache(maxsize=64)

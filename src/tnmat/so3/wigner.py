@@ -9,13 +9,12 @@ azimuths integrates polynomials of degree 2l on the sphere exactly), and the com
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-from tnmat.so3.spherical_harmonics import _u, real_spherical_harmonics
+from tnmat.so3.spherical_harmonics import _u, real_spherical_harmonics, sphere_quadrature
 
 __all__ = ["wigner_D", "real_wigner_D"]
 
@@ -23,18 +22,9 @@ __all__ = ["wigner_D", "real_wigner_D"]
 @lru_cache(maxsize=64)
 def _grid(l: int) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes (P, 3) and weighted harmonics w_p Y_lm'(r_p) (P, 2l+1), exact for degree <= 2l."""
-    x, w = np.polynomial.legendre.leggauss(l + 1)
-    n_phi = 2 * l + 1
-    # offset the azimuths so no node sits on a symmetry plane (irrelevant for exactness, helps nothing break)
-    phi = (np.arange(n_phi) + 0.5) * 2 * math.pi / n_phi
-    st = np.sqrt(1.0 - x * x)
-    pts = np.stack(
-        [np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.repeat(x[:, None], n_phi, axis=1)], axis=-1
-    ).reshape(-1, 3)
-    weights = np.repeat(w, n_phi) * (2 * math.pi / n_phi)
-    y = real_spherical_harmonics(torch.from_numpy(pts), l).numpy()[:, l * l :]
+    pts, weights = sphere_quadrature(l)
+    y = real_spherical_harmonics(torch.tensor(pts), l).numpy()[:, l * l :]
     wy = y * weights[:, None]
-    pts.setflags(write=False)
     wy.setflags(write=False)
     return pts, wy
 
