@@ -159,3 +159,15 @@ def test_compress_ttsvd_cli_tiny(tmp_path, capsys):
     assert main(["compress", "ttsvd", "--chi-in", "2", "--n-train", "40", "--n-test", "20", "--epochs", "2",
                  "--out-dir", str(tmp_path), "-q"]) == 0
     assert "chi_in" in capsys.readouterr().out
+
+
+def test_entanglement_dynamics_on_any_dataset(tmp_path, capsys):
+    """The experiment takes the descriptors of DATA (here the alloys, errors per atom), not a fixed NMD18 load."""
+    assert main(["entanglement", "dynamics", "alloys-small", "--chis", "2", "--runs", "2", "--epochs", "2",
+                 "--snapshots", "4", "--n-train", "30", "--test-size", "20", "--n-max", "2", "--l-max", "1",
+                 "--out-dir", str(tmp_path), "-q"]) == 0
+    assert "dynamics.md" in capsys.readouterr().out
+    md = (tmp_path / "dynamics.md").read_text()
+    assert "## chi = 2 (2 runs x 2 epochs" in md and "meV/atom" in md
+    recs = ResultStore(tmp_path / "entanglement.sqlite").records(experiment="entanglement-dynamics")
+    assert len(recs) == 2 and {r["dataset"] for r in recs} == {"alloys-small"}
