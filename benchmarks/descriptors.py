@@ -13,8 +13,19 @@ the data) is its own.  Methods:
 - ``tnmat-dscribe-eq``: AtomicDensity.dscribe_equivalent: the identical output to DScribe (same 7.86 A
   neighbour sphere; agreement printed), i.e. the same arithmetic work.
 - ``tnmat-peratom``/``dscribe-peratom``/``featomic-peratom``: per-atom output (no averaging).
-- ``tnmat-nu3``: the bispectrum (order 3), on the first ``--nu3-structures`` structures.
-- ``nl-vesin`` / ``nl-ase``: the neighbour-list libraries alone (r_cut 6 A; ASE on a subset, scaled).
+- ``tnmat-torch-dscribe-eq``: the same with ``backend="torch"`` (the reference path; the compiled numba path
+  is the default on CPU).
+- ``*-2jobs``: the same on both cores (``n_jobs=2``; numba threads over structures).
+- ``tnmat-nu3`` / ``tnmat-nu3-torch``: the bispectrum (order 3, full layout) with the compiled kernel and with
+  the torch reference, on the first ``--nu3-structures`` structures (the equality of both is checked).
+- ``tnmat-nu3-all``: the bispectrum of all structures with centre species (``center_species=True``), stored
+  as its symmetry-unique entries (``unique=True``; the full layout of 3000 structures would be 25 GB).
+- ``nl-vesin`` / ``nl-direct`` / ``nl-ase``: the neighbour lists alone (r_cut 6 A; ASE on a subset, scaled).
+
+Every tnmat method first evaluates two structures untimed (loading the cached compiled kernels, about 1 s;
+``first_call_s``); ``--compile`` also times the first call with an empty numba cache (the one-time JIT cost).
+The machine is shared, so the JSON records the load average around every method and ``--repeat`` keeps the
+fastest of several runs; compare ratios from one run.
 
 Usage: ``python benchmarks/descriptors.py [--nmd18 PATH] [--out bench_out/descriptors.json]``.
 """
@@ -34,8 +45,10 @@ from pathlib import Path
 
 SPECIES = ["O", "Al", "Ga", "In"]
 HYPER = dict(r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
-METHODS = ["tnmat", "tnmat-dscribe-eq", "dscribe", "featomic", "tnmat-peratom", "dscribe-peratom",
-           "featomic-peratom", "tnmat-nu3", "nl-vesin", "nl-ase"]
+METHODS = ["tnmat", "tnmat-dscribe-eq", "tnmat-torch-dscribe-eq", "dscribe", "featomic", "tnmat-peratom",
+           "tnmat-dscribe-eq-peratom", "dscribe-peratom", "featomic-peratom", "tnmat-dscribe-eq-2jobs",
+           "tnmat-dscribe-eq-peratom-2jobs", "tnmat-nu3", "tnmat-nu3-torch", "tnmat-nu3-all", "tnmat-nu3-all-2jobs",
+           "nl-vesin", "nl-direct", "nl-ase"]
 
 
 def _rss_mb() -> float:
@@ -49,36 +62,55 @@ def _frames(root: Path):
     return ds.structures
 
 
+def _tnmat_calc(method: str, threads: int):
+    from tnmat.descriptors import AtomicDensity, Invariants
+
+    jobs = 2 if method.endswith("-2jobs") else threads
+    backend = "torch" if "torch" in method else "auto"
+    if "dscribe-eq" in method:
+        dens = AtomicDensity.dscribe_equivalent(species=SPECIES, **HYPER)
+        dens = AtomicDensity(**{**dens.get_params(), "species": tuple(SPECIES)}, backend=backend, n_jobs=jobs)
+    else:
+        dens = AtomicDensity(species=tuple(SPECIES), **HYPER, backend=backend, n_jobs=jobs)
+    if method.startswith("tnmat-nu3-all"):
+        return Invariants(dens, order=3, center_species=True, unique=True)
+    return Invariants(dens, order=3 if method.startswith("tnmat-nu3") else 2)
+
+
 def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> dict:
     """Time one method in this process; returns seconds, counts and memory."""
     warnings.simplefilter("ignore")
     import numpy as np
     import torch
 
-    torch.set_num_threads(threads)  # DScribe runs single-threaded (n_jobs=1): compare like with like
+    jobs = 2 if method.endswith("-2jobs") else threads
+    torch.set_num_threads(jobs)  # DScribe runs single-threaded (n_jobs=1): compare like with like
 
     frames = _frames(root)
-    if method == "tnmat-nu3":
+    if method in ("tnmat-nu3", "tnmat-nu3-torch"):
         frames = frames[:nu3_structures]
     if method == "nl-ase":
         frames = frames[:300]
     n_struct, n_atoms = len(frames), sum(len(a) for a in frames)
-    base_rss = _rss_mb()
     extra: dict = {}
-    t0 = time.perf_counter()
+    calc = None
     if method.startswith("tnmat"):
-        from tnmat.descriptors import AtomicDensity, Invariants
-
-        if method == "tnmat-dscribe-eq":
-            dens = AtomicDensity.dscribe_equivalent(species=SPECIES, **HYPER)
-        else:
-            dens = AtomicDensity(species=tuple(SPECIES), **HYPER)
-        calc = Invariants(dens, order=3 if method == "tnmat-nu3" else 2)
-        out = calc.compute(frames, average=method != "tnmat-peratom", progress=False)
+        calc = _tnmat_calc(method, threads)
+        t0 = time.perf_counter()
+        calc.compute(frames[:2], progress=False)  # loads the cached compiled kernels (one-time per process)
+        extra["first_call_s"] = time.perf_counter() - t0
+    base_rss = _rss_mb()
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    if calc is not None:
+        out = calc.compute(frames, average="peratom" not in method, progress=False)
         shape = tuple(out.values.shape)
+        seconds = time.perf_counter() - t0
+        peak = _rss_mb()
+        if method in ("tnmat-nu3", "tnmat-nu3-torch"):
+            torch.save(out.values, Path(os.environ.get("TMPDIR", "/tmp")) / f"tnmat_bench_{method}.pt")
         if method == "tnmat-dscribe-eq":
             # agreement with DScribe on a sample (outside the timed region)
-            seconds = time.perf_counter() - t0
             from dscribe.descriptors import SOAP
 
             from tnmat.descriptors.compat import from_dscribe_power_spectrum
@@ -87,9 +119,10 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
             ref = from_dscribe_power_spectrum(soap.create(frames[:50]), soap, SPECIES, 4, 3)
             ours = out.values[:50].numpy()
             extra["max_rel_diff_vs_dscribe"] = float(np.abs(ours - ref).max() / np.abs(ref).max())
-            return dict(method=method, seconds=seconds, n_structures=n_struct, n_atoms=n_atoms, shape=shape,
-                        peak_rss_mb=_rss_mb(), data_rss_mb=base_rss, torch_threads=torch.get_num_threads(), **extra)
-    elif method.startswith("dscribe"):
+        return dict(method=method, seconds=seconds, n_structures=n_struct, n_atoms=n_atoms, shape=shape,
+                    peak_rss_mb=peak, data_rss_mb=base_rss, threads=jobs, load_before=load_before,
+                    load_after=os.getloadavg()[0], **extra)
+    if method.startswith("dscribe"):
         from dscribe.descriptors import SOAP
 
         soap = SOAP(species=SPECIES, periodic=True, average="off" if method.endswith("peratom") else "outer",
@@ -117,6 +150,14 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
         nl = vesin.NeighborList(cutoff=HYPER["r_cut"], full_list=False, sorted=True)
         pairs = sum(len(nl.compute(a.positions, a.cell.array, True, "ij")[0]) for a in frames)
         shape = (pairs,)
+    elif method == "nl-direct":
+        from tnmat.descriptors.neighbors import build_pairs
+
+        build_pairs(frames[:2], HYPER["r_cut"], (8, 13, 31, 49), method="direct")  # cached kernels
+        t0 = time.perf_counter()
+        pairs = sum(len(build_pairs(frames[k : k + 16], HYPER["r_cut"], (8, 13, 31, 49), method="direct").center)
+                    for k in range(0, len(frames), 16))
+        shape = (pairs,)
     elif method == "nl-ase":
         from ase.neighborlist import neighbor_list
 
@@ -126,7 +167,24 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
         raise ValueError(method)
     seconds = time.perf_counter() - t0
     return dict(method=method, seconds=seconds, n_structures=n_struct, n_atoms=n_atoms, shape=shape,
-                peak_rss_mb=_rss_mb(), data_rss_mb=base_rss, torch_threads=torch.get_num_threads(), **extra)
+                peak_rss_mb=_rss_mb(), data_rss_mb=base_rss, threads=jobs, load_before=load_before,
+                load_after=os.getloadavg()[0], **extra)
+
+
+def compile_cost(root: Path) -> dict:
+    """Seconds of the first call with an empty numba cache (JIT of every kernel the power spectrum and the
+    bispectrum use), in a fresh process."""
+    import tempfile
+
+    code = ("import time, warnings; warnings.simplefilter('ignore'); from ase.build import bulk; "
+            "from tnmat.descriptors import AtomicDensity, Invariants; a = [bulk('Al', cubic=True)]; "
+            "d = AtomicDensity(species=('Al',), r_cut=4.0, n_max=2, l_max=2); t = time.perf_counter(); "
+            "Invariants(d, order=2).compute(a); Invariants(d, order=3).compute(a); "
+            "print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**os.environ, "NUMBA_CACHE_DIR": tmp})
+    return {"first_call_empty_cache_s": float(proc.stdout.strip().splitlines()[-1])}
 
 
 def main() -> None:
@@ -135,8 +193,11 @@ def main() -> None:
                                                                         / "shared/data/nmd18")))
     ap.add_argument("--out", default="bench_out/descriptors.json")
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--nu3-structures", type=int, default=300)
+    ap.add_argument("--nu3-structures", type=int, default=50, help="structures for the compiled-vs-torch bispectrum")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for tnmat (default 1, like DScribe)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per method; the fastest is kept")
+    ap.add_argument("--compile", action="store_true", help="also time the first call with an empty numba cache")
+    ap.add_argument("--copy-to", default=None, help="also write the JSON here (e.g. results/descriptors/)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     root = Path(args.nmd18)
@@ -146,18 +207,26 @@ def main() -> None:
         print(json.dumps(run_one(args.one, root, args.nu3_structures, args.threads)))
         return
     results = []
+    load_start = os.getloadavg()
     for method in args.methods.split(","):
-        proc = subprocess.run([sys.executable, __file__, "--one", method, "--nmd18", str(root),
-                               "--nu3-structures", str(args.nu3_structures), "--threads", str(args.threads)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(f"{method}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
+        runs = []
+        for _ in range(args.repeat):
+            proc = subprocess.run([sys.executable, __file__, "--one", method, "--nmd18", str(root),
+                                   "--nu3-structures", str(args.nu3_structures), "--threads", str(args.threads)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{method}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
+                break
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if not runs:
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r = min(runs, key=lambda x: x["seconds"])
+        r["all_seconds"] = [x["seconds"] for x in runs]
         r["structures_per_s"] = r["n_structures"] / r["seconds"]
         r["atoms_per_s"] = r["n_atoms"] / r["seconds"]
+        r["mb_per_atom"] = (r["peak_rss_mb"] - r["data_rss_mb"]) / r["n_atoms"]
         results.append(r)
-        print(f"  {method:18s} {r['seconds']:8.2f} s", file=sys.stderr)
+        print(f"  {method:30s} {r['seconds']:8.2f} s  load {r['load_before']:.1f}", file=sys.stderr)
     by = {r["method"]: r for r in results}
 
     def ratio(a: str, refs: list[str]) -> float | None:
@@ -166,31 +235,59 @@ def main() -> None:
 
     ratios = {
         "tnmat / faster(dscribe, featomic), averaged": ratio("tnmat", ["dscribe", "featomic"]),
-        "tnmat-dscribe-eq / dscribe (identical output)": ratio("tnmat-dscribe-eq", ["dscribe"]),
+        "tnmat-dscribe-eq / dscribe (identical output), averaged, 1 thread": ratio("tnmat-dscribe-eq", ["dscribe"]),
+        "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), 1 thread": ratio(
+            "tnmat-dscribe-eq-peratom", ["dscribe-peratom"]),
         "tnmat-peratom / faster(dscribe, featomic), per atom": ratio("tnmat-peratom", ["dscribe-peratom",
                                                                                          "featomic-peratom"]),
+        "tnmat-dscribe-eq / tnmat-torch-dscribe-eq (compiled / torch path)": ratio("tnmat-dscribe-eq",
+                                                                                  ["tnmat-torch-dscribe-eq"]),
+        "2 jobs / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
+        "2 jobs / 1 thread, per atom": ratio("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
+        "tnmat-dscribe-eq-2jobs / dscribe, averaged": ratio("tnmat-dscribe-eq-2jobs", ["dscribe"]),
+        "bispectrum compiled / torch reference (same structures)": ratio("tnmat-nu3", ["tnmat-nu3-torch"]),
+        "bispectrum all NMD18 centre species (unique) / torch reference": ratio("tnmat-nu3-all",
+                                                                                ["tnmat-nu3-torch"]),
+        "bispectrum 2 jobs / 1 thread": ratio("tnmat-nu3-all-2jobs", ["tnmat-nu3-all"]),
         "vesin / ase neighbour list": ratio("nl-vesin", ["nl-ase"]),
+        "direct / vesin neighbour list": ratio("nl-direct", ["nl-vesin"]),
     }
-    header = f"{'method':20s} {'structures':>10s} {'atoms':>8s} {'seconds':>8s} {'struct/s':>9s} " \
-             f"{'atoms/s':>9s} {'peak MB':>8s} {'+MB':>7s}"
+    checks: dict = {}
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    if (tmp / "tnmat_bench_tnmat-nu3.pt").exists() and (tmp / "tnmat_bench_tnmat-nu3-torch.pt").exists():
+        import torch
+
+        fast, ref = torch.load(tmp / "tnmat_bench_tnmat-nu3.pt"), torch.load(tmp / "tnmat_bench_tnmat-nu3-torch.pt")
+        checks["bispectrum max |compiled - torch| / max |torch|"] = float((fast - ref).abs().max() / ref.abs().max())
+    if "tnmat-dscribe-eq" in by:
+        checks["power spectrum max rel diff vs DScribe (50 structures)"] = by["tnmat-dscribe-eq"].get(
+            "max_rel_diff_vs_dscribe")
+    if args.compile:
+        checks.update(compile_cost(root))
+    header = f"{'method':30s} {'structures':>10s} {'atoms':>8s} {'seconds':>8s} {'atoms/s':>9s} " \
+             f"{'+MB':>7s} {'KB/atom':>8s} {'load':>5s}"
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r['method']:20s} {r['n_structures']:10d} {r['n_atoms']:8d} {r['seconds']:8.2f} "
-              f"{r['structures_per_s']:9.0f} {r['atoms_per_s']:9.0f} {r['peak_rss_mb']:8.0f} "
-              f"{r['peak_rss_mb'] - r['data_rss_mb']:7.0f}")
+        print(f"{r['method']:30s} {r['n_structures']:10d} {r['n_atoms']:8d} {r['seconds']:8.2f} "
+              f"{r['atoms_per_s']:9.0f} {r['peak_rss_mb'] - r['data_rss_mb']:7.0f} {1024 * r['mb_per_atom']:8.2f} "
+              f"{r['load_before']:5.1f}")
     print()
     for k, v in ratios.items():
-        print(f"{k:55s} {'n/a' if v is None else f'{v:.2f}x'}")
-    if "tnmat-dscribe-eq" in by:
-        print(f"max relative difference tnmat vs DScribe (50 structures): "
-              f"{by['tnmat-dscribe-eq'].get('max_rel_diff_vs_dscribe', float('nan')):.1e}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": HYPER, "species": SPECIES, "results": results, "ratios": ratios,
-                               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                           "python": platform.python_version()}}, indent=2))
-    print(f"wrote {out}")
+        print(f"{k:70s} {'n/a' if v is None else f'{v:.2f}x'}")
+    for k, v in checks.items():
+        print(f"{k:70s} {v}")
+    payload = json.dumps({"settings": HYPER, "species": SPECIES, "nu3_structures": args.nu3_structures,
+                          "repeat": args.repeat, "results": results, "ratios": ratios, "checks": checks,
+                          "load_average": {"start": load_start, "end": os.getloadavg()},
+                          "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                      "python": platform.python_version()}}, indent=2)
+    for target in [Path(args.out)] + ([Path(args.copy_to) / Path(args.out).name] if args.copy_to else []):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = target.with_suffix(".json.tmp")
+        tmp_path.write_text(payload)
+        tmp_path.replace(target)
+        print(f"wrote {target}")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,12 @@
   (:func:`~tnmat.descriptors._kernels.density_backward`); gradients to positions and cell flow through the
   torch expression ``v = r_j - r_i + S @ cell`` that builds the vectors.  Double backward (create_graph,
   e.g. training on forces) falls back to differentiating the torch reference.
-- :func:`numba_threads`: run with a given numba thread count and restore it (``n_jobs``).
+- :func:`numba_threads` (from :mod:`tnmat.descriptors._kernels`): run with a given numba thread count.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,34 +19,13 @@ import torch
 from ase import Atoms
 
 from tnmat.descriptors import _kernels as K
+from tnmat.descriptors._kernels import numba_threads, resolve_jobs
 from tnmat.descriptors.neighbors import DIRECT_MAX_ATOMS, PairList, _check_frame, build_pairs, species_indices
+
+__all__ = ["DensityFunction", "expand_frames", "numba_threads", "resolve_jobs"]
 
 if TYPE_CHECKING:
     from tnmat.descriptors.density import AtomicDensity
-
-
-def resolve_jobs(n_jobs: int | None) -> int:
-    """n_jobs as in joblib: None or 1 -> 1, -1 -> all cores, -k -> all but k-1."""
-    cores = os.cpu_count() or 1
-    if n_jobs is None:
-        return 1
-    if not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
-    return max(1, min(cores, int(n_jobs) if n_jobs > 0 else cores + 1 + int(n_jobs)))
-
-
-@contextlib.contextmanager
-def numba_threads(n_jobs: int | None) -> Iterator[None]:
-    """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: work is split by
-    structure or atom, each handled by one thread in a fixed order)."""
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 def constants(density: AtomicDensity) -> tuple:

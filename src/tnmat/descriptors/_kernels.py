@@ -13,10 +13,38 @@ file (``__pycache__``); the first call in a fresh environment compiles for ~10-2
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+from collections.abc import Iterator
 
 import numpy as np
 from numba import njit, prange
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """n_jobs as in joblib: None or 1 -> 1, -1 -> all cores, -k -> all but k-1."""
+    cores = os.cpu_count() or 1
+    if n_jobs is None:
+        return 1
+    if not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
+    return max(1, min(cores, int(n_jobs) if n_jobs > 0 else cores + 1 + int(n_jobs)))
+
+
+@contextlib.contextmanager
+def numba_threads(n_jobs: int | None) -> Iterator[None]:
+    """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: work is split by
+    structure or atom, each handled by one thread in a fixed order)."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
 
 # ----------------------------------------------------------------------------- neighbour search
 

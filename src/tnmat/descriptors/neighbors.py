@@ -100,7 +100,7 @@ def _vesin_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, ...]:
 
 def _direct_pairs(frames: Sequence[Atoms], cutoff: float) -> tuple[np.ndarray, ...]:
     """Compiled direct search over a batch of structures: (pair_ptr, i, j, S, D) with frame-local i, j."""
-    from tnmat.descriptors._kernels import neighbor_pairs
+    from tnmat.descriptors._kernels import neighbor_pairs, numba_threads
 
     sizes = np.array([len(a) for a in frames], dtype=np.int64)
     atom_ptr = np.concatenate([[0], np.cumsum(sizes)])
@@ -108,7 +108,8 @@ def _direct_pairs(frames: Sequence[Atoms], cutoff: float) -> tuple[np.ndarray, .
     periodic = np.array([bool(a.pbc.all()) for a in frames])
     cells = np.stack([a.cell.array if p else np.eye(3) for a, p in zip(frames, periodic, strict=True)])
     invs = np.linalg.inv(cells)
-    ptr, i, j, s, d = neighbor_pairs(positions, cells, invs, periodic, atom_ptr, float(cutoff))
+    with numba_threads(1):  # the callers parallelise (or not) over chunks
+        ptr, i, j, s, d = neighbor_pairs(positions, cells, invs, periodic, atom_ptr, float(cutoff))
     local = np.repeat(atom_ptr[:-1], np.diff(ptr))
     return ptr, i - local, j - local, s, d
 
