@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["CLIError", "Group", "option", "add_options", "experiment_options", "load_data", "descriptor", "ints",
            "DATA_HELP", "DESCRIPTOR_OPTIONS", "GEOMETRY", "QUIET"]
 
-DATA_HELP = "DATA: structure file, NMD18 folder, 'nmd18' or 'alloys'"
+DATA_HELP = "DATA: structure file, NMD18 folder, 'nmd18', 'alloys' or 'rattled-alloys' (EMT forces/stress)"
 
 
 class CLIError(Exception):
@@ -81,6 +81,10 @@ def load_data(spec: str, *, geometry: str = "relaxed"):  # noqa: ANN201 (a tnmat
 
     if spec in ("alloys", "alloys-small"):
         return data.embedded_default(small=spec == "alloys-small")
+    if spec == "rattled-alloys":  # EMT forces and stress (tnmat.data.alloy_forces)
+        from tnmat.data.alloy_forces import generate_rattled_alloys
+
+        return generate_rattled_alloys()
     if spec == "nmd18":
         return data.load_nmd18(None, geometry=geometry)
     path = Path(spec)

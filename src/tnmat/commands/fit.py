@@ -18,7 +18,8 @@ OPTIONS = [
     option("--model", choices=list(MODEL_NAMES), default="mpo", help="model (default mpo)"),
     option("--bond-dim", type=int, default=8, help="virtual bond dimension chi (default 8)"),
     option("--target", default=None, help="target key (default: formation_energy for NMD18, mixing_energy for "
-                                            "alloys, else energy)"),
+                                            "alloys, else energy); 'forces' or 'stress' fit an equivariant "
+                                            "model (--model mps, mpo or dense) to the structures' forces/stress"),
     option("--local", action="store_true",
            help="per-atom model averaged over atoms (paper eq. 1) instead of the averaged descriptor"),
     option("--epochs", type=int, default=400, help="maximum epochs (default 400)"),
@@ -56,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     from tnmat.model import StructureModel
 
     ds = load_data(args.data, geometry=args.geometry)
+    if args.target in ("forces", "stress"):  # vector / tensor targets: equivariant models (issue 16)
+        from tnmat.commands.vector_targets import run_fit
+
+        return run_fit(args, ds, descriptor(args, ds.species))
     target = default_target(ds, args.target)
     calc = descriptor(args, ds.species)
     units = target_units(ds, target)

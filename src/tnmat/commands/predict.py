@@ -23,11 +23,14 @@ OPTIONS = [
 
 def run(args: argparse.Namespace) -> int:
     """Load model and data -> predict (describing on the way) -> write CSV -> report errors."""
+    from tnmat.commands.vector_targets import is_equivariant_file, run_predict
     from tnmat.data.units import target_units
     from tnmat.metrics import rmse_mae
     from tnmat.model import StructureModel
     from tnmat.reports import write_rows_csv
 
+    if is_equivariant_file(args.model):  # forces / stress model (issue 16)
+        return run_predict(args, load_data(args.data, geometry=args.geometry))
     model = StructureModel.load(args.model)
     ds = load_data(args.data, geometry=args.geometry)
     pred = model.predict(ds.structures, progress=not args.quiet)
