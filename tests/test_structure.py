@@ -48,13 +48,9 @@ TOP = max(LAYERS.values())
 ALLOWED_LONG_FILES: dict[str, str] = {}
 ALLOWED_LONG_FUNCTIONS: dict[str, str] = {
     "tnmat.data.readers:read_structures": "92 lines after forces/stress reading was added (issue 16)",
-    "tnmat.experiments.compression:run_autoencoder_experiment": "82 lines; being folded into the engine (issue 13a)",
 }
 ALLOWED_MANY_PARAMETERS: dict[str, str] = {
     "tnmat.data.alloy_forces:generate_rattled_alloys": "11 generator settings (issue 16)",
-    "tnmat.experiments.compression:run_ttsvd_experiment": "15 keywords; compression is being folded (issue 13a)",
-    "tnmat.experiments.compression:run_autoencoder_experiment": "22 keywords; as above (issue 13a)",
-    "tnmat.experiments.latent:run_latent_experiment": "13 keywords (issue 13a's file)",
     "tnmat.training.engine:train_network": "11 parameters (training engine, issue 13a / 12)",
 }
 ALLOWED_UPWARD_IMPORTS: dict[tuple[str, str], str] = {}

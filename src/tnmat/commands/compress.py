@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from tnmat.commands._common import experiment_options, ints, option
@@ -29,7 +30,7 @@ OPTIONS = [
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the experiment (it loads its fixed benchmark data) -> report -> plot."""
+    """Load the benchmark data -> run the experiment on it -> report -> plot."""
     from tnmat.data.units import target_units
     from tnmat.experiments import compression as comp
     from tnmat.plots.compression import plot_ttsvd
@@ -38,17 +39,23 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = args.results or str(out / "compression.sqlite")
-    common = dict(store=store, n_train=args.n_train, n_test=args.n_test, seed=args.seed, threads=args.threads,
-                  cache_dir=args.cache, progress=not args.quiet)
+    data = comp.alloy_benchmark_data(n_train=args.n_train, n_test=args.n_test, seed=args.seed, cache_dir=args.cache,
+                                     progress=not args.quiet)
     if args.action == "ttsvd":
-        res = comp.run_ttsvd_experiment(chi_in=ints(args.chi_in), bond_dim=args.bond_dim or 4,
-                                        max_epochs=args.epochs, **common)
+        default = comp.TTSVDSettings()
+        settings = replace(default, chi_in=tuple(ints(args.chi_in)), bond_dim=args.bond_dim or default.bond_dim,
+                           fit=replace(default.fit, max_epochs=args.epochs))
+        res = comp.run_ttsvd_experiment(data, store=store, settings=settings, threads=args.threads)
         plot_ttsvd(res["rows"], out / "fig17_ttsvd.png", res["dense_size"],
                    units=target_units(res["meta"]["dataset"], "mixing_energy"))
     else:
-        comp.run_autoencoder_experiment(d_latent=ints(args.d_latent), bond_dim_ae=args.bond_dim_ae,
-                                        bond_dim_mps=args.bond_dim or 10, max_epochs=args.epochs,
-                                        ae_max_epochs=args.ae_epochs, model_dir=out / "models", **common)
+        default = comp.AutoencoderSettings()
+        settings = replace(default, d_latent=tuple(ints(args.d_latent)), bond_dim_ae=args.bond_dim_ae,
+                           bond_dim_mps=args.bond_dim or default.bond_dim_mps,
+                           ae=replace(default.ae, max_epochs=args.ae_epochs),
+                           mps=replace(default.mps, max_epochs=args.epochs))
+        comp.run_autoencoder_experiment(data, store=store, settings=settings, model_dir=out / "models",
+                                        threads=args.threads)
     tables = comp.compression_tables(store)
     atomic_write(out / f"{args.action}.md", tables)
     print(tables)

@@ -23,19 +23,19 @@ OPTIONS = [
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the experiment (it loads NMD18 itself) -> report -> plot the stored embeddings."""
-    from tnmat.experiments.latent import run_latent_experiment
+    """Load NMD18 -> describe (the Fig. 16 power spectrum) -> run -> report -> plot the stored embeddings."""
+    from tnmat.experiments.latent import LatentSettings, nmd18_power_spectrum, run_latent_experiment
     from tnmat.plots.compression import plot_latent
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rec = run_latent_experiment(store=args.results or str(out / "latent.sqlite"),
-                                nmd18_root=None if args.data == "nmd18" else args.data, n_train=args.n_train,
-                                bond_dim=args.bond_dim, max_epochs=args.epochs, seed=args.seed, threads=args.threads,
-                                progress=not args.quiet)
+    ds = load_data(args.data)
+    x = nmd18_power_spectrum(ds, progress=not args.quiet)
+    settings = LatentSettings(n_train=args.n_train, bond_dim=args.bond_dim, max_epochs=args.epochs, seed=args.seed)
+    rec = run_latent_experiment(ds, x, store=args.results or str(out / "latent.sqlite"), settings=settings,
+                                threads=args.threads)
     print({k: v for k, v in rec.items() if not isinstance(v, list | dict)})
     if rec.get("embeddings_file"):
-        ds = load_data(args.data)
         meta = ds.metadata
         comp = np.stack([np.asarray(meta[k], float) for k in ("x_al", "x_ga", "x_in")], 1)
         with np.load(rec["embeddings_file"]) as z:

@@ -25,20 +25,26 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from tnmat.compression import n_input_parameters, tt_svd, tt_to_dense
 from tnmat.descriptor_cache import cached_legtensor
+from tnmat.experiments.store import config_key
 from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
+from tnmat.networks import MPO, MPS
 from tnmat.threads import thread_limited
+from tnmat.training import MPOAutoencoder
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainConfig, predict_rows, train_network
 
 __all__ = ["alloy_benchmark_data", "run_ttsvd_experiment", "run_autoencoder_experiment", "fit_factorised",
+           "FitSettings", "TTSVDSettings", "AutoencoderSettings",
            "compression_tables",
            "AlloyBenchmark"]
 
@@ -157,67 +163,111 @@ def _open_store(store: Any):  # noqa: ANN202
     return store if isinstance(store, ResultStore) else ResultStore(store)
 
 
-# ---------------------------------------------------------------------------------------------- Fig. 17
-@thread_limited
-def run_ttsvd_experiment(*, store: str | Path, chi_in: Sequence[int] = (1, 2, 4, 8, 16, 32), bond_dim: int = 4,
-                         dense_reference: bool = True, n_train: int = 1600, n_test: int = 1000, seed: int = 0,
-                         learning_rate: float = 1e-3, batch_size: int = 32, max_epochs: int = 60,
-                         patience: int | None = 8, dtype: str = "float32", threads: int | None = None,
-                         cache_dir: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
-    """Fig. 17: supervised MPO (bond ``bond_dim``) on TT-SVD-factorised inputs for each chi_in, plus the
-    dense-input reference.  Each finished fit is stored at once (experiment "compression-ttsvd") and
-    skipped on a rerun.  Returns {"rows": [...], "dense_size": entries of a dense input, "meta": ...}."""
-    from tnmat.compression import n_input_parameters, tt_svd
-    from tnmat.experiments.store import config_key
-    from tnmat.networks import MPO
+# ---------------------------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class FitSettings:
+    """Adam settings of one fit (:func:`fit_factorised` or the autoencoder): early stopping on the
+    validation MSE after ``patience`` epochs without improvement (None: run all epochs)."""
 
-    st = _open_store(store)
-    data = alloy_benchmark_data(n_train=n_train, n_test=n_test, seed=seed, cache_dir=cache_dir, progress=progress)
-    tr, va = _train_val(n_train, seed)
-    dt = getattr(torch, dtype)
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    max_epochs: int = 100
+    patience: int | None = 10
+
+
+@dataclass(frozen=True)
+class TTSVDSettings:
+    """Fig. 17: a supervised MPO of bond ``bond_dim`` on inputs TT-SVD-factorised at each ``chi_in`` (and on
+    the dense inputs when ``dense_reference``), trained with ``fit`` in ``dtype``."""
+
+    chi_in: Sequence[int] = (1, 2, 4, 8, 16, 32)
+    bond_dim: int = 4
+    dense_reference: bool = True
+    fit: FitSettings = FitSettings(max_epochs=60, patience=8)
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class AutoencoderSettings:
+    """Table I: an MPO autoencoder (chi_enc = chi_dec = ``bond_dim_ae``, trained with ``ae`` on at most
+    ``ae_n_train`` rows) for each ``d_latent``, then an MPS of bond ``bond_dim_mps`` trained with ``mps`` on
+    the encoded inputs; ``uncompressed`` adds the MPS on the raw inputs."""
+
+    d_latent: Sequence[int] = (6, 4, 2)
+    bond_dim_ae: int = 6
+    bond_dim_mps: int = 10
+    uncompressed: bool = True
+    ae: FitSettings = FitSettings(learning_rate=3e-3, max_epochs=20, patience=5)
+    ae_n_train: int | None = None
+    mps: FitSettings = FitSettings()
+    dtype: str = "float32"
+
+
+def _fit_keys(fit: FitSettings) -> dict[str, Any]:
+    """The stored names of the fit settings (they enter the result keys, so they never change)."""
+    return {"lr": fit.learning_rate, "batch_size": fit.batch_size, "max_epochs": fit.max_epochs,
+            "patience": fit.patience}
+
+
+def _fit(net: torch.nn.Module, x: Inputs, y: torch.Tensor, split: tuple[torch.Tensor, torch.Tensor],
+         fit: FitSettings, seed: int) -> dict[str, Any]:
+    tr, va = split
+    return fit_factorised(net, _rows(x, tr), y[tr], _rows(x, va), y[va], learning_rate=fit.learning_rate,
+                          batch_size=fit.batch_size, max_epochs=fit.max_epochs, patience=fit.patience, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------- Fig. 17
+def _ttsvd_inputs(xtr: torch.Tensor, xte: torch.Tensor, chi: int | None) -> tuple[Inputs, Inputs, int, float]:
+    """(train inputs, test inputs, N_in per structure, relative test-input error) at ``chi`` (None: dense)."""
+    if chi is None:
+        return xtr, xte, math.prod(xtr.shape[1:]), 0.0
+    x_fit, x_test = tt_svd(xtr, max_bond=chi), tt_svd(xte, max_bond=chi)
+    return x_fit, x_test, n_input_parameters(x_fit), float((tt_to_dense(x_test) - xte).norm() / xte.norm())
+
+
+@thread_limited
+def run_ttsvd_experiment(data: AlloyBenchmark, *, store: str | Path, settings: TTSVDSettings = TTSVDSettings(),
+                         threads: int | None = None) -> dict[str, Any]:
+    """Fig. 17 on ``data`` (:func:`alloy_benchmark_data`): supervised MPO on TT-SVD-factorised inputs for each
+    chi_in, plus the dense-input reference (:class:`TTSVDSettings`).  Each finished fit is stored at once
+    (experiment "compression-ttsvd") and skipped on a rerun.  Returns {"rows": [...], "dense_size": entries
+    of a dense input, "meta": ...}."""
+    st, meta, sett = _open_store(store), data["meta"], settings
+    n_train, seed = meta["n_train"], meta["seed"]
+    split = _train_val(n_train, seed)
+    dt = getattr(torch, sett.dtype)
     xtr, xte = data["x_train"].values, data["x_test"].values
     dense_size = math.prod(xtr.shape[1:])
-    configs: list[int | None] = list(chi_in) + ([None] if dense_reference else [])
-    for chi in configs:
-        cfg = {"experiment": "compression-ttsvd", "chi_in": chi, "bond_dim": bond_dim, "n_train": n_train,
-               "n_test": n_test, "seed": seed, "lr": learning_rate, "batch_size": batch_size,
-               "max_epochs": max_epochs, "patience": patience, "dtype": dtype, "descriptor": DESCRIPTOR}
+    for chi in list(sett.chi_in) + ([None] if sett.dense_reference else []):
+        cfg = {"experiment": "compression-ttsvd", "chi_in": chi, "bond_dim": sett.bond_dim, "n_train": n_train,
+               "n_test": meta["n_test"], "seed": seed, **_fit_keys(sett.fit), "dtype": sett.dtype,
+               "descriptor": DESCRIPTOR}
         key = config_key(cfg)
         if st.has(key):
             continue
         t0 = time.perf_counter()
-        if chi is None:
-            x_fit, x_test, n_in, rel = xtr, xte, dense_size, 0.0
-        else:
-            x_fit = tt_svd(xtr, max_bond=chi)
-            x_test = tt_svd(xte, max_bond=chi)
-            n_in = n_input_parameters(x_fit)
-            from tnmat.compression import tt_to_dense
-
-            rel = float((tt_to_dense(x_test) - xte).norm() / xte.norm())
+        x_fit, x_test, n_in, rel = _ttsvd_inputs(xtr, xte, chi)
         t_svd = time.perf_counter() - t0
-        net = MPO(xtr.shape[1:], bond_dim, dtype=dt, seed=seed)
-        fit = fit_factorised(net, _rows(x_fit, tr), data["y_train"][tr], _rows(x_fit, va), data["y_train"][va],
-                             learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs,
-                             patience=patience, seed=seed)
+        net = MPO(xtr.shape[1:], sett.bond_dim, dtype=dt, seed=seed)
+        fit = _fit(net, x_fit, data["y_train"], split, sett.fit, seed)
         t1 = time.perf_counter()
         pred = _predict(net, _to(x_test, dt))
         t_pred = time.perf_counter() - t1
         pred = pred.double() * fit["y_std"] + fit["y_mean"]
         metrics = {**_errors_mev(pred, data["y_test"]), "n_in": n_in, "n_in_fraction": n_in / dense_size,
                    "input_relative_error": rel, "n_parameters": sum(p.numel() for p in net.parameters())}
-        st.put(key, {"experiment": "compression-ttsvd", "model": f"mpo-chi{bond_dim}", "n_train": n_train,
+        st.put(key, {"experiment": "compression-ttsvd", "model": f"mpo-chi{sett.bond_dim}", "n_train": n_train,
                      "split": f"seed{seed}", "params": cfg, "metrics": metrics,
                      "timings": {"ttsvd_s": t_svd, "fit_s": fit["seconds"], "predict_test_s": t_pred,
                                  **_summary_history(fit["history"])}})
     rows = [r for r in st.results("compression-ttsvd")
-            if r["params"].get("bond_dim") == bond_dim and r["params"].get("seed") == seed
-            and r["params"].get("n_train") == n_train and r["params"].get("max_epochs") == max_epochs]
+            if r["params"].get("bond_dim") == sett.bond_dim and r["params"].get("seed") == seed
+            and r["params"].get("n_train") == n_train and r["params"].get("max_epochs") == sett.fit.max_epochs]
     rows.sort(key=lambda r: (r["params"]["chi_in"] is None, r["params"]["chi_in"] or 0))
     out = [{"chi_in": r["params"]["chi_in"], **r["metrics"], "fit_s": r["timings"]["fit_s"],
             "epochs": r["timings"]["epochs"], "seconds_per_epoch": r["timings"]["seconds_per_epoch"]} for r in rows]
     # the figure is drawn by the commands layer (``tnmat compress ttsvd``) from these rows
-    return {"rows": out, "dense_size": dense_size, "meta": data["meta"]}
+    return {"rows": out, "dense_size": dense_size, "meta": meta}
 
 
 # ---------------------------------------------------------------------------------------------- Table I
@@ -225,79 +275,78 @@ PAPER_TABLE_I = {  # Sommer & Dunham, Table I (DFT BA10): test RMSE (MAE) meV/at
     None: (14.8, 9.9), 6: (16.3, 11.2), 4: (19.3, 13.9), 2: (103.2, 77.8)}
 
 
-@thread_limited
-def run_autoencoder_experiment(*, store: str | Path, d_latent: Sequence[int] = (6, 4, 2), bond_dim_ae: int = 6,
-                               bond_dim_mps: int = 10, uncompressed: bool = True, n_train: int = 1600,
-                               n_test: int = 1000, seed: int = 0, ae_learning_rate: float = 3e-3,
-                               ae_batch_size: int = 32, ae_max_epochs: int = 20, ae_patience: int | None = 5,
-                               ae_n_train: int | None = None,
-                               learning_rate: float = 1e-3, batch_size: int = 32, max_epochs: int = 100,
-                               patience: int | None = 10, dtype: str = "float32", threads: int | None = None,
-                               model_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                               progress: bool = False) -> dict[str, Any]:
-    """Table I: for each d_latent an MPO autoencoder (chi_enc = chi_dec = ``bond_dim_ae``) trained on the
-    1600 training inputs (20 % of them for early stopping; ``ae_n_train`` caps the autoencoder's
-    training rows, and its validation rows at a quarter of that, to save time), its test reconstruction
-    RMSE/MAE (standardised descriptor units) and the test RMSE/MAE of an MPS (``bond_dim_mps``) trained on
-    the encoded inputs; plus the uncompressed row.  Each row is stored at once (experiment "compression-autoencoder").
-    Returns {"rows": [...], "paper": PAPER_TABLE_I, "meta": ...}."""
-    from tnmat.experiments.store import config_key
-    from tnmat.networks import MPS
-    from tnmat.training import MPOAutoencoder
-
-    st = _open_store(store)
-    data = alloy_benchmark_data(n_train=n_train, n_test=n_test, seed=seed, cache_dir=cache_dir, progress=progress)
-    tr, va = _train_val(n_train, seed)
-    dt = getattr(torch, dtype)
+def _encode(data: AlloyBenchmark, dl: int, sett: AutoencoderSettings, split: tuple[torch.Tensor, torch.Tensor],
+            model_dir: str | Path | None) -> tuple[torch.Tensor, torch.Tensor, dict, dict]:
+    """Train the autoencoder of latent dimension ``dl``; (standardised encoded train and test inputs,
+    metrics, timings)."""
+    dt = getattr(torch, sett.dtype)
     xtr, xte = data["x_train"].values.to(dt), data["x_test"].values.to(dt)
-    d_in = xtr.shape[1]
-    n_sites = xtr.ndim - 1
-    configs: list[int | None] = ([None] if uncompressed else []) + list(d_latent)
-    for dl in configs:
-        cfg = {"experiment": "compression-autoencoder", "d_latent": dl, "bond_dim_ae": bond_dim_ae,
-               "bond_dim_mps": bond_dim_mps, "n_train": n_train, "n_test": n_test, "seed": seed,
-               "ae": {"lr": ae_learning_rate, "batch_size": ae_batch_size, "max_epochs": ae_max_epochs,
-                      "patience": ae_patience, "n_train": ae_n_train},
-               "mps": {"lr": learning_rate, "batch_size": batch_size, "max_epochs": max_epochs, "patience": patience},
-               "dtype": dtype, "descriptor": DESCRIPTOR}
+    seed = data["meta"]["seed"]
+    t0 = time.perf_counter()
+    ae = MPOAutoencoder(d_latent=dl, bond_dim_encoder=sett.bond_dim_ae, bond_dim_decoder=sett.bond_dim_ae,
+                        learning_rate=sett.ae.learning_rate, batch_size=sett.ae.batch_size,
+                        max_epochs=sett.ae.max_epochs, patience=sett.ae.patience, dtype=sett.dtype,
+                        random_state=seed, init_noise=1e-2)
+    tr, va = split
+    ae_tr = tr if sett.ae_n_train is None else tr[:sett.ae_n_train]
+    ae_va = va if sett.ae_n_train is None else va[: max(32, sett.ae_n_train // 4)]
+    ae.fit(xtr[ae_tr], X_val=xtr[ae_va])
+    timings = {"ae_fit_s": time.perf_counter() - t0, "ae": _summary_history(ae.history_)}
+    rec = ae.reconstruction_errors(xte)
+    metrics = {"recon_rmse": rec["rmse"], "recon_mae": rec["mae"], "recon_relative": rec["relative"],
+               "ae_parameters": ae.n_parameters_}
+    if model_dir is not None:
+        ae.save(Path(model_dir) / f"autoencoder-dlat{dl}.pt")
+    z_all, mean, std = LegTensor(ae.transform(xtr).double(), data["x_train"].legs).standardise()
+    return z_all.values.to(dt), ((ae.transform(xte).double() - mean) / std).to(dt), metrics, timings
+
+
+@thread_limited
+def run_autoencoder_experiment(data: AlloyBenchmark, *, store: str | Path,
+                               settings: AutoencoderSettings = AutoencoderSettings(),
+                               model_dir: str | Path | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Table I on ``data`` (:func:`alloy_benchmark_data`, 20 % of its training rows for early stopping): for
+    each d_latent an MPO autoencoder, its test reconstruction RMSE/MAE (standardised descriptor units) and
+    the test RMSE/MAE of an MPS trained on the encoded inputs; plus the uncompressed row
+    (:class:`AutoencoderSettings`).  Each row is stored at once (experiment "compression-autoencoder").
+    Returns {"rows": [...], "paper": PAPER_TABLE_I, "meta": ...}."""
+    st, meta, sett = _open_store(store), data["meta"], settings
+    n_train, seed = meta["n_train"], meta["seed"]
+    split = _train_val(n_train, seed)
+    dt = getattr(torch, sett.dtype)
+    d_in, n_sites = data["x_train"].values.shape[1], data["x_train"].values.ndim - 1
+    for dl in ([None] if sett.uncompressed else []) + list(sett.d_latent):
+        cfg = {"experiment": "compression-autoencoder", "d_latent": dl, "bond_dim_ae": sett.bond_dim_ae,
+               "bond_dim_mps": sett.bond_dim_mps, "n_train": n_train, "n_test": meta["n_test"], "seed": seed,
+               "ae": {**_fit_keys(sett.ae), "n_train": sett.ae_n_train}, "mps": _fit_keys(sett.mps),
+               "dtype": sett.dtype, "descriptor": DESCRIPTOR}
         key = config_key(cfg)
         if st.has(key):
             continue
-        timings: dict[str, Any] = {}
         metrics: dict[str, Any] = {"compression_ratio": 1.0 if dl is None else (dl / d_in) ** n_sites}
         if dl is None:
-            ztr, zte = xtr, xte
+            ztr, zte, timings = data["x_train"].values.to(dt), data["x_test"].values.to(dt), {}
             metrics.update(recon_rmse=0.0, recon_mae=0.0, recon_relative=0.0)
         else:
-            t0 = time.perf_counter()
-            ae = MPOAutoencoder(d_latent=dl, bond_dim_encoder=bond_dim_ae, bond_dim_decoder=bond_dim_ae,
-                                learning_rate=ae_learning_rate, batch_size=ae_batch_size, max_epochs=ae_max_epochs,
-                                patience=ae_patience, dtype=dtype, random_state=seed, init_noise=1e-2)
-            ae_tr = tr if ae_n_train is None else tr[:ae_n_train]
-            ae_va = va if ae_n_train is None else va[: max(32, ae_n_train // 4)]
-            ae.fit(xtr[ae_tr], X_val=xtr[ae_va])
-            timings["ae_fit_s"] = time.perf_counter() - t0
-            timings["ae"] = _summary_history(ae.history_)
-            rec = ae.reconstruction_errors(xte)
-            metrics.update(recon_rmse=rec["rmse"], recon_mae=rec["mae"], recon_relative=rec["relative"],
-                           ae_parameters=ae.n_parameters_)
-            if model_dir is not None:
-                ae.save(Path(model_dir) / f"autoencoder-dlat{dl}.pt")
-            z_all, mean, std = LegTensor(ae.transform(xtr).double(), data["x_train"].legs).standardise()
-            ztr = z_all.values.to(dt)
-            zte = ((ae.transform(xte).double() - mean) / std).to(dt)
-        net = MPS(ztr.shape[1:], bond_dim_mps, dtype=dt, seed=seed)
-        fit = fit_factorised(net, ztr[tr], data["y_train"][tr], ztr[va], data["y_train"][va],
-                             learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs,
-                             patience=patience, seed=seed)
+            ztr, zte, rec, timings = _encode(data, dl, sett, split, model_dir)
+            metrics.update(rec)
+        net = MPS(ztr.shape[1:], sett.bond_dim_mps, dtype=dt, seed=seed)
+        fit = _fit(net, ztr, data["y_train"], split, sett.mps, seed)
         pred = _predict(net, zte).double() * fit["y_std"] + fit["y_mean"]
         metrics.update(_errors_mev(pred, data["y_test"]), mps_parameters=sum(p.numel() for p in net.parameters()))
         timings.update(mps_fit_s=fit["seconds"], mps=_summary_history(fit["history"]))
-        st.put(key, {"experiment": "compression-autoencoder", "model": f"mps-chi{bond_dim_mps}", "n_train": n_train,
-                     "split": f"seed{seed}", "params": cfg, "metrics": metrics, "timings": timings})
+        st.put(key, {"experiment": "compression-autoencoder", "model": f"mps-chi{sett.bond_dim_mps}",
+                     "n_train": n_train, "split": f"seed{seed}", "params": cfg, "metrics": metrics,
+                     "timings": timings})
+    return {"rows": _autoencoder_rows(st, sett, n_train, seed, d_in),
+            "paper": {str(k): v for k, v in PAPER_TABLE_I.items()}, "meta": meta}
+
+
+def _autoencoder_rows(st: Any, sett: AutoencoderSettings, n_train: int, seed: int, d_in: int) -> list[dict]:
+    """The stored Table I rows of these settings, largest d_latent first, with the paper's numbers."""
     rows = [r for r in st.results("compression-autoencoder")
-            if r["params"].get("bond_dim_ae") == bond_dim_ae and r["params"].get("seed") == seed
-            and r["params"].get("n_train") == n_train and r["params"]["ae"].get("max_epochs") == ae_max_epochs]
+            if r["params"].get("bond_dim_ae") == sett.bond_dim_ae and r["params"].get("seed") == seed
+            and r["params"].get("n_train") == n_train and r["params"]["ae"].get("max_epochs") == sett.ae.max_epochs]
     rows.sort(key=lambda r: -(r["params"]["d_latent"] or d_in + 1))
     out = []
     for r in rows:
@@ -306,7 +355,7 @@ def run_autoencoder_experiment(*, store: str | Path, d_latent: Sequence[int] = (
         out.append({"d_latent": dl, **r["metrics"], "paper_rmse_mev": paper[0] if paper else None,
                     "paper_mae_mev": paper[1] if paper else None,
                     "ae_epochs": r["timings"].get("ae", {}).get("epochs"), "mps_epochs": r["timings"]["mps"]["epochs"]})
-    return {"rows": out, "paper": {str(k): v for k, v in PAPER_TABLE_I.items()}, "meta": data["meta"]}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- reporting

@@ -17,6 +17,7 @@ configuration reads the stored record and only redraws when asked.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
 from tnmat.threads import thread_limited
 
-__all__ = ["run_latent_experiment", "knn_scores", "nmd18_power_spectrum"]
+__all__ = ["LatentSettings", "run_latent_experiment", "knn_scores", "nmd18_power_spectrum"]
 
 SOAP = {"species": ("O", "Al", "Ga", "In"), "r_cut": 6.0, "n_max": 4, "l_max": 3, "sigma": 0.5}
 
@@ -69,71 +70,94 @@ def knn_scores(embedding: np.ndarray, *, spacegroup: np.ndarray, composition: np
     }
 
 
-@thread_limited
-def run_latent_experiment(*, store: str | Path, nmd18_root: str | Path | None = None, n_train: int = 1000,
-                          bond_dim: int = 4, max_epochs: int = 300, patience: int | None = 30,
-                          learning_rate: float = 3e-3, batch_size: int = 32, seed: int = 0, perplexity: float = 30.0,
-                          descriptors: str | Path | None = None, threads: int | None = None,
-                          progress: bool = False) -> dict[str, Any]:
-    """Fig. 16: train the MERA, embed input and hidden layers with t-SNE and score the embeddings.
-    Returns the stored record: MERA test errors (meV/cation on the 2000 structures not used for training),
-    per-embedding k-NN scores, feature dimensions, and ``embeddings_file`` (the 2-D embeddings, .npz) from
-    which ``tnmat latent`` draws the figure."""
-    from sklearn.manifold import TSNE
+@dataclass(frozen=True)
+class LatentSettings:
+    """Fig. 16: a MERA of bond ``bond_dim`` trained (Adam, float64) on ``n_train`` structures drawn by
+    ``seed`` from the official training split, t-SNE with ``perplexity``."""
 
-    from tnmat.data import load_nmd18
-    from tnmat.experiments.compression import _open_store
-    from tnmat.experiments.store import config_key
-    from tnmat.training import MERARegressor
+    n_train: int = 1000
+    bond_dim: int = 4
+    max_epochs: int = 300
+    patience: int | None = 30
+    learning_rate: float = 3e-3
+    batch_size: int = 32
+    seed: int = 0
+    perplexity: float = 30.0
 
-    st = _open_store(store)
-    cfg = {"experiment": "latent-tsne", "n_train": n_train, "bond_dim": bond_dim, "max_epochs": max_epochs,
-           "patience": patience, "lr": learning_rate, "batch_size": batch_size, "seed": seed,
-           "perplexity": perplexity, "soap": {k: list(v) if isinstance(v, tuple) else v for k, v in SOAP.items()}}
-    key = config_key(cfg)
-    ds = load_nmd18(nmd18_root, geometry="relaxed")
+
+def _labels(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(formation energy, composition (x_Al, x_Ga, x_In), spacegroup) of the NMD18 structures."""
     meta = ds.metadata
-    energy = np.asarray(ds.targets["formation_energy"], dtype=float)
     comp = np.stack([np.asarray(meta["x_al"], float), np.asarray(meta["x_ga"], float),
                      np.asarray(meta["x_in"], float)], 1)
-    sg = np.asarray(meta["spacegroup"]).astype(int)
+    return np.asarray(ds.targets["formation_energy"], dtype=float), comp, np.asarray(meta["spacegroup"]).astype(int)
+
+
+def _fit_mera(ds: Any, x: LegTensor, sett: LatentSettings) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+    """Train the MERA; (estimator, feature spaces: standardised input and every hidden layer, summary)."""
+    from tnmat.training import MERARegressor
+
+    energy = _labels(ds)[0]
+    train_pool = np.flatnonzero(np.asarray(ds.metadata["split"]) == "train")
+    chosen = np.random.default_rng(sett.seed).choice(train_pool, size=sett.n_train, replace=False)
+    rest = np.setdiff1d(np.arange(len(ds)), chosen)
+    est = MERARegressor(bond_dim=sett.bond_dim, max_epochs=sett.max_epochs, patience=sett.patience,
+                        learning_rate=sett.learning_rate, batch_size=sett.batch_size, random_state=sett.seed,
+                        dtype="float64")
+    t0 = time.perf_counter()
+    est.fit(x.select(chosen), energy[chosen])
+    t_fit = time.perf_counter() - t0
+    rest_rmse, rest_mae = rmse_mae(energy[rest], est.predict(x.select(rest)), what="latent: MERA")
+    net = est.network_
+    xs = ((x.values - est.x_mean_) / est.x_std_).to(next(net.parameters()).dtype)
+    with torch.no_grad():
+        hidden = [h.double().numpy() for h in net.latent(xs)]
+    spaces = {"input": xs.reshape(len(xs), -1).double().numpy(), **{f"layer{k + 1}": h for k, h in
+                                                                    enumerate(hidden)}}
+    summary = {"n_parameters": int(est.n_parameters_), "epochs": int(est.n_epochs_), "rest_rmse_mev": rest_rmse,
+               "rest_mae_mev": rest_mae, "n_rest": int(len(rest)), "fit_s": t_fit}
+    return est, spaces, summary
+
+
+@thread_limited
+def run_latent_experiment(ds: Any, x: LegTensor, *, store: str | Path, settings: LatentSettings = LatentSettings(),
+                          threads: int | None = None) -> dict[str, Any]:
+    """Fig. 16 on the NMD18 dataset ``ds`` and its power spectra ``x`` (:func:`nmd18_power_spectrum`): train the
+    MERA, embed input and hidden layers with t-SNE and score the embeddings.  Returns the stored record: MERA
+    test errors (meV/cation on the structures not used for training), per-embedding k-NN scores, feature
+    dimensions, and ``embeddings_file`` (the 2-D embeddings, .npz) from which ``tnmat latent`` draws the
+    figure.  A stored record with its embeddings is returned without refitting."""
+    from sklearn.manifold import TSNE
+
+    from tnmat.experiments.compression import _open_store
+    from tnmat.experiments.store import config_key
+
+    if len(x) != len(ds):
+        raise ValueError(f"latent experiment: {len(x)} descriptor rows for {len(ds)} structures")
+    st, sett = _open_store(store), settings
+    cfg = {"experiment": "latent-tsne", "n_train": sett.n_train, "bond_dim": sett.bond_dim,
+           "max_epochs": sett.max_epochs, "patience": sett.patience, "lr": sett.learning_rate,
+           "batch_size": sett.batch_size, "seed": sett.seed, "perplexity": sett.perplexity,
+           "soap": {k: list(v) if isinstance(v, tuple) else v for k, v in SOAP.items()}}
+    key = config_key(cfg)
     emb_path = Path(store).with_name(f"latent-embeddings-{key[:10]}.npz") if not hasattr(store, "path") else None
     record = st.get(key)
     if record is None or emb_path is None or not emb_path.is_file():
-        t0 = time.perf_counter()
-        x = nmd18_power_spectrum(ds, descriptors=descriptors, progress=progress)
-        t_desc = time.perf_counter() - t0
-        train_pool = np.flatnonzero(np.asarray(meta["split"]) == "train")
-        chosen = np.random.default_rng(seed).choice(train_pool, size=n_train, replace=False)
-        rest = np.setdiff1d(np.arange(len(ds)), chosen)
-        est = MERARegressor(bond_dim=bond_dim, max_epochs=max_epochs, patience=patience,
-                            learning_rate=learning_rate, batch_size=batch_size, random_state=seed, dtype="float64")
-        t0 = time.perf_counter()
-        est.fit(x.select(chosen), energy[chosen])
-        t_fit = time.perf_counter() - t0
-        rest_rmse, rest_mae = rmse_mae(energy[rest], est.predict(x.select(rest)), what="latent: MERA")
-        net = est.network_
-        xs = ((x.values - est.x_mean_) / est.x_std_).to(next(net.parameters()).dtype)
-        with torch.no_grad():
-            hidden = [h.double().numpy() for h in net.latent(xs)]
-        spaces = {"input": xs.reshape(len(xs), -1).double().numpy(), **{f"layer{k + 1}": h for k, h in
-                                                                        enumerate(hidden)}}
+        energy, comp, sg = _labels(ds)
+        est, spaces, mera = _fit_mera(ds, x, sett)
         embeddings, scores, dims = {}, {}, {}
         t0 = time.perf_counter()
         for name, feats in spaces.items():
             # t-SNE needs distinct points; constant columns carry nothing and are dropped
             feats = feats[:, feats.std(0) > 1e-12]
             dims[name] = int(feats.shape[1])
-            e = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(feats)
+            e = TSNE(n_components=2, perplexity=sett.perplexity, init="pca", random_state=sett.seed).fit_transform(
+                feats)
             embeddings[name] = e
-            scores[name] = knn_scores(e, spacegroup=sg, composition=comp[:, [0, 2]], energy=energy, seed=seed)
-        t_tsne = time.perf_counter() - t0
-        record = {"experiment": "latent-tsne", "params": cfg,
-                  "mera": {"n_parameters": int(est.n_parameters_), "epochs": int(est.n_epochs_),
-                           "rest_rmse_mev": rest_rmse, "rest_mae_mev": rest_mae,
-                           "n_rest": int(len(rest))},
-                  "feature_dims": dims, "knn": scores,
-                  "timings": {"descriptors_s": t_desc, "fit_s": t_fit, "tsne_s": t_tsne}}
+            scores[name] = knn_scores(e, spacegroup=sg, composition=comp[:, [0, 2]], energy=energy, seed=sett.seed)
+        t_fit = mera.pop("fit_s")
+        record = {"experiment": "latent-tsne", "params": cfg, "mera": mera, "feature_dims": dims, "knn": scores,
+                  "timings": {"fit_s": t_fit, "tsne_s": time.perf_counter() - t0}}
         if not st.has(key):
             st.put(key, record)
         if emb_path is not None:
