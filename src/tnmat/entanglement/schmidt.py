@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import torch
 
 from tnmat.entanglement._arrays import as_array, as_cores, parse_partition
+from tnmat.networks.base import chain_to_dense
 
 __all__ = ["schmidt_values", "mps_schmidt_values", "mps_to_dense", "mps_norm", "normalise_spectrum",
            "MPS_METHODS"]
@@ -79,12 +81,9 @@ def schmidt_values(state: Any, partition: Iterable[int | str], *, legs: Sequence
 
 
 def mps_to_dense(cores: Sequence[Any]) -> np.ndarray:
-    """Contract MPS cores (chi_l, d, chi_r) into the tensor of shape (d_1, ..., d_N)."""
-    cs = as_cores(cores)
-    w = np.ones((1, 1), dtype=np.result_type(*cs))
-    for c in cs:
-        w = (w @ c.reshape(c.shape[0], -1)).reshape(-1, c.shape[2])
-    return w.reshape([c.shape[1] for c in cs])
+    """Contract MPS cores (chi_l, d, chi_r) into the float64 tensor of shape (d_1, ..., d_N) (the networks' one
+    contraction, :func:`tnmat.networks.chain_to_dense`)."""
+    return chain_to_dense([torch.from_numpy(np.asarray(c)) for c in as_cores(cores)]).numpy()
 
 
 def mps_norm(cores: Sequence[Any]) -> float:

@@ -44,9 +44,10 @@ def dense_from_cores(cores: Factorised) -> torch.Tensor:
 
 
 def chain_to_dense(cores: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Contract open-chain weight cores (l, p, r) (boundary bonds 1) into the tensor (p_1, ..., p_N) in
-    float64, detached (a batch of one for :func:`dense_from_cores`)."""
-    return dense_from_cores([c.detach().to(torch.float64).unsqueeze(0) for c in cores])[0]
+    """Contract open-chain cores (l, p, r) (boundary bonds 1) into the tensor (p_1, ..., p_N) in float64
+    (complex128 for complex cores), detached (a batch of one for :func:`dense_from_cores`)."""
+    return dense_from_cores([c.detach().to(torch.promote_types(c.dtype, torch.float64)).unsqueeze(0)
+                             for c in cores])[0]
 
 
 class TensorNetwork(nn.Module):
