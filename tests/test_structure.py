@@ -51,7 +51,6 @@ ALLOWED_LONG_FUNCTIONS: dict[str, str] = {
 }
 ALLOWED_MANY_PARAMETERS: dict[str, str] = {
     "tnmat.data.alloy_forces:generate_rattled_alloys": "11 generator settings (issue 16)",
-    "tnmat.training.engine:train_network": "11 parameters (training engine, issue 13a / 12)",
 }
 ALLOWED_UPWARD_IMPORTS: dict[tuple[str, str], str] = {}
 

@@ -12,6 +12,7 @@ import inspect
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -269,7 +270,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         """Fit the network's weights in place: Adam on MSE (paper Appendix D).  Estimators with other
         solvers override this; ``refit_rows()`` gives every training structure (None when none was held
         out)."""
-        return train_network(net, train_rows, y_train, cfg, val=val_rows, y_val=y_val, y_scale=self.y_std_,
+        return train_network(net, train_rows, y_train, replace(cfg, y_scale=self.y_std_), val=val_rows, y_val=y_val,
                              generator=generator, callbacks=list(self.callbacks or ()), estimator=self,
                              intercept=intercept)
 

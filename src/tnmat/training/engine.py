@@ -43,6 +43,8 @@ class TrainConfig:
     lr_schedule: str | None
     verbose: int = 0
     description: str = "training"
+    #: target standard deviation: converts the losses on standardised targets to target units (history)
+    y_scale: float = 1.0
 
 
 @dataclass
@@ -187,7 +189,6 @@ def train_network(
     *,
     val: Rows | None = None,
     y_val: torch.Tensor | None = None,
-    y_scale: float = 1.0,
     generator: torch.Generator,
     callbacks: Sequence[Callable[..., Any]] = (),
     estimator: Any = None,
@@ -197,8 +198,8 @@ def train_network(
 
     ``train``/``val`` hold dense or factorised network inputs (:class:`~tnmat.training._data.Rows`);
     ``y_train``/``y_val`` are standardised targets, one per structure, or one tensor per structure (the
-    MSE is then the mean over all entries: the autoencoder's reconstruction loss); ``y_scale`` (the target
-    standard deviation) converts the losses to target units for the history.  ``callbacks`` are called as
+    MSE is then the mean over all entries: the autoencoder's reconstruction loss); ``cfg.y_scale`` (the
+    target standard deviation) converts the losses to target units for the history.  ``callbacks`` are called as
     ``cb(estimator, epoch, step, logs)`` at the end of every epoch, and, for those with
     ``every_step=True``, also once before training (step 0) and after every optimiser step; a callback
     returning ``True`` stops training after the current epoch.  ``intercept`` (optional scalar parameter)
@@ -213,7 +214,7 @@ def train_network(
     opt = torch.optim.Adam(groups, lr=cfg.learning_rate)
     sched = _make_scheduler(opt, cfg)
     loop = _Loop(net, opt, cfg, generator, intercept, estimator, callbacks,
-                 [cb for cb in callbacks if getattr(cb, "every_step", False)], float(y_scale) ** 2)
+                 [cb for cb in callbacks if getattr(cb, "every_step", False)], float(cfg.y_scale) ** 2)
     hist: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "lr": [], "seconds": []}
     res = TrainResult(history=hist)
     best_loss, best_state, since_best = math.inf, None, 0

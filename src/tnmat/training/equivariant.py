@@ -210,9 +210,10 @@ class EquivariantRegressor(BaseEstimator):
         cfg = TrainConfig(learning_rate=float(self.learning_rate), batch_size=int(self.batch_size),
                           max_epochs=int(self.max_epochs), patience=self.patience,
                           weight_decay=float(self.weight_decay), lr_schedule=self.lr_schedule,
-                          verbose=int(self.verbose), description=f"{type(self).__name__}({self.model})")
+                          verbose=int(self.verbose), description=f"{type(self).__name__}({self.model})",
+                          y_scale=self.y_scale_)
         res = train_network(self.network_, Rows(x=rows[tr]), yz[tr].to(dt), cfg, val=val_rows, y_val=y_val_t,
-                            y_scale=self.y_scale_, generator=torch.Generator().manual_seed(seed))
+                            generator=torch.Generator().manual_seed(seed))
         self.history_, self.best_epoch_, self.n_epochs_ = res.history, res.best_epoch, res.n_epochs
         return self
 
