@@ -121,8 +121,9 @@ class DensityFunction(torch.autograd.Function):
                 (g,) = torch.autograd.grad(ref, vec, grad, create_graph=True)
             return g, None, None
         gamma, transform, _, shtab, cut = constants(density)
-        gv = K.density_backward(np.ascontiguousarray(grad.detach().cpu().double().numpy()),
-                                vec.detach().cpu().double().numpy(), pairs.center.numpy(), pairs.neighbor.numpy(),
-                                pairs.pair_ptr, pairs.atom_ptr, pairs.atom_species.numpy().astype(np.int64), gamma,
-                                transform, shtab, cut)
+        with numba_threads(density.n_jobs):
+            gv = K.density_backward(np.ascontiguousarray(grad.detach().cpu().double().numpy()),
+                                    vec.detach().cpu().double().numpy(), pairs.center.numpy(),
+                                    pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
+                                    pairs.atom_species.numpy().astype(np.int64), gamma, transform, shtab, cut)
         return torch.from_numpy(gv).to(vec), None, None

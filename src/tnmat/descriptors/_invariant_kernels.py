@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from tnmat.descriptors._kernels import threaded
 from tnmat.so3 import real_clebsch_gordan
 
 
@@ -146,7 +147,7 @@ def _expansion(P: int, l_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return full, uidx, factor
 
 
-@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
+@threaded(fastmath=True, error_model="numpy")
 def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_unique):
     """out[g, u] = sum over the atoms of row g (atoms[row_ptr[g]:row_ptr[g+1]]) of scale[atom] * B3_unique[atom, u].
 
@@ -197,7 +198,7 @@ def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_uni
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
+@threaded(fastmath=True, error_model="numpy")
 def power_spectrum_rows(at, row_ptr, atoms, scale, l_max):
     """out[g, p1, p2, l] = sum over the atoms of row g of scale[atom] (-1)^l / sqrt(2l+1) sum_m A[p1, lm] A[p2, lm]
     (B2, paper eq. 11, in the real basis).  at: (X, n_lm, P).  Only p1 <= p2 is accumulated per atom; the

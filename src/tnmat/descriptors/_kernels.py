@@ -7,7 +7,8 @@ the closed-form projections ``e_{n'l}(d) = exp(-gamma_{n'l} d^2) f_c(d)`` times 
 No per-pair intermediate arrays: one pair's 16-100 numbers live in small scratch buffers.
 
 Parallelism is over structures (``prange``): every structure is handled by one thread in a fixed order, so
-results are bitwise identical for any thread count.  ``cache=True`` stores the machine code next to this
+results are bitwise identical for any thread count; each kernel has a serial build for one thread
+(:class:`threaded`).  ``cache=True`` stores the machine code next to this
 file (``__pycache__``); the first call in a fresh environment compiles for ~10-20 s, later processes load it.
 """
 
@@ -16,10 +17,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+import threading
+import types
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numba import njit, prange
+
+_STATE = threading.local()  # numba threads requested by the innermost numba_threads() of this thread
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
@@ -35,15 +40,50 @@ def resolve_jobs(n_jobs: int | None) -> int:
 @contextlib.contextmanager
 def numba_threads(n_jobs: int | None) -> Iterator[None]:
     """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: work is split by
-    structure or atom, each handled by one thread in a fixed order)."""
+    structure or atom, each handled by one thread in a fixed order).  One thread runs the serial builds of
+    the kernels, which never touch numba's threading layer (thread-safe, no spinning worker threads)."""
     import numba
 
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS))
+    jobs = min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS)
+    prev = getattr(_STATE, "jobs", 1)
+    _STATE.jobs = jobs
+    old = numba.get_num_threads() if jobs > 1 else None
+    if jobs > 1:
+        if numba.config.THREADING_LAYER == "default" and "NUMBA_THREADING_LAYER" not in os.environ:
+            # measured on the shared 2-core machine (load ~8): 2 threads took 2.2x the 1-thread time with the
+            # OpenMP layer (spinning workers), 0.9x with numba's workqueue; takes effect before the first launch
+            numba.config.THREADING_LAYER = "workqueue"
+        numba.set_num_threads(jobs)
     try:
         yield
     finally:
-        numba.set_num_threads(old)
+        _STATE.jobs = prev
+        if old is not None:
+            numba.set_num_threads(old)
+
+
+class threaded:  # noqa: N801 (used as a decorator)
+    """Decorator: a serial and a ``parallel=True`` build of one kernel (``prange`` is ``range`` in the
+    serial one), called according to the enclosing :func:`numba_threads` (default: serial)."""
+
+    def __init__(self, fn: Callable | None = None, **options) -> None:
+        self.options = options
+        if fn is not None:
+            self._build(fn)
+
+    def _build(self, fn: Callable) -> None:
+        serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                    fn.__closure__)
+        serial.__qualname__ = fn.__qualname__ + "_serial"  # a separate on-disk cache entry
+        self.serial = njit(cache=True, **self.options)(serial)
+        self.parallel = njit(cache=True, parallel=True, **self.options)(fn)
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args):
+        if not hasattr(self, "serial"):  # @threaded(**options)
+            self._build(args[0])
+            return self
+        return (self.parallel if getattr(_STATE, "jobs", 1) > 1 else self.serial)(*args)
 
 
 # ----------------------------------------------------------------------------- neighbour search
@@ -106,7 +146,7 @@ def _structure_pairs(pos, cell, inv, periodic, r_cut, out_i, out_j, out_s, out_v
     return count
 
 
-@njit(cache=True, parallel=True)
+@threaded
 def neighbor_pairs(positions, cells, invs, periodic, atom_ptr, r_cut):
     """Half neighbour lists of a batch of structures (atoms numbered consecutively), two passes (count, fill)
     in parallel over structures.  Returns (pair_ptr, i, j, shifts, vectors); indices are batch-global."""
@@ -276,7 +316,7 @@ def _transform(prim, out, a0, species, transform, self_term):
                 out[a0 + i, species[a0 + i], n, 0] += self_term[n]
 
 
-@njit(cache=True, parallel=True)
+@threaded
 def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, gamma, transform, self_term,
                     shtab, cut):
     """A[i, a, n, lm] (float64) of a batch from a grouped half pair list: per structure (in parallel),
@@ -302,7 +342,7 @@ def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, gamma, 
     return out, bad
 
 
-@njit(cache=True, parallel=True)
+@threaded
 def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, gamma, transform,
                            self_term, shtab, cut):
     """As :func:`density_forward`, with the neighbour search fused in (no pair list is ever stored): the
@@ -354,7 +394,7 @@ def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, 
     return out, bad
 
 
-@njit(cache=True, parallel=True)
+@threaded
 def density_backward(grad_a, vec, pi, pj, pair_ptr, atom_ptr, species, gamma, transform, shtab, cut):
     """d(sum grad_a * A)/d vec (P, 3): the transpose of :func:`density_forward` (same pairs, same order)."""
     kappa, top, ca, cb = shtab
