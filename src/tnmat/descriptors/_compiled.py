@@ -6,6 +6,8 @@
   (:func:`~tnmat.descriptors._kernels.density_backward`); gradients to positions and cell flow through the
   torch expression ``v = r_j - r_i + S @ cell`` that builds the vectors.  Double backward (create_graph,
   e.g. training on forces) falls back to differentiating the torch reference.
+- :func:`compute_invariants`: the power spectrum / bispectrum of many structures, chunk by chunk, with every
+  chunk's rows written by the kernels straight into the preallocated output (no per-chunk copies).
 - :func:`numba_threads` (from :mod:`tnmat.descriptors._kernels`): run with a given numba thread count.
 """
 
@@ -17,15 +19,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from ase import Atoms
+from tqdm.auto import tqdm
 
 from tnmat.descriptors import _kernels as K
+from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows
 from tnmat.descriptors._kernels import numba_threads, resolve_jobs
 from tnmat.descriptors.neighbors import DIRECT_MAX_ATOMS, PairList, _check_frame, build_pairs, species_indices
+from tnmat.legtensor import LegTensor
 
-__all__ = ["DensityFunction", "expand_frames", "numba_threads", "resolve_jobs"]
+__all__ = ["DensityFunction", "compute_invariants", "expand_frames", "numba_threads", "resolve_jobs"]
 
 if TYPE_CHECKING:
     from tnmat.descriptors.density import AtomicDensity
+    from tnmat.descriptors.invariants import Invariants
 
 
 def constants(density: AtomicDensity) -> tuple:
@@ -127,3 +133,61 @@ class DensityFunction(torch.autograd.Function):
                                     pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
                                     pairs.atom_species.numpy().astype(np.int64), gamma, transform, shtab, cut)
         return torch.from_numpy(gv).to(vec), None, None
+
+
+def _rows(atoms, first: int, stop: int, average: bool, n_species: int, center: bool) -> tuple[np.ndarray, ...]:
+    """Output row of every atom of a chunk, (row pointer, atoms sorted by row, per-atom weight, n_rows):
+    rows are structures (average) or atoms, times the centre species when ``center`` (absent: zero rows)."""
+    species = atoms.atom_species.numpy()
+    x = len(species)
+    if average:
+        local = atoms.atom_structure.numpy() - first
+        scale = 1.0 / np.bincount(local, minlength=stop - first)[local]
+        base, n_base = local, stop - first
+    else:
+        scale, base, n_base = np.ones(x), np.arange(x), x
+    rows = base * n_species + species if center else base
+    n_rows = n_base * (n_species if center else 1)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+    return ptr, np.argsort(rows, kind="stable"), scale, n_rows
+
+
+def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
+                       max_atoms: int, n_jobs: int | None, progress: bool) -> LegTensor:
+    """:meth:`Invariants.compute` for orders 2 and 3 with the compiled kernels (same result layout)."""
+    dens = calc.density
+    s, n, lmax = len(dens.species), dens.n_max, dens.l_max
+    total = len(frames) if average else sum(len(a) for a in frames)
+    values = torch.empty((total, *calc.sizes), dtype=dtype)
+    if not average:  # per-atom chunks hold their rows twice at most (unique + full bispectrum): ~2^25 numbers
+        max_atoms = max(1, min(max_atoms, 2**25 // int(np.prod(calc.sizes))))
+    dest = values.numpy()
+    sidx = []
+    done = 0
+    bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(calc).__name__)
+    for first, stop, atoms, a in dens.iter_chunks(frames, dtype=torch.float64, max_atoms=max_atoms, n_jobs=n_jobs):
+        x = a.shape[0]
+        at = np.ascontiguousarray(a.numpy().reshape(x, s * n, -1).transpose(0, 2, 1))
+        ptr, order, scale, n_rows = _rows(atoms, first, stop, average, s, calc.center_species)
+        k = stop - first if average else x
+        block = dest[done : done + k]
+        with numba_threads(dens.n_jobs if n_jobs is None else n_jobs):
+            if calc.order == 2:
+                out = block if dtype == torch.float64 else np.empty(block.shape)
+                power_spectrum_rows(at, ptr, order, scale, lmax, n, out.reshape(n_rows, s, s, n, n, lmax + 1))
+            else:
+                bs = calc._bispectrum()
+                out = bispectrum_rows(at, ptr, order, scale, *bs.tables(), bs.n_unique)
+                if not calc.unique:
+                    out = calc.expand(torch.from_numpy(out)).numpy()
+        if out is not block:
+            block[...] = out.reshape(block.shape)
+        if not average:
+            sidx.append(atoms.atom_structure)
+        done += k
+        bar.update(stop - first)
+    bar.close()
+    meta = {"calculator": type(calc).__name__, "params": calc.get_params(), "species": list(dens.species)}
+    return LegTensor(values, calc.legs, structure_index=None if average else (torch.cat(sidx) if sidx else
+                                                                               torch.zeros(0, dtype=torch.long)),
+                     meta=meta)

@@ -199,14 +199,14 @@ def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_uni
 
 
 @threaded(fastmath=True, error_model="numpy")
-def power_spectrum_rows(at, row_ptr, atoms, scale, l_max):
-    """out[g, p1, p2, l] = sum over the atoms of row g of scale[atom] (-1)^l / sqrt(2l+1) sum_m A[p1, lm] A[p2, lm]
-    (B2, paper eq. 11, in the real basis).  at: (X, n_lm, P).  Only p1 <= p2 is accumulated per atom; the
-    mirror p2 > p1 is copied once per row at the end."""
+def power_spectrum_rows(at, row_ptr, atoms, scale, l_max, n_max, out):
+    """out[g, a1, a2, n1, n2, l] = sum over the atoms of row g of
+    scale[atom] (-1)^l / sqrt(2l+1) sum_m A[(a1 n1), lm] A[(a2 n2), lm] (B2, paper eq. 11, real basis), written
+    in the final layout.  at: (X, n_lm, P) with P = species x n_max.  Only p1 <= p2 is accumulated per atom;
+    the mirror is copied once per row."""
     n_rows = len(row_ptr) - 1
     P = at.shape[2]
     L = l_max + 1
-    out = np.zeros((n_rows, P, P, L))
     for g in prange(n_rows):
         acc = np.zeros((L, P, P))
         for q in range(row_ptr[g], row_ptr[g + 1]):
@@ -222,9 +222,10 @@ def power_spectrum_rows(at, row_ptr, atoms, scale, l_max):
                         src = row[p1:]
                         for i in range(P - p1):
                             dst[i] += v * src[i]
-        for l in range(L):
-            for p1 in range(P):
-                for p2 in range(p1, P):
-                    out[g, p1, p2, l] = acc[l, p1, p2]
-                    out[g, p2, p1, l] = acc[l, p1, p2]
-    return out
+        for p1 in range(P):
+            a1, n1 = p1 // n_max, p1 % n_max
+            for p2 in range(P):
+                a2, n2 = p2 // n_max, p2 % n_max
+                lo, hi = min(p1, p2), max(p1, p2)
+                for l in range(L):
+                    out[g, a1, a2, n1, n2, l] = acc[l, lo, hi]

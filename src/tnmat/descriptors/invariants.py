@@ -31,13 +31,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from ase import Atoms
 from tqdm.auto import tqdm
 
-from tnmat.descriptors._compiled import numba_threads
-from tnmat.descriptors._invariant_kernels import Bispectrum, bispectrum_rows, power_spectrum_rows
+from tnmat.descriptors._invariant_kernels import Bispectrum
 from tnmat.descriptors.density import AtomicDensity
 from tnmat.legtensor import LegTensor
 from tnmat.so3 import real_clebsch_gordan
@@ -161,40 +159,6 @@ class _FusionTree:
         full = full.reshape(-1, s, n, s, n, s, n, L, L, L).permute(0, 1, 3, 5, 2, 4, 6, 7, 8, 9)
         return full.reshape(*lead, s, s, s, n, n, n, L, L, L)
 
-    def _compiled_chunk(self, a: torch.Tensor, atoms, first: int, stop: int, average: bool,
-                        n_jobs: int | None) -> torch.Tensor:
-        """Rows of one chunk from the compiled kernels: (stop - first, *sizes) averaged, else (X, *sizes)."""
-        x, s, n = a.shape[0], a.shape[1], a.shape[2]
-        at = np.ascontiguousarray(a.detach().cpu().double().reshape(x, s * n, -1).transpose(1, 2).numpy())
-        species = atoms.atom_species.numpy()
-        local = atoms.atom_structure.numpy() - first
-        if average:
-            counts = np.bincount(local, minlength=stop - first)
-            scale = 1.0 / counts[local]
-            rows = local * s + species if self.center_species else local
-            n_rows = (stop - first) * (s if self.center_species else 1)
-        else:
-            scale, rows, n_rows = np.ones(x), np.arange(x), x
-        order = np.argsort(rows, kind="stable")
-        ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
-        with numba_threads(self.density.n_jobs if n_jobs is None else n_jobs):
-            if self.order == 2:
-                out = power_spectrum_rows(at, ptr, order, scale, self.density.l_max)
-                b = torch.from_numpy(out).reshape(n_rows, s, n, s, n, -1).permute(0, 1, 3, 2, 4, 5)
-            else:
-                bs = self._bispectrum()
-                b = torch.from_numpy(bispectrum_rows(at, ptr, order, scale, *bs.tables(), bs.n_unique))
-                if not self.unique:
-                    b = self.expand(b)
-        b = b.to(a.dtype)
-        if average and self.center_species:
-            return b.reshape(stop - first, s, *b.shape[1:])
-        if self.center_species:
-            onehot = b.new_zeros((x, s, *b.shape[1:]))
-            onehot[torch.arange(x), atoms.atom_species] = b
-            return onehot
-        return b.contiguous()
-
     # evaluation ----------------------------------------------------------------
     def from_expansion(self, a: torch.Tensor) -> torch.Tensor:
         """Per-atom descriptor (X, *sizes) from the expansion A (X, S, n, n_lm) (torch, differentiable)."""
@@ -239,24 +203,20 @@ class _FusionTree:
         frames = [frames] if isinstance(frames, Atoms) else list(frames)
         if progress is None:
             progress = sys.stderr.isatty()
-        compiled = self._compiled(device)
+        if self._compiled(device):
+            from tnmat.descriptors._compiled import compute_invariants
+
+            return compute_invariants(self, frames, average=average, dtype=dtype, max_atoms=max_atoms,
+                                      n_jobs=n_jobs, progress=progress)
         sums: list[torch.Tensor] = []
         per_atom: list[torch.Tensor] = []
         sidx: list[torch.Tensor] = []
         # bound the per-chunk output (and the fusion-tree intermediates of the same size): high body orders
         # have ~10^5-10^6 entries per atom, so chunks shrink to keep memory near 2^25 numbers
-        if not (compiled and average):  # the compiled kernels average without per-atom rows
-            max_atoms = max(1, min(max_atoms, 2**25 // math.prod(self.sizes)))
+        max_atoms = max(1, min(max_atoms, 2**25 // math.prod(self.sizes)))
         bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(self).__name__)
         for first, stop, pairs, a in self.density.iter_chunks(frames, dtype=dtype, device=device,
                                                               max_atoms=max_atoms, n_jobs=n_jobs):
-            if compiled:
-                b = self._compiled_chunk(a, pairs, first, stop, average, n_jobs)
-                (sums if average else per_atom).append(b)
-                if not average:
-                    sidx.append(pairs.atom_structure)
-                bar.update(stop - first)
-                continue
             b = self.from_expansion(a)
             if self.center_species:
                 onehot = b.new_zeros((b.shape[0], len(self.density.species), *b.shape[1:]))
