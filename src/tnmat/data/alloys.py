@@ -27,9 +27,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -123,6 +125,52 @@ def _systems(elements: Sequence[str], n_systems: int) -> list[tuple[str, str]]:
     return pairs[:n_systems]
 
 
+def _alloy_job(job: tuple[tuple[str, str], str, int]) -> tuple[list, list, list, list, list, list]:
+    """Structures and EMT mixing energies of one (binary, lattice) pair (module docstring)."""
+    (el_a, el_b), lat, max_atoms = job
+    a_a, e_a = emt_lattice_constant(el_a, lat)
+    a_b, e_b = emt_lattice_constant(el_b, lat)
+    calc = EMT()
+    out: tuple[list, list, list, list, list, list] = ([], [], [], [], [], [])
+    for k, (cell, frac, occ) in enumerate(enumerate_derivatives(lat, max_atoms)):
+        x = float(occ.mean())
+        a = (1.0 - x) * a_a + x * a_b  # Vegard's rule
+        atoms = Atoms([el_b if o else el_a for o in occ], scaled_positions=frac, cell=cell * a, pbc=True)
+        atoms.calc = calc
+        e = float(atoms.get_potential_energy()) / len(atoms)
+        atoms.calc = None
+        for col, v in zip(out, (atoms, e - ((1.0 - x) * e_a + x * e_b), f"{el_a}{el_b}-{lat}-{k:04d}",
+                                f"{el_a}{el_b}", lat, x), strict=True):
+            col.append(v)
+    return out
+
+
+def _map_jobs(jobs: list, progress: bool) -> Iterator[tuple[list, ...]]:
+    """``_alloy_job`` over ``jobs`` in order, on every available core (EMT in ASE is pure Python: ~15 ms per
+    structure, 85% of it the neighbour list), with a progress bar over jobs."""
+    n_workers = min(len(jobs), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc="alloys (system, lattice)", unit="job")
+    try:
+        if n_workers <= 1 or multiprocessing.get_start_method() != "fork":
+            for job in jobs:
+                yield _alloy_job(job)
+                if bar is not None:
+                    bar.update()
+            return
+        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for block in pool.map(_alloy_job, jobs):
+                yield block
+                if bar is not None:
+                    bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def generate_binary_alloys(*, elements: Sequence[str] = EMT_ELEMENTS, n_systems: int = 10, max_atoms: int = 8,
                            lattices: Sequence[str] = _LATTICES, seed: int = 0,
                            cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Dataset:
@@ -144,31 +192,20 @@ def generate_binary_alloys(*, elements: Sequence[str] = EMT_ELEMENTS, n_systems:
         ds = read_structures(path, target_keys=("mixing_energy",))
         ds.name, ds.source = name, f"generated (cached at {path})"
         return ds
+    jobs = [(p, lat, max_atoms) for p in pairs for lat in lattices]
+    for lat in lattices:  # computed once here, inherited by forked workers
+        enumerate_derivatives(lat, max_atoms)
+    for el in {e for p in pairs for e in p}:
+        for lat in lattices:
+            emt_lattice_constant(el, lat)
     structures: list[Atoms] = []
     e_mix: list[float] = []
     cols: dict[str, list] = {k: [] for k in ("id", "system", "lattice", "composition")}
-    jobs = [(p, lat) for p in pairs for lat in lattices]
-    if progress:
-        from tqdm.auto import tqdm
-
-        jobs = tqdm(jobs, desc="alloys (system, lattice)", unit="job")
-    for (el_a, el_b), lat in jobs:
-        a_a, e_a = emt_lattice_constant(el_a, lat)
-        a_b, e_b = emt_lattice_constant(el_b, lat)
-        calc = EMT()
-        for k, (cell, frac, occ) in enumerate(enumerate_derivatives(lat, max_atoms)):
-            x = float(occ.mean())
-            a = (1.0 - x) * a_a + x * a_b  # Vegard's rule
-            atoms = Atoms([el_b if o else el_a for o in occ], scaled_positions=frac, cell=cell * a, pbc=True)
-            atoms.calc = calc
-            e = float(atoms.get_potential_energy()) / len(atoms)
-            atoms.calc = None
-            structures.append(atoms)
-            e_mix.append(e - ((1.0 - x) * e_a + x * e_b))
-            cols["id"].append(f"{el_a}{el_b}-{lat}-{k:04d}")
-            cols["system"].append(f"{el_a}{el_b}")
-            cols["lattice"].append(lat)
-            cols["composition"].append(x)
+    for block in _map_jobs(jobs, progress):  # in job order: the data do not depend on the number of workers
+        structures += block[0]
+        e_mix += block[1]
+        for k, v in zip(("id", "system", "lattice", "composition"), block[2:], strict=True):
+            cols[k] += v
     n = len(structures)
     split = np.full(n, "train", dtype="<U5")
     split[np.random.default_rng(seed).permutation(n)[: n // 5]] = "test"
