@@ -9,14 +9,25 @@ import time
 from tnmat.commands._common import DATA_HELP, DESCRIPTOR_OPTIONS, QUIET, descriptor, load_data, option
 from tnmat.training.registry import MODEL_NAMES
 
+#: the best tensor network measured (results/sweep/sweep_nmd18.json, docs/results/sweep.md)
+DEFAULT_MODEL = "ttn"
+DEFAULT_WHY = "lowest test MAE of the sweep-fitted networks on NMD18, results/sweep/sweep_nmd18.json"
+
 NAME = "fit"
 HELP = "fit a tensor-network (or baseline) model and report test errors"
 DESCRIPTION = ("Compute (or load cached) descriptors of DATA, split off validation, train, and print validation "
                "and test RMSE/MAE.")
 OPTIONS = [
     option("data", help=DATA_HELP),
-    option("--model", choices=list(MODEL_NAMES), default="mpo", help="model (default mpo)"),
-    option("--bond-dim", type=int, default=8, help="virtual bond dimension chi (default 8)"),
+    option("--model", choices=list(MODEL_NAMES), default=DEFAULT_MODEL,
+           help=f"model (default {DEFAULT_MODEL}: {DEFAULT_WHY})"),
+    option("--bond-dim", type=int, default=8, help="virtual bond dimension chi (the cap under --solver sweep; "
+                                                   "default 8)"),
+    option("--solver", choices=["sweep", "adam"], default="sweep",
+           help="tensor networks: 'sweep' (two-site alternating least squares, adaptive bonds, ridge strength and "
+                "passes chosen on the validation part, then refitted on all training structures; default) or "
+                "'adam' (mini-batch gradient descent, --epochs/--patience/--learning-rate/--batch-size)"),
+    option("--sweeps", type=int, default=6, help="most passes of --solver sweep (default 6)"),
     option("--target", default=None, help="target key (default: formation_energy for NMD18, mixing_energy for "
                                             "alloys, else energy); 'forces' or 'stress' fit an equivariant "
                                             "model (--model mps, mpo or dense) to the structures' forces/stress"),
@@ -40,10 +51,14 @@ def estimator(args: argparse.Namespace):  # noqa: ANN201 (a fresh estimator)
     says which: a GPR has no epochs, a dense model no bond dimension)."""
     from tnmat.training.registry import make_estimator, model_spec
 
-    takes = model_spec(args.model).parameters
+    spec = model_spec(args.model)
+    takes = spec.parameters
     wanted = {"random_state": args.seed, "verbose": 0 if args.quiet else 1, "max_epochs": args.epochs,
               "learning_rate": args.learning_rate, "batch_size": args.batch_size, "patience": args.patience,
               "bond_dim": args.bond_dim}
+    # the sweep applies to the multilinear networks (not the MERA's loops, not the feature map)
+    if spec.network in ("mps", "mpo", "ttn", "dense"):
+        wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=args.validation_fraction)
     return make_estimator(args.model, **{k: v for k, v in wanted.items() if k in takes})
 
 
@@ -71,12 +86,25 @@ def run(args: argparse.Namespace) -> int:
     reg = estimator(args)
     model = StructureModel(calc, reg, local=args.local, target=target, units=units)
     t0 = time.perf_counter()
-    model.fit(X.select(fit_idx), y[fit_idx], X_val=X.select(val), y_val=y[val])
+    refit = getattr(reg, "solver", None) == "sweep"
+    if refit:  # selection on the same validation part inside the estimator, then a refit on all of train
+        model.fit(X.select(train), y[train])
+    else:
+        model.fit(X.select(fit_idx), y[fit_idx], X_val=X.select(val), y_val=y[val])
     seconds = time.perf_counter() - t0
     print(f"{args.model} on {ds.name} ({target}; {len(fit_idx)} train / {len(val)} validation / "
           f"{len(test)} test; {'local per-atom' if args.local else 'structure-averaged'} {calc.legs})")
     print(f"parameters: {getattr(reg, 'n_parameters_', None)}   fit time: {seconds:.1f} s")
-    for name, idx in (("validation", val), ("test", test)):
+    if refit and hasattr(reg, "bond_dims_"):
+        h = reg.history_
+        best = h["val_rmse"][reg.best_epoch_] if h["val_rmse"] and h["val_rmse"][0] is not None else None
+        print(f"sweeps: {h['stop_reason'][0]}; bond dimensions {reg.bond_dims_}")
+        if best is not None:
+            from tnmat.metrics import EV_TO_MEV
+
+            print(f"{'validation':10s} RMSE {best * reg.y_std_ * EV_TO_MEV:8.2f} {units}   (chosen pass, "
+                  "before the refit)")
+    for name, idx in ((("validation", val),) if not refit else ()) + (("test", test),):
         rmse, mae = rmse_mae(y[idx], model.predict(X.select(idx)), what=f"{args.model} on the {name} set")
         print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
     if args.output:
