@@ -155,6 +155,20 @@ class _TensorNetworkEstimator(NetworkRegressor):
         return adapt_shapes_on_load(make_network(self._kind(), sizes, bond, dtype=dtype, seed=seed))
 
 
+def _network_init(
+    self: _TensorNetworkEstimator, *, bond_dim: int = 8, fit_intercept: bool = True,
+    solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
+    leg_sizes: Sequence[int] | None = None,
+    learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
+    validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
+    standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
+    device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
+) -> None:
+    """The constructor of the fixed-model estimators that take exactly the tensor-network parameters (MPS,
+    TTN, MERA): one explicit signature, which scikit-learn reads from each class's ``__init__``."""
+    self._store_params(locals())
+
+
 class TensorNetworkRegressor(_TensorNetworkEstimator):
     """Tensor-network regressor: ``model`` in {"dense", "mps", "mpo", "ttn", "mera", "feature-map-mps"}
     with virtual bond dimension ``bond_dim`` (ignored by "dense"); ``fit_intercept`` as in the fixed-model
@@ -177,16 +191,7 @@ class MPSRegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "mps"
 
-    def __init__(
-        self, *, bond_dim: int = 8, fit_intercept: bool = True,
-        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-        leg_sizes: Sequence[int] | None = None,
-        learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
-        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
-        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
-        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-    ) -> None:
-        self._store_params(locals())
+    __init__ = _network_init
 
 
 class MPORegressor(_TensorNetworkEstimator):
@@ -231,16 +236,7 @@ class TTNRegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "ttn"
 
-    def __init__(
-        self, *, bond_dim: int = 8, fit_intercept: bool = True,
-        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-        leg_sizes: Sequence[int] | None = None,
-        learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
-        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
-        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
-        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-    ) -> None:
-        self._store_params(locals())
+    __init__ = _network_init
 
 
 class MERARegressor(_TensorNetworkEstimator):
@@ -248,16 +244,7 @@ class MERARegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "mera"
 
-    def __init__(
-        self, *, bond_dim: int = 8, fit_intercept: bool = True,
-        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-        leg_sizes: Sequence[int] | None = None,
-        learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
-        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
-        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
-        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-    ) -> None:
-        self._store_params(locals())
+    __init__ = _network_init
 
 
 class FeatureMapMPSRegressor(_TensorNetworkEstimator):
