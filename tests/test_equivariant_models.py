@@ -64,10 +64,17 @@ def _fake_forces(frames):
     return out
 
 
-@pytest.mark.parametrize("kind", ["linear", "mps", "mpo"])
+KINDS = ["linear", "mps", "mps-adam", "mpo"]  # mps: the default ALS sweep
+
+
+def _reg(kind: str, **kw) -> EquivariantRegressor:
+    return EquivariantRegressor(model=kind.split("-")[0], solver="adam" if kind.endswith("adam") else None,
+                                bond_dim=3, max_epochs=5, random_state=0, **kw)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_forces_rotate_permute_supercell(frames, kind):
-    model = EquivariantModel.build(DENS, target="forces", order=2, regressor=EquivariantRegressor(
-        model=kind, bond_dim=3, max_epochs=5, random_state=0))
+    model = EquivariantModel.build(DENS, target="forces", order=2, regressor=_reg(kind))
     model.fit(frames, _fake_forces(frames))
     atoms = frames[0]
     f = model.predict([atoms])[0]
@@ -82,10 +89,9 @@ def test_forces_rotate_permute_supercell(frames, kind):
     assert np.abs(sup - np.tile(f, (2, 1))).max() < 1e-10 * np.abs(f).max()
 
 
-@pytest.mark.parametrize("kind", ["linear", "mps", "mpo"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_stress_rotates_and_round_trips(frames, kind, tmp_path):
-    model = EquivariantModel.build(DENS, target="stress", order=2, regressor=EquivariantRegressor(
-        model=kind, bond_dim=3, max_epochs=5, random_state=0, validation_fraction=0.0))
+    model = EquivariantModel.build(DENS, target="stress", order=2, regressor=_reg(kind, validation_fraction=0.0))
     rng = np.random.default_rng(1)
     a = rng.normal(size=(len(frames), 3, 3))
     model.fit(frames, a + a.transpose(0, 2, 1))
@@ -122,6 +128,8 @@ def test_errors():
         EquivariantRegressor(model="linear").fit(x, np.zeros((5, 2)))
     with pytest.raises(ValueError, match="needs X_inv"):
         EquivariantRegressor(model="mpo").fit(x, np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="solver='sweep' is invalid"):
+        EquivariantRegressor(model="mpo", solver="sweep").fit(x, np.zeros((5, 3)), X_inv=np.zeros((5, 2)))
     with pytest.raises(ValueError, match="model='ttn' is invalid"):
         EquivariantRegressor(model="ttn").fit(x, np.zeros((5, 3)))
     bad = x.copy()

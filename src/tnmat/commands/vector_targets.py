@@ -2,8 +2,8 @@
 
 Forces (per atom, L = 1) and stress (per structure, L = 0 + 2) come from the structures' ``forces`` arrays and
 ``stress`` (extxyz columns / info, read by :func:`tnmat.data.read_structures`; ``rattled-alloys`` generates
-EMT ones).  ``--model`` selects the equivariant network: ``mps`` (Fig. 26a), ``mpo`` (Fig. 26b, zeta = 2) or
-``dense`` (the linear model, a closed-form ridge solve).
+EMT ones).  ``--model`` selects the equivariant network: ``mps`` (Fig. 26a; ``--solver sweep`` (ALS, default) or
+``adam``), ``mpo`` (Fig. 26b, zeta = 2; Adam) or ``dense`` (the linear model, a closed-form ridge solve).
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def run_fit(args: argparse.Namespace, ds, calc) -> int:  # noqa: ANN001
     _targets(ds, target)  # fail before any descriptor work when forces/stress are missing
     train, test = holdout_split(len(ds), official=official_test(ds.metadata.get("split")), seed=args.seed)
     fit_idx, val = train_validation_split(train, val_fraction=args.validation_fraction, seed=args.seed)
-    reg = EquivariantRegressor(model=_KINDS[args.model], bond_dim=args.bond_dim, max_epochs=args.epochs,
+    # --solver applies to the MPS (ALS sweep, the default, or Adam); the MPO is trained by Adam
+    solver = getattr(args, "solver", None) if args.model == "mps" else None
+    reg = EquivariantRegressor(model=_KINDS[args.model], solver=solver, bond_dim=args.bond_dim, max_epochs=args.epochs,
                                patience=args.patience, learning_rate=args.learning_rate, batch_size=args.batch_size,
                                random_state=args.seed, verbose=0 if args.quiet else 1)
     try:

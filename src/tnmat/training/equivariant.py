@@ -58,7 +58,9 @@ class EquivariantRegressor(BaseEstimator):
     """Predict one irrep per row; see the module docstring.
 
     Parameters: ``model`` ("linear", "mps", "mpo"), ``bond_dim`` (mps/mpo; the cap for the sweep),
-    ``solver`` ("adam", or "sweep" for the mps), ``alpha`` (ridge penalty of
+    ``solver`` ("adam", or "sweep" for the mps; default None: "sweep" for the mps -- on the held-out alloy
+    forces 0.041 vs 0.073 eV/A RMSE and 20x faster than Adam, results/forces -- and "adam" for the mpo),
+    ``alpha`` (ridge penalty of
     "linear", relative to the mean diagonal of the normal matrix), ``input_offset`` (mpo), and the Adam
     settings of the shared engine (``learning_rate``, ``batch_size`` rows per step, ``max_epochs``,
     ``patience``, ``validation_fraction`` (by structure for per-atom inputs), ``weight_decay``,
@@ -66,7 +68,7 @@ class EquivariantRegressor(BaseEstimator):
 
     Fitted: ``irrep_dim_`` (2L+1), ``network_`` (mps/mpo) or ``coef_`` (linear), ``history_``, scalings."""
 
-    def __init__(self, *, model: str = "mps", bond_dim: int = 4, solver: str = "adam", alpha: float = 1e-6,
+    def __init__(self, *, model: str = "mps", bond_dim: int = 8, solver: str | None = None, alpha: float = 1e-6,
                  input_offset: float = 1.0,
                  learning_rate: float = 3e-3, batch_size: int = 64, max_epochs: int = 200, patience: int | None = 30,
                  validation_fraction: float = 0.1, weight_decay: float = 0.0, lr_schedule: str | None = None,
@@ -96,10 +98,13 @@ class EquivariantRegressor(BaseEstimator):
             raise ValueError(f"{name}: bond_dim={self.bond_dim!r} is invalid: must be a positive integer")
         if not (isinstance(self.alpha, int | float) and self.alpha >= 0):
             raise ValueError(f"{name}: alpha={self.alpha!r} is invalid: must be >= 0")
-        if self.solver not in ("adam", "sweep") or (self.solver == "sweep" and self.model != "mps"):
+        if self.solver not in (None, "adam", "sweep") or (self.solver == "sweep" and self.model != "mps"):
             raise ValueError(f"{name}: solver={self.solver!r} is invalid: 'adam', or 'sweep' with model='mps'")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"{name}: dtype={self.dtype!r} is invalid: choose 'float32' or 'float64'")
+
+    def _solver(self) -> str:
+        return self.solver or ("sweep" if self.model == "mps" else "adam")
 
     def _scale_eq(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.eq_mean_) / self.eq_scale_
@@ -184,7 +189,7 @@ class EquivariantRegressor(BaseEstimator):
             else:
                 self.network_ = EquivariantMPO(self.inv_sizes_, self.eq_sizes_, self.irrep_dim_, self.bond_dim,
                                                dtype=dt, seed=seed)
-        if self.solver == "sweep":
+        if self._solver() == "sweep":
             return self._fit_sweep(self._network_input(x, None), yz, seed, val)
         rows = self._network_input(x, x_inv).to(dt)
         X_val, y_val, X_inv_val = val
@@ -297,6 +302,9 @@ class EquivariantRegressor(BaseEstimator):
         elif est.model == "mpo":
             est.network_ = EquivariantMPO(est.inv_sizes_, est.eq_sizes_, est.irrep_dim_, est.bond_dim, dtype=dt)
         if est.model != "linear":
+            from tnmat.training.sweep_train import match_state_shapes
+
+            match_state_shapes(est.network_, blob["weights"])  # sweep fits have adaptive bond dimensions
             est.network_.load_state_dict(blob["weights"])
             est.network_.eval()
         return est
