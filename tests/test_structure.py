@@ -179,15 +179,20 @@ def test_no_function_is_too_long():
     assert not bad, f"functions over {MAX_FUNCTION_LINES} lines (argument tables belong in data): {bad}"
 
 
+#: Decorators that compile a function with numba: its own ``njit``/``jit``, and ``threaded`` of
+#: ``tnmat.descriptors._kernels`` (builds a serial and a parallel ``njit`` kernel from one function).
+NUMBA_DECORATORS = ("njit", "jit", "threaded")
+
+
 def _compiled_kernels() -> set[int]:
-    """Ids of the functions decorated with numba's ``njit``/``jit`` (with or without arguments)."""
+    """Ids of the functions decorated by one of :data:`NUMBA_DECORATORS` (with or without arguments)."""
     out = set()
     for name in _modules():
         for node in ast.walk(_tree(name)):
             if isinstance(node, ast.FunctionDef):
                 for d in node.decorator_list:
                     f = d.func if isinstance(d, ast.Call) else d
-                    if getattr(f, "id", getattr(f, "attr", "")) in ("njit", "jit"):
+                    if getattr(f, "id", getattr(f, "attr", "")) in NUMBA_DECORATORS:
                         out.add(id(node))
     return out
 
@@ -205,6 +210,11 @@ def _estimator_constructors() -> set[int]:
             bases = {getattr(b, "id", getattr(b, "attr", "")) for b in cls.bases}
             if cls.name.endswith(("Regressor", "Autoencoder")) or "BaseEstimator" in bases:
                 out |= {id(f) for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"}
+                # a constructor shared by several estimators: ``__init__ = _shared_init`` in the class body
+                shared = {st.value.id for st in cls.body
+                          if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name)
+                          and any(getattr(t, "id", "") == "__init__" for t in st.targets)}
+                out |= {id(f) for f in _tree(name).body if isinstance(f, ast.FunctionDef) and f.name in shared}
     return out
 
 
