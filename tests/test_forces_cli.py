@@ -43,8 +43,8 @@ def test_fit_predict_forces(data_file, tmp_path, capsys):
 def test_fit_predict_stress_mps(data_file, tmp_path, capsys):
     ds, path = data_file
     model = tmp_path / "s.pt"
-    assert main(["fit", str(path), "--target", "stress", "--model", "mps", "--bond-dim", "2", "--solver", "adam", "--epochs", "3",
-                 *DESC, "-o", str(model)]) == 0
+    assert main(["fit", str(path), "--target", "stress", "--model", "mps", "--bond-dim", "2", "--solver", "adam",
+                 "--epochs", "3", *DESC, "-o", str(model)]) == 0
     csv_path = tmp_path / "s.csv"
     assert main(["predict", str(model), str(path), "-o", str(csv_path), "-q"]) == 0
     rows = list(csv.DictReader(open(csv_path)))
