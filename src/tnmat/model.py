@@ -24,12 +24,14 @@ class StructureModel:
     structure-averaged descriptor is used (paper eq. 22)."""
 
     def __init__(self, descriptor: Invariants | Equivariants, regressor: Any, *, local: bool = False,
-                 target: str = "target", units: str = "eV") -> None:
+                 target: str = "target", units: str = "eV", info: dict[str, Any] | None = None) -> None:
         self.descriptor = descriptor
         self.regressor = regressor
         self.local = local
         self.target = target
         self.units = units
+        #: what the fit used and found (split, applicability range, stop reason), stored with the model
+        self.info = dict(info or {})
 
     def featurize(self, structures: Sequence[Atoms], *, progress: bool | None = None) -> LegTensor:
         """Descriptors in the form the regressor expects."""
@@ -49,7 +51,7 @@ class StructureModel:
     def save(self, path: str | Path) -> Path:
         """One file: the regressor's own format with the descriptor settings attached."""
         extra = {"tnmat_structure_model": 1, "descriptor": self.descriptor.get_params(), "local": self.local,
-                 "target": self.target, "units": self.units}
+                 "target": self.target, "units": self.units, "info": self.info}
         self.regressor.save(path, extra=extra)
         return Path(path)
 
@@ -64,4 +66,5 @@ class StructureModel:
             raise ValueError(f"{path}: a fitted estimator without descriptor settings; it cannot predict on "
                              "structures (save it with StructureModel.save)")
         return cls(descriptor_from_params(extra["descriptor"]), reg, local=bool(extra.get("local", False)),
-                   target=extra.get("target", "target"), units=extra.get("units", "eV"))
+                   target=extra.get("target", "target"), units=extra.get("units", "eV"),
+                   info=extra.get("info") or {})
