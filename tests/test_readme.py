@@ -30,15 +30,17 @@ def test_readme_python_example_runs(nmd18_path, monkeypatch):
 
 
 def _tnmat_commands(path=REPO / "README.md") -> list[str]:
-    """Every ``tnmat ...`` command line of a Markdown file's code (fenced and indented blocks), continuations
-    joined and trailing comments dropped."""
-    lines = path.read_text().splitlines()
-    out, cmd = [], None
-    for line in lines:
+    """Every ``tnmat ...`` command line of a Markdown file's code (fenced and indented blocks, not prose),
+    continuations joined and trailing comments dropped."""
+    out, cmd, fenced = [], None, False
+    for line in path.read_text().splitlines():
         text = line.strip()
+        if text.startswith("```"):
+            fenced = not fenced
+            continue
         if cmd is not None:
             cmd += " " + text.rstrip("\\").strip()
-        elif text.startswith("tnmat ") and (line.startswith("    ") or line == text):
+        elif text.startswith("tnmat ") and (fenced or line.startswith("    ")):
             cmd = text.rstrip("\\").strip()
         else:
             continue
