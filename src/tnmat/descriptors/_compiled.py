@@ -65,7 +65,7 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int) 
     species_all = np.concatenate(species)
     sizes = np.array([len(a) for a in frames], dtype=np.int64)
     atom_ptr = np.concatenate([[0], np.cumsum(sizes)])
-    gamma, transform, self_term, shtab, cut = constants(density)
+    consts = constants(density)
     n_sp = len(density.species)
     pbc = [a.pbc for a in frames]
     direct = np.array([(p.all() or not p.any()) and len(a) <= DIRECT_MAX_ATOMS for a, p in zip(frames, pbc,
@@ -83,7 +83,7 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int) 
             positions = np.ascontiguousarray(np.concatenate([a.positions for a in sub]), dtype=np.float64)
             ptr = np.concatenate([[0], np.cumsum(sizes[idx])])
             a, bad = K.density_forward_direct(positions, cells, np.linalg.inv(cells), periodic, ptr, sp, n_sp,
-                                              gamma, transform, self_term, shtab, cut)
+                                              consts)
         else:
             pairs = build_pairs(sub, density.r_cut, density.species_numbers, method="vesin")
             a, bad = _pair_forward(density, pairs.vectors.double().numpy(), pairs)
@@ -96,11 +96,9 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int) 
 
 
 def _pair_forward(density: AtomicDensity, vec: np.ndarray, pairs: PairList) -> tuple[np.ndarray, np.ndarray]:
-    gamma, transform, self_term, shtab, cut = constants(density)
     return K.density_forward(np.ascontiguousarray(vec, dtype=np.float64), pairs.center.numpy(),
                              pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
-                             pairs.atom_species.numpy().astype(np.int64), len(density.species), gamma, transform,
-                             self_term, shtab, cut)
+                             pairs.atom_species.numpy().astype(np.int64), len(density.species), constants(density))
 
 
 class DensityFunction(torch.autograd.Function):
@@ -126,12 +124,11 @@ class DensityFunction(torch.autograd.Function):
                                                     pairs.atom_structure, pairs.half))
                 (g,) = torch.autograd.grad(ref, vec, grad, create_graph=True)
             return g, None, None
-        gamma, transform, _, shtab, cut = constants(density)
         with numba_threads(density.n_jobs):
             gv = K.density_backward(np.ascontiguousarray(grad.detach().cpu().double().numpy()),
                                     vec.detach().cpu().double().numpy(), pairs.center.numpy(),
                                     pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
-                                    pairs.atom_species.numpy().astype(np.int64), gamma, transform, shtab, cut)
+                                    pairs.atom_species.numpy().astype(np.int64), constants(density))
         return torch.from_numpy(gv).to(vec), None, None
 
 

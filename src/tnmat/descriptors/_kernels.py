@@ -317,13 +317,13 @@ def _transform(prim, out, a0, species, transform, self_term):
 
 
 @threaded
-def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, gamma, transform, self_term,
-                    shtab, cut):
+def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts):
     """A[i, a, n, lm] (float64) of a batch from a grouped half pair list: per structure (in parallel),
     accumulate the primitive projections of every pair into both centres, then transform.
 
-    gamma (n', l); transform (l, n, n'); self_term (n,) or empty; shtab = (kappa, top, ca, cb);
-    cut = (r_cut, width, cosine flag)."""
+    consts = (gamma (n', l), transform (l, n, n'), self_term (n,) or empty, shtab = (kappa, top, ca, cb),
+    cut = (r_cut, width, cosine flag)) (:func:`tnmat.descriptors._compiled.constants`)."""
+    gamma, transform, self_term, shtab, cut = consts
     n_max, n_l = gamma.shape[0], gamma.shape[1]
     out = np.zeros((len(species), n_species, n_max, n_l * n_l))
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
@@ -343,10 +343,10 @@ def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, gamma, 
 
 
 @threaded
-def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, gamma, transform,
-                           self_term, shtab, cut):
+def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, consts):
     """As :func:`density_forward`, with the neighbour search fused in (no pair list is ever stored): the
     images of :func:`_structure_pairs` are visited and every pair within r_cut is accumulated at once."""
+    gamma, transform, self_term, shtab, cut = consts
     n_max, n_l = gamma.shape[0], gamma.shape[1]
     r_cut = cut[0]
     rc2 = r_cut * r_cut
@@ -395,8 +395,9 @@ def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, 
 
 
 @threaded
-def density_backward(grad_a, vec, pi, pj, pair_ptr, atom_ptr, species, gamma, transform, shtab, cut):
+def density_backward(grad_a, vec, pi, pj, pair_ptr, atom_ptr, species, consts):
     """d(sum grad_a * A)/d vec (P, 3): the transpose of :func:`density_forward` (same pairs, same order)."""
+    gamma, transform, _, shtab, cut = consts
     kappa, top, ca, cb = shtab
     r_cut, width, cosine = cut[0], cut[1], cut[2] > 0.5
     n_max, n_l = gamma.shape[0], gamma.shape[1]
