@@ -101,11 +101,11 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
         extra["first_call_s"] = time.perf_counter() - t0
     base_rss = _rss_mb()
     load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if calc is not None:
         out = calc.compute(frames, average="peratom" not in method, progress=False)
         shape = tuple(out.values.shape)
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         peak = _rss_mb()
         if method in ("tnmat-nu3", "tnmat-nu3-torch"):
             torch.save(out.values, Path(os.environ.get("TMPDIR", "/tmp")) / f"tnmat_bench_{method}.pt")
@@ -119,9 +119,9 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
             ref = from_dscribe_power_spectrum(soap.create(frames[:50]), soap, SPECIES, 4, 3)
             ours = out.values[:50].numpy()
             extra["max_rel_diff_vs_dscribe"] = float(np.abs(ours - ref).max() / np.abs(ref).max())
-        return dict(method=method, seconds=seconds, n_structures=n_struct, n_atoms=n_atoms, shape=shape,
-                    peak_rss_mb=peak, data_rss_mb=base_rss, threads=jobs, load_before=load_before,
-                    load_after=os.getloadavg()[0], **extra)
+        return dict(method=method, seconds=seconds, cpu_seconds=cpu_seconds, n_structures=n_struct,
+                    n_atoms=n_atoms, shape=shape, peak_rss_mb=peak, data_rss_mb=base_rss, threads=jobs,
+                    load_before=load_before, load_after=os.getloadavg()[0], **extra)
     if method.startswith("dscribe"):
         from dscribe.descriptors import SOAP
 
@@ -154,7 +154,7 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
         from tnmat.descriptors.neighbors import build_pairs
 
         build_pairs(frames[:2], HYPER["r_cut"], (8, 13, 31, 49), method="direct")  # cached kernels
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pairs = sum(len(build_pairs(frames[k : k + 16], HYPER["r_cut"], (8, 13, 31, 49), method="direct").center)
                     for k in range(0, len(frames), 16))
         shape = (pairs,)
@@ -165,8 +165,9 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
         shape = (pairs,)
     else:
         raise ValueError(method)
-    seconds = time.perf_counter() - t0
-    return dict(method=method, seconds=seconds, n_structures=n_struct, n_atoms=n_atoms, shape=shape,
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return dict(method=method, seconds=seconds, cpu_seconds=cpu_seconds, n_structures=n_struct, n_atoms=n_atoms,
+                shape=shape,
                 peak_rss_mb=_rss_mb(), data_rss_mb=base_rss, threads=jobs, load_before=load_before,
                 load_after=os.getloadavg()[0], **extra)
 
@@ -207,6 +208,8 @@ def main() -> None:
         print(json.dumps(run_one(args.one, root, args.nu3_structures, args.threads)))
         return
     results = []
+    for m in ("tnmat-nu3", "tnmat-nu3-torch"):  # written by this run's subprocesses for the equality check
+        (Path(os.environ.get("TMPDIR", "/tmp")) / f"tnmat_bench_{m}.pt").unlink(missing_ok=True)
     load_start = os.getloadavg()
     for method in args.methods.split(","):
         runs = []
@@ -224,14 +227,15 @@ def main() -> None:
         r["all_seconds"] = [x["seconds"] for x in runs]
         r["structures_per_s"] = r["n_structures"] / r["seconds"]
         r["atoms_per_s"] = r["n_atoms"] / r["seconds"]
+        r["atoms_per_cpu_s"] = r["n_atoms"] / r["cpu_seconds"]
         r["mb_per_atom"] = (r["peak_rss_mb"] - r["data_rss_mb"]) / r["n_atoms"]
         results.append(r)
         print(f"  {method:30s} {r['seconds']:8.2f} s  load {r['load_before']:.1f}", file=sys.stderr)
     by = {r["method"]: r for r in results}
 
-    def ratio(a: str, refs: list[str]) -> float | None:
-        rs = [by[m]["atoms_per_s"] for m in refs if m in by]
-        return by[a]["atoms_per_s"] / max(rs) if a in by and rs else None
+    def ratio(a: str, refs: list[str], key: str = "atoms_per_s") -> float | None:
+        rs = [by[m][key] for m in refs if m in by]
+        return by[a][key] / max(rs) if a in by and rs else None
 
     ratios = {
         "tnmat / faster(dscribe, featomic), averaged": ratio("tnmat", ["dscribe", "featomic"]),
@@ -252,6 +256,19 @@ def main() -> None:
         "vesin / ase neighbour list": ratio("nl-vesin", ["nl-ase"]),
         "direct / vesin neighbour list": ratio("nl-direct", ["nl-vesin"]),
     }
+    # one-thread methods compared by CPU time: less sensitive to the other jobs on the shared machine
+    ratios_cpu = {
+        "tnmat-dscribe-eq / dscribe (identical output), averaged, CPU time": ratio(
+            "tnmat-dscribe-eq", ["dscribe"], "atoms_per_cpu_s"),
+        "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), CPU time": ratio(
+            "tnmat-dscribe-eq-peratom", ["dscribe-peratom"], "atoms_per_cpu_s"),
+        "tnmat / dscribe (same user settings), averaged, CPU time": ratio("tnmat", ["dscribe"], "atoms_per_cpu_s"),
+        "tnmat-dscribe-eq / tnmat-torch-dscribe-eq, CPU time": ratio("tnmat-dscribe-eq", ["tnmat-torch-dscribe-eq"],
+                                                                      "atoms_per_cpu_s"),
+        "bispectrum compiled / torch reference, CPU time": ratio("tnmat-nu3", ["tnmat-nu3-torch"], "atoms_per_cpu_s"),
+        "bispectrum all NMD18 centre species / torch reference, CPU time": ratio(
+            "tnmat-nu3-all", ["tnmat-nu3-torch"], "atoms_per_cpu_s"),
+    }
     checks: dict = {}
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     if (tmp / "tnmat_bench_tnmat-nu3.pt").exists() and (tmp / "tnmat_bench_tnmat-nu3-torch.pt").exists():
@@ -265,20 +282,22 @@ def main() -> None:
     if args.compile:
         checks.update(compile_cost(root))
     header = f"{'method':30s} {'structures':>10s} {'atoms':>8s} {'seconds':>8s} {'atoms/s':>9s} " \
-             f"{'+MB':>7s} {'KB/atom':>8s} {'load':>5s}"
+             f"{'atoms/cpu-s':>11s} {'+MB':>7s} {'KB/atom':>8s} {'load':>5s}"
     print(header)
     print("-" * len(header))
     for r in results:
         print(f"{r['method']:30s} {r['n_structures']:10d} {r['n_atoms']:8d} {r['seconds']:8.2f} "
-              f"{r['atoms_per_s']:9.0f} {r['peak_rss_mb'] - r['data_rss_mb']:7.0f} {1024 * r['mb_per_atom']:8.2f} "
+              f"{r['atoms_per_s']:9.0f} {r['atoms_per_cpu_s']:11.0f} {r['peak_rss_mb'] - r['data_rss_mb']:7.0f} "
+              f"{1024 * r['mb_per_atom']:8.2f} "
               f"{r['load_before']:5.1f}")
     print()
-    for k, v in ratios.items():
+    for k, v in {**ratios, **ratios_cpu}.items():
         print(f"{k:70s} {'n/a' if v is None else f'{v:.2f}x'}")
     for k, v in checks.items():
         print(f"{k:70s} {v}")
     payload = json.dumps({"settings": HYPER, "species": SPECIES, "nu3_structures": args.nu3_structures,
-                          "repeat": args.repeat, "results": results, "ratios": ratios, "checks": checks,
+                          "repeat": args.repeat, "results": results, "ratios": ratios, "ratios_cpu_time": ratios_cpu,
+                          "checks": checks,
                           "load_average": {"start": load_start, "end": os.getloadavg()},
                           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                       "python": platform.python_version()}}, indent=2)
