@@ -29,6 +29,7 @@ def test_sweep_fitted_estimator_save_load_round_trip(cls, tmp_path):
     assert type(back) is cls and back.solver == "sweep"
     np.testing.assert_allclose(back.predict(x), est.predict(x), atol=1e-12)
     assert back.bond_dims_ == est.bond_dims_
+    assert all(p.is_contiguous() for p in est.network_.parameters())
     if cls is not DenseACERegressor:
         assert max(est.bond_dims_) <= 4 and len(est.history_["train_rmse"]) == est.n_epochs_
 

@@ -110,13 +110,14 @@ def _make_sweeper(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfi
 
 
 def _install(net: TensorNetwork, sweeper: ChainSweeper | TreeSweeper) -> None:
-    """Write the sweeper's tensors into the network (shapes may differ from the initial ones)."""
+    """Write the sweeper's tensors into the network (shapes may differ from the initial ones; contiguous, as
+    saving and the forward's reshapes expect)."""
     dtype = next(net.parameters()).dtype
     if isinstance(sweeper, ChainSweeper):
-        net.cores = nn.ParameterList([nn.Parameter(c.to(dtype)) for c in sweeper.network_cores()])
+        net.cores = nn.ParameterList([nn.Parameter(c.to(dtype).contiguous()) for c in sweeper.network_cores()])
         return
     for layer, nodes in zip(net.layers, sweeper.nodes, strict=True):
-        layer.isometries = nn.ParameterList([nn.Parameter(w.clone().to(dtype)) for w in nodes])
+        layer.isometries = nn.ParameterList([nn.Parameter(w.to(dtype).contiguous().clone()) for w in nodes])
 
 
 class _Solver:
