@@ -93,8 +93,9 @@ def test_read_structures_energies_per_atom(tmp_path):
         a.calc = SinglePointCalculator(a, energy=-3.5 * len(a) + k)
         frames.append(a)
     write(tmp_path / "e.extxyz", frames)
-    ds = data.read_structures(tmp_path / "e.extxyz", per_atom=True)
-    np.testing.assert_allclose(ds.targets["energy"], [-3.5 + 0 / 1, -3.5 + 1 / 2, -3.5 + 2 / 4])
+    ds = data.read_structures(tmp_path / "e.extxyz")  # totals (ASE), the per-atom target derived
+    np.testing.assert_allclose(ds.targets["energy_per_atom"], [-3.5 + 0 / 1, -3.5 + 1 / 2, -3.5 + 2 / 4])
+    np.testing.assert_allclose(ds.targets["energy"], [-3.5, -7.0 + 1, -14.0 + 2])
     assert list(ds.metadata["id"]) == ["e.extxyz:0", "e.extxyz:1", "e.extxyz:2"]
     np.testing.assert_allclose(ds.metadata["volume_per_atom"], 3.6**3 / 4)
     # index selects frames

@@ -8,13 +8,15 @@ An option table is data: a list of :func:`option` entries (flags and ``add_argum
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = ["CLIError", "Group", "option", "add_options", "experiment_options", "load_data", "descriptor", "ints",
-           "DATA_HELP", "DESCRIPTOR_OPTIONS", "GEOMETRY", "QUIET"]
+           "check_output_file", "check_output_dir", "check_results_file", "DATA_HELP", "DESCRIPTOR_OPTIONS",
+           "ENERGIES", "GEOMETRY", "QUIET"]
 
 DATA_HELP = "DATA: structure file, NMD18 folder, 'nmd18', 'alloys' or 'rattled-alloys' (EMT forces/stress)"
 
@@ -50,6 +52,10 @@ def add_options(parser: argparse.ArgumentParser, table: Sequence[Option | Group]
 
 GEOMETRY = option("--geometry", choices=["relaxed", "vegard"], default="relaxed", help="NMD18 geometry")
 QUIET = option("-q", "--quiet", action="store_true", help="no progress bars")
+ENERGIES = option("--energies", choices=["auto", "total", "per-atom"], default="auto",
+                  help="how a structure file's 'energy' values are meant: auto (default) = total energies, the "
+                       "ASE convention, refused when they behave like per-atom values; total; per-atom. Models "
+                       "fit energy_per_atom (derived) and predict reports both")
 
 DESCRIPTOR_OPTIONS = Group("descriptor", (
     option("--order", type=int, default=2, help="body order nu of the invariants (1-4; default 2)"),
@@ -74,9 +80,10 @@ def experiment_options(store: str, out_dir: str, out_help: str, *,
             QUIET]
 
 
-def load_data(spec: str, *, geometry: str = "relaxed"):  # noqa: ANN201 (a tnmat.data.Dataset)
-    """Resolve a DATA argument to a :class:`tnmat.data.Dataset`: an ASE-readable file, a folder in the
-    NMD18 Kaggle layout, ``nmd18`` (the folder from $TNMAT_NMD18) or ``alloys`` / ``alloys-small``."""
+def load_data(spec: str, *, geometry: str = "relaxed", energies: str = "auto"):  # noqa: ANN201 (a Dataset)
+    """Resolve a DATA argument to a :class:`tnmat.data.Dataset`: an ASE-readable file (its energies read as
+    ``energies`` says, see :func:`tnmat.data.read_structures`), a folder in the NMD18 Kaggle layout,
+    ``nmd18`` (the folder from $TNMAT_NMD18) or ``alloys`` / ``alloys-small``."""
     from tnmat import data
 
     if spec in ("alloys", "alloys-small"):
@@ -94,7 +101,60 @@ def load_data(spec: str, *, geometry: str = "relaxed"):  # noqa: ANN201 (a tnmat
         return data.load_nmd18(path, geometry=geometry)
     if geometry != "relaxed":
         raise CLIError("--geometry vegard applies to NMD18 data only")
-    return data.read_structures(path)
+    return data.read_structures(path, energies=energies)
+
+
+def _writable_parent(path: Path, what: str) -> None:
+    parent = path.absolute().parent
+    while not parent.exists():  # the folders to be created: the nearest existing one must take them
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CLIError(f"{what} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"{what} {path}: cannot write in {parent} (permission denied)")
+
+
+def check_output_file(path: str | None, what: str) -> None:
+    """Before any work: ``path`` (the value of option ``what``) can be written as a file: not a folder, its
+    folder writable (or creatable).  Raises :class:`CLIError` naming the option and path."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"{what} {path}: is a folder; give a file name")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise CLIError(f"{what} {path}: the file is not writable (permission denied)")
+    _writable_parent(p, what)
+
+
+def check_output_dir(path: str | None, what: str) -> None:
+    """Before any work: ``path`` can be used as an output folder (an existing folder, or creatable)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"{what} {path}: exists and is not a folder")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise CLIError(f"{what} {path}: cannot write in this folder (permission denied)")
+        return
+    _writable_parent(p, what)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_results_file(path: str | None, what: str = "--results") -> None:
+    """Before any work: ``path`` is a new file, an empty one, or an SQLite database (checked by its header),
+    in a writable folder."""
+    check_output_file(path, what)
+    if path is None or not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        raise CLIError(f"{what} {path}: not an SQLite results file (give a new file name or an earlier "
+                       "results file)")
 
 
 def descriptor(args: argparse.Namespace, species: Sequence[str]):  # noqa: ANN201 (an Invariants calculator)

@@ -1,22 +1,45 @@
-"""``tnmat fit``: descriptors of DATA (cached on request), the official or a random hold-out test set, a
-validation part of the rest for early stopping, one model, its validation and test errors."""
+"""``tnmat fit``: descriptors of DATA (cached on request), a test set (``--test-file``, the structures labelled
+``split=test``, or a seeded random fifth), a validation part of the rest for models that use one, one model,
+its validation and test errors; what was used for fitting, validation and testing is printed and stored with
+the model (``StructureModel.info``), with the training descriptors' range (``predict`` flags structures
+outside it)."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import sys
 import time
+import warnings
+from typing import Any
 
-from tnmat.commands._common import DATA_HELP, DESCRIPTOR_OPTIONS, QUIET, descriptor, load_data, option
+import numpy as np
+
+from tnmat.commands._common import (
+    DATA_HELP,
+    DESCRIPTOR_OPTIONS,
+    ENERGIES,
+    QUIET,
+    CLIError,
+    check_output_file,
+    descriptor,
+    load_data,
+    option,
+)
+from tnmat.training.base import NetworkRegressor
 from tnmat.training.registry import MODEL_NAMES
 
 #: the best tensor network measured (results/sweep/sweep_nmd18.json, docs/results/sweep.md)
 DEFAULT_MODEL = "ttn"
 DEFAULT_WHY = "lowest test MAE of the sweep-fitted networks on NMD18, results/sweep/sweep_nmd18.json"
+#: one set of training defaults: the estimators' own (the CLI shows them, Python uses them)
+_DEFAULTS = {k: p.default for k, p in inspect.signature(NetworkRegressor.__init__).parameters.items()}
 
 NAME = "fit"
 HELP = "fit a tensor-network (or baseline) model and report test errors"
-DESCRIPTION = ("Compute (or load cached) descriptors of DATA, split off validation, train, and print validation "
-               "and test RMSE/MAE.")
+DESCRIPTION = ("Compute (or load cached) descriptors of DATA, split off test and validation structures, train, "
+               "and print validation and test RMSE/MAE.  Energies in structure files are totals (ASE); the "
+               "model fits energy_per_atom.")
 OPTIONS = [
     option("data", help=DATA_HELP),
     option("--model", choices=list(MODEL_NAMES), default=DEFAULT_MODEL,
@@ -29,19 +52,32 @@ OPTIONS = [
                 "'adam' (mini-batch gradient descent, --epochs/--patience/--learning-rate/--batch-size)"),
     option("--sweeps", type=int, default=6, help="most passes of --solver sweep (default 6)"),
     option("--target", default=None, help="target key (default: formation_energy for NMD18, mixing_energy for "
-                                            "alloys, else energy); 'forces' or 'stress' fit an equivariant "
-                                            "model (--model mps, mpo or dense) to the structures' forces/stress"),
+                                            "alloys, else energy_per_atom); 'forces' or 'stress' fit an "
+                                            "equivariant model (--model mps, mpo or dense) to the structures' "
+                                            "forces/stress"),
     option("--local", action="store_true",
            help="per-atom model averaged over atoms (paper eq. 1) instead of the averaged descriptor"),
-    option("--epochs", type=int, default=400, help="maximum epochs (default 400)"),
-    option("--patience", type=int, default=40, help="early-stopping patience in epochs (default 40)"),
-    option("--learning-rate", type=float, default=3e-3, help="Adam learning rate (default 3e-3)"),
-    option("--batch-size", type=int, default=64, help="mini-batch size (default 64)"),
-    option("--validation-fraction", type=float, default=0.2, help="of the training split (default 0.2)"),
+    option("--epochs", type=int, default=_DEFAULTS["max_epochs"],
+           help=f"maximum epochs (default {_DEFAULTS['max_epochs']}, the estimators' default)"),
+    option("--patience", type=int, default=_DEFAULTS["patience"],
+           help=f"early-stopping patience in epochs (default {_DEFAULTS['patience']})"),
+    option("--learning-rate", type=float, default=_DEFAULTS["learning_rate"],
+           help=f"Adam learning rate (default {_DEFAULTS['learning_rate']:g})"),
+    option("--batch-size", type=int, default=_DEFAULTS["batch_size"],
+           help=f"mini-batch size (default {_DEFAULTS['batch_size']})"),
+    option("--validation-fraction", type=float, default=_DEFAULTS["validation_fraction"],
+           help="of the training structures, held out for early stopping / the sweep's selection (default "
+                f"{_DEFAULTS['validation_fraction']:g}; must be in [0, 1); 0 only for models that use no "
+                "validation data, the GPRs, which ignore it)"),
+    option("--test-file", default=None, metavar="FILE",
+           help="test on the structures of FILE and train on all of DATA (default: DATA's structures with "
+                "info['split'] == 'test' when some have it, else a seeded random fifth of DATA)"),
     option("--seed", type=int, default=0, help="random seed (default 0)"),
     option("--cache", default=None, help="folder for cached descriptors (default: no cache)"),
+    ENERGIES,
     DESCRIPTOR_OPTIONS,
-    option("-o", "--output", help="save the fitted model (descriptor settings included) here"),
+    option("-o", "--output", help="save the fitted model (descriptor settings, split and training range "
+                                  "included) here"),
     QUIET,
 ]
 
@@ -59,54 +95,191 @@ def estimator(args: argparse.Namespace):  # noqa: ANN201 (a fresh estimator)
     # the sweep applies to the multilinear networks (not the MERA's loops, not the feature map)
     if spec.network in ("mps", "mpo", "ttn", "dense"):
         wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=args.validation_fraction)
+    if not args.quiet and "callbacks" in takes:
+        wanted["callbacks"] = [Progress()]
     return make_estimator(args.model, **{k: v for k, v in wanted.items() if k in takes})
 
 
+class Progress:
+    """An epoch callback that prints one progress line to stderr every ``every`` seconds (long fits are
+    never silent, also when stderr is not a terminal and no progress bar is drawn)."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every, self.last = every, time.perf_counter()
+
+    def __call__(self, est: Any, epoch: int, step: int, logs: dict) -> None:
+        now = time.perf_counter()
+        if logs.get("event") == "epoch_end" and now - self.last >= self.every:
+            self.last = now
+            print(f"  epoch {epoch + 1}/{est.max_epochs}: train MSE {logs['train_loss']:.4g}, validation MSE "
+                  f"{logs['val_loss']:.4g}", file=sys.stderr, flush=True)
+
+
+def uses_validation(model: str) -> bool:
+    """Whether a model needs validation data (early stopping, or the sweep's selection); the GPRs do not."""
+    from tnmat.training.registry import model_spec
+
+    return "validation_fraction" in model_spec(model).parameters
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Option checks done before any data is read or work starts (each error names its option)."""
+    f = args.validation_fraction
+    if not 0 <= f < 1:
+        raise CLIError(f"--validation-fraction {f:g}: must be in [0, 1)")
+    if f == 0 and uses_validation(args.model):
+        raise CLIError(f"--validation-fraction 0: model {args.model} uses validation data (early stopping or "
+                       "the sweep's selection); give a fraction in (0, 1)")
+    for name in ("epochs", "patience", "batch_size", "sweeps", "bond_dim"):
+        val = getattr(args, name)
+        if val is not None and val < 1:
+            raise CLIError(f"--{name.replace('_', '-')} {val}: must be at least 1")
+    if not args.learning_rate > 0 or not np.isfinite(args.learning_rate):
+        raise CLIError(f"--learning-rate {args.learning_rate:g}: must be a positive number")
+    check_output_file(args.output, "-o/--output")
+
+
+def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
+    """Indices (into DATA) of the fitted, validation and test structures (test: into the test file, when one
+    is given), and how the test set was chosen."""
+    from tnmat.data.units import check_intensive
+    from tnmat.experiments.splits import holdout_split, official_test, train_validation_split
+
+    test_ds = None
+    if args.test_file:
+        test_ds = load_data(args.test_file, energies=args.energies)
+        if target not in test_ds.targets:
+            raise CLIError(f"--test-file {args.test_file}: no target {target!r} (it has "
+                           f"{', '.join(test_ds.targets) or 'none'})")
+        check_intensive(test_ds, target)
+        extra = sorted(set(test_ds.species) - set(ds.species))
+        if extra:
+            raise CLIError(f"--test-file {args.test_file}: species {', '.join(extra)} do not occur in the "
+                           f"training data {args.data} ({', '.join(ds.species)})")
+        train, test, how = np.arange(len(ds)), np.arange(len(test_ds)), f"--test-file {args.test_file}"
+    else:
+        official = official_test(ds.metadata.get("split"))
+        train, test = holdout_split(len(ds), official=official, seed=args.seed)
+        how = ("the structures labelled split=test" if official is not None
+               else f"a random fifth of {args.data} (seed {args.seed})")
+    if len(train) < 2:
+        raise CLIError(f"{args.data}: {len(train)} training structure(s); at least 2 are needed")
+    if uses_validation(args.model):
+        fit_idx, val = train_validation_split(train, val_fraction=args.validation_fraction, seed=args.seed)
+    else:  # the GPRs choose their hyper-parameters by marginal likelihood: every training structure is fitted
+        fit_idx, val = train, train[:0]
+    return {"train": train, "fit": fit_idx, "val": val, "test": test, "test_ds": test_ds, "how": how}
+
+
+def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
+    """How training ended: epochs run and why (patience, epoch cap while still improving), or the sweep's
+    stop reason; None for models without either (GPR)."""
+    h = getattr(reg, "history_", None)
+    if not isinstance(h, dict):
+        return None
+    if h.get("stop_reason"):
+        return f"sweeps: {h['stop_reason'][0]}"
+    n, best = getattr(reg, "n_epochs_", None), getattr(reg, "best_epoch_", None)
+    if n is None:
+        return None
+    if getattr(reg, "stopped_early_", False):
+        return (f"training stopped by early stopping after {n} epochs: no validation improvement for "
+                f"{reg.patience} epochs (best epoch {best + 1})")
+    if n < reg.max_epochs:
+        return f"training stopped after {n} epochs: the loss became NaN/inf; weights of epoch {best + 1} kept"
+    still = best is not None and best >= n - max(1, n // 20)
+    return (f"training stopped at the epoch cap ({n} epochs), best epoch {best + 1}"
+            + ("; still improving: raise --epochs" if still else ""))
+
+
+def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool) -> int:
+    """Fit ``model`` on the split; returns how many convergence warnings the fit raised (GPR optimiser),
+    which are counted and reported once instead of leaking through."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        if refit or not len(sp["val"]):  # the sweep selects on its own validation part, then refits on all
+            model.fit(X.select(sp["train"]), y[sp["train"]])
+        else:
+            model.fit(X.select(sp["fit"]), y[sp["fit"]], X_val=X.select(sp["val"]), y_val=y[sp["val"]])
+    other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    for w in other:  # anything else is passed on unchanged
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return len(caught) - len(other)
+
+
+def _ids(ds: Any, idx: np.ndarray) -> list[str]:
+    return [str(ds.metadata["id"][k]) for k in idx]
+
+
 def run(args: argparse.Namespace) -> int:
-    """Load -> describe -> split -> fit -> report (-> save)."""
-    from tnmat.data.units import target_units
+    """Check -> load -> describe -> split -> fit -> report (-> save)."""
+    from tnmat.data.domain import DescriptorRange
+    from tnmat.data.units import check_intensive, target_units
     from tnmat.descriptor_cache import cached_descriptors
     from tnmat.experiments.protocol import default_target
-    from tnmat.experiments.splits import holdout_split, official_test, train_validation_split
-    from tnmat.metrics import rmse_mae
+    from tnmat.metrics import EV_TO_MEV, rmse_mae
     from tnmat.model import StructureModel
 
-    ds = load_data(args.data, geometry=args.geometry)
+    check_options(args)
+    ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
     if args.target in ("forces", "stress"):  # vector / tensor targets: equivariant models (issue 16)
         from tnmat.commands.vector_targets import run_fit
 
         return run_fit(args, ds, descriptor(args, ds.species))
     target = default_target(ds, args.target)
-    calc = descriptor(args, ds.species)
-    units = target_units(ds, target)
-    X = cached_descriptors(calc, ds, local=args.local, cache_dir=args.cache, progress=not args.quiet)
+    check_intensive(ds, target)
+    sp = _splits(args, ds, target)
     y = ds.targets[target]
-    train, test = holdout_split(len(ds), official=official_test(ds.metadata.get("split")), seed=args.seed)
-    fit_idx, val = train_validation_split(train, val_fraction=args.validation_fraction, seed=args.seed)
+    if np.ptp(y[sp["train"]]) == 0:
+        raise CLIError(f"{args.data}: target {target!r} is the same ({y[sp['train'][0]]:.6g} eV) for every "
+                       "training structure; there is nothing to learn (fit a target that varies)")
+    calc, units = descriptor(args, ds.species), target_units(ds, target)
+    X = cached_descriptors(calc, ds, local=args.local, cache_dir=args.cache, progress=not args.quiet)
+    test_ds = sp["test_ds"] or ds
+    X_test = calc.compute(test_ds.structures, average=not args.local) if sp["test_ds"] else X
+    y_test = test_ds.targets[target]
     reg = estimator(args)
-    model = StructureModel(calc, reg, local=args.local, target=target, units=units)
-    t0 = time.perf_counter()
     refit = getattr(reg, "solver", None) == "sweep"
-    if refit:  # selection on the same validation part inside the estimator, then a refit on all of train
-        model.fit(X.select(train), y[train])
-    else:
-        model.fit(X.select(fit_idx), y[fit_idx], X_val=X.select(val), y_val=y[val])
+    model = StructureModel(calc, reg, local=args.local, target=target, units=units)
+    n_val = "none" if not len(sp["val"]) else (f"{args.validation_fraction:g} of them inside the sweep, then "
+                                                "refitted on all" if refit else str(len(sp["val"])))
+    kind = "local per-atom" if args.local else "structure-averaged"
+    print(f"{args.model} on {ds.name} ({target}, errors in {units}; {kind} {calc.legs})")
+    print(f"structures: {len(sp['train'] if refit else sp['fit'])} fitted, validation {n_val}, "
+          f"{len(sp['test'])} test ({sp['how']})", flush=True)
+    t0 = time.perf_counter()
+    n_conv = _fit(model, X, y, sp, refit)
     seconds = time.perf_counter() - t0
-    print(f"{args.model} on {ds.name} ({target}; {len(fit_idx)} train / {len(val)} validation / "
-          f"{len(test)} test; {'local per-atom' if args.local else 'structure-averaged'} {calc.legs})")
     print(f"parameters: {getattr(reg, 'n_parameters_', None)}   fit time: {seconds:.1f} s")
+    stop = _stop_report(reg, args)
+    if stop:
+        print(stop)
+    if n_conv:
+        print(f"note: the GPR hyper-parameter optimiser reported {n_conv} convergence warning(s) (a length scale "
+              "or noise level at its bound)")
     if refit and hasattr(reg, "bond_dims_"):
         h = reg.history_
-        best = h["val_rmse"][reg.best_epoch_] if h["val_rmse"] and h["val_rmse"][0] is not None else None
-        print(f"sweeps: {h['stop_reason'][0]}; bond dimensions {reg.bond_dims_}")
-        if best is not None:
-            from tnmat.metrics import EV_TO_MEV
-
-            print(f"{'validation':10s} RMSE {best * reg.y_std_ * EV_TO_MEV:8.2f} {units}   (chosen pass, "
-                  "before the refit)")
-    for name, idx in ((("validation", val),) if not refit else ()) + (("test", test),):
-        rmse, mae = rmse_mae(y[idx], model.predict(X.select(idx)), what=f"{args.model} on the {name} set")
+        print(f"bond dimensions {reg.bond_dims_}")
+        if h["val_rmse"] and h["val_rmse"][0] is not None:
+            print(f"{'validation':10s} RMSE {h['val_rmse'][reg.best_epoch_] * reg.y_std_ * EV_TO_MEV:8.2f} "
+                  f"{units}   (chosen pass, before the refit)")
+    errors = {}
+    for name, Xs, ys in ((("validation", X.select(sp["val"]), y[sp["val"]]),) if len(sp["val"]) and not refit
+                         else ()) + (("test", X_test.select(sp["test"]), y_test[sp["test"]]),):
+        rmse, mae = rmse_mae(ys, model.predict(Xs), what=f"{args.model} on the {name} set")
+        errors[name] = {"rmse": rmse, "mae": mae}
         print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
+    domain = DescriptorRange.of(X.select(sp["train"]))
+    n_out = int(domain.outside(X_test.select(sp["test"])).sum())
+    print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training descriptors' range "
+          f"(margin {domain.margin:g} of each entry's span)")
+    model.info = {"split": {"test_from": sp["how"], "fitted": _ids(ds, sp["train"] if refit else sp["fit"]),
+                            "validation": _ids(ds, sp["val"]), "test": _ids(test_ds, sp["test"]),
+                            "validation_fraction": args.validation_fraction, "seed": args.seed},
+                  "training": {"stop": stop or "", "fit_seconds": seconds, "convergence_warnings": n_conv},
+                  "errors": errors, "domain": domain.to_dict()}
     if args.output:
         model.save(args.output)
         print(f"wrote {args.output}")

@@ -151,8 +151,11 @@ class Dataset:
         if len(self):
             lines.append(f"  atoms per structure: {n_at.min()}..{n_at.max()} "
                          f"(mean {n_at.mean():.1f}, total {n_at.sum()})")
+        from .units import target_units, value_units
+
         for key, v in self.targets.items():
-            lines.append(f"  target {key} [eV]: mean {v.mean():.4f}, std {v.std():.4f}, "
+            lines.append(f"  target {key} [{value_units(self, key)}; errors in {target_units(self, key)}]: "
+                         f"mean {v.mean():.4f}, std {v.std():.4f}, "
                          f"min {v.min():.4f}, max {v.max():.4f}")
         for key in ("spacegroup", "system", "lattice", "geometry_method"):
             if key in self.metadata:

@@ -11,13 +11,18 @@ from ase import Atoms
 from ase.io import iread
 
 from .dataset import Dataset
+from .units import EXTENSIVE, energies_look_per_atom, per_atom_name
 
-__all__ = ["read_structures", "TARGETS_INFO_KEY", "structure_forces", "structure_stress"]
+__all__ = ["read_structures", "TARGETS_INFO_KEY", "ENERGIES", "NAME_KEYS", "structure_forces", "structure_stress"]
 
 #: ``info`` key in which :meth:`Dataset.to_extxyz` lists the target names, so a written file reads back with
 #: the same targets (everything else scalar and present in every frame becomes metadata).
 TARGETS_INFO_KEY = "tnmat_targets"
-_EXTENSIVE = ("energy", "free_energy")
+#: How the ``energy``/``free_energy`` values of a file are read: ``auto`` = totals (the ASE convention), with
+#: an error when they behave like per-atom values; ``total`` = totals, unchecked; ``per-atom`` = per atom.
+ENERGIES = ("auto", "total", "per-atom")
+#: ``info`` keys that name a structure (its id in tables and prediction CSVs), in order of preference.
+NAME_KEYS = ("id", "name", "label", "structure_id")
 
 
 def _lookup(atoms: Atoms, key: str) -> float | None:
@@ -87,6 +92,47 @@ def structure_stress(ds: Dataset) -> np.ndarray:
     return out
 
 
+def _structure_name(atoms: Atoms, default: str) -> str | int:
+    """The structure's own name (the first of :data:`NAME_KEYS` in ``info``), else ``default``."""
+    for key in NAME_KEYS:
+        val = atoms.info.get(key)
+        if isinstance(val, str | int | np.integer) and not isinstance(val, bool) and str(val).strip():
+            return val.item() if isinstance(val, np.generic) else val
+    return default
+
+
+def _energy_targets(targets: dict[str, np.ndarray], n_atoms: np.ndarray, energies: str,
+                    paths: Sequence[Path]) -> None:
+    """Complete each total/per-atom energy pair in ``targets`` (in place): totals are read as ``energies``
+    says, the intensive partner is derived (or checked, when the file has both)."""
+    if energies not in ENERGIES:
+        raise ValueError(f"energies={energies!r}: expected one of {', '.join(ENERGIES)}")
+    where = ", ".join(str(p) for p in paths)
+    for total in EXTENSIVE:
+        pa = per_atom_name(total)
+        if total in targets and energies == "per-atom":
+            if pa in targets:
+                raise ValueError(f"{where}: energies='per-atom' but the file has both {total!r} and {pa!r}")
+            targets[pa] = targets.pop(total)
+        elif total in targets and energies == "auto" and energies_look_per_atom(targets[total], n_atoms):
+            raise ValueError(
+                f"{where}: the {total!r} values look like energies per atom, not the total energies ASE stores "
+                f"(over {n_atoms.min()} to {n_atoms.max()} atoms they stay near {np.median(targets[total]):.4g} "
+                f"eV instead of growing with the number of atoms); if they are per atom, read with "
+                f"energies='per-atom' (tnmat: --energies per-atom) or store them as {pa!r}; if they are "
+                f"totals, use energies='total' (--energies total)")
+        if total in targets and pa in targets:
+            bad = np.flatnonzero(~np.isclose(targets[pa] * n_atoms, targets[total], rtol=1e-6, atol=1e-6))
+            if len(bad):
+                raise ValueError(f"{where}: frame {bad[0]}: {pa!r} x {n_atoms[bad[0]]} atoms = "
+                                 f"{targets[pa][bad[0]] * n_atoms[bad[0]]:.6f} eV differs from the total "
+                                 f"{total!r} {targets[total][bad[0]]:.6f} eV")
+        elif total in targets:
+            targets[pa] = targets[total] / n_atoms
+        elif pa in targets:
+            targets[total] = targets[pa] * n_atoms
+
+
 def _frames(path: Path, index: str | int | slice) -> list[Atoms]:
     out: list[Atoms] = []
     if isinstance(index, int):
@@ -102,15 +148,26 @@ def _frames(path: Path, index: str | int | slice) -> list[Atoms]:
 
 
 def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
-                    target_keys: Sequence[str] = ("energy",), per_atom: bool = False,
-                    index: str | int | slice = ":", forces: bool = False, stress: bool = False) -> Dataset:
+                    target_keys: Sequence[str] = ("energy", "free_energy", "energy_per_atom", "free_energy_per_atom"),
+                    energies: str = "auto", index: str | int | slice = ":", forces: bool = False,
+                    stress: bool = False) -> Dataset:
     """Read structure file(s) into one :class:`Dataset`.
 
     Targets: each of ``target_keys`` found in a frame's calculator results or ``info`` (a key absent from
     every frame is skipped; present in some but not all raises), plus the keys a file written by
-    :meth:`Dataset.to_extxyz` lists in ``info["tnmat_targets"]``.  ``per_atom=True`` divides extensive targets
-    (``energy``, ``free_energy``) by the number of atoms.  Metadata: ``id`` (``info["id"]`` or
-    ``"{file name}:{frame}"``), ``split`` (``info["split"]`` or ``"train"``), ``n_atoms``, ``volume_per_atom``
+    :meth:`Dataset.to_extxyz` lists in ``info["tnmat_targets"]``.
+
+    Energies (:mod:`tnmat.data.units`): ``energy`` and ``free_energy`` are a structure's *total* energy, as
+    ASE defines it; the intensive targets ``energy_per_atom`` / ``free_energy_per_atom`` are derived from them
+    (or read, when the file stores them under those names, and the totals derived).  ``energies`` says how the
+    file's ``energy`` values are meant (:data:`ENERGIES`): ``"auto"`` (default) reads them as totals and raises
+    ``ValueError`` naming the file when they behave like per-atom values
+    (:func:`~tnmat.data.units.energies_look_per_atom`); ``"total"`` trusts them; ``"per-atom"`` reads them as
+    energies per atom.
+
+    Metadata: ``id`` (the first of ``info["id"]``, ``info["name"]``, ``info["label"]``,
+    ``info["structure_id"]``, else ``"{file name}:{frame}"``), ``split`` (``info["split"]`` or ``"train"``;
+    label some frames ``"test"`` and ``tnmat fit`` tests on exactly those), ``n_atoms``, ``volume_per_atom``
     (NaN when not periodic), and every other scalar ``info`` entry present in all frames.
 
     Forces and stress (from the calculator results, e.g. extxyz ``forces`` columns and ``stress`` info, or
@@ -168,14 +225,12 @@ def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
         miss = next(((p, k) for (p, k, _), v in zip(frames, vals, strict=True) if v is None), None)
         if miss is not None:
             raise ValueError(f"{miss[0]}: frame {miss[1]}: target {key!r} missing (present in other frames)")
-        arr = np.array(vals, dtype=np.float64)
-        if per_atom and key in _EXTENSIVE:
-            arr = arr / np.array([len(a) for _, _, a in frames])
-        targets[key] = arr
+        targets[key] = np.array(vals, dtype=np.float64)
+    _energy_targets(targets, np.array([len(a) for _, _, a in frames]), energies, paths)
     structures = [a for _, _, a in frames]
     n = len(structures)
     meta: dict[str, np.ndarray] = {
-        "id": np.array([a.info.get("id", f"{p.name}:{k}") for p, k, a in frames]),
+        "id": np.array([_structure_name(a, f"{p.name}:{k}") for p, k, a in frames]),
         "split": np.array([str(a.info.get("split", "train")) for a in structures]),
         "n_atoms": np.array([len(a) for a in structures]),
         "volume_per_atom": np.array([a.get_volume() / len(a) if a.pbc.all() and len(a) else np.nan

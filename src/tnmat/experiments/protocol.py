@@ -15,8 +15,9 @@ import numpy as np
 __all__ = ["DEFAULT_TARGETS", "default_target", "dataset_label", "stratification_quantities"]
 
 #: Targets fitted when none is named, in order of preference: NMD18's formation energy, the alloys'
-#: mixing energy, a structure file's energy; else the dataset's first target.
-DEFAULT_TARGETS = ("formation_energy", "mixing_energy", "energy")
+#: mixing energy, a structure file's energy per atom (intensive, like every scalar model; the file's total
+#: ``energy`` only when no per-atom value exists); else the dataset's first target.
+DEFAULT_TARGETS = ("formation_energy", "mixing_energy", "energy_per_atom", "energy")
 
 
 def default_target(dataset: Any, target: str | None = None) -> str:
