@@ -34,12 +34,14 @@ def _targets(ds, target: str):  # noqa: ANN202 (list of arrays or an array)
 def _errors(ref, pred, target: str) -> str:  # noqa: ANN001
     r = np.concatenate(ref) if target == "forces" else np.asarray(ref).reshape(-1, 9)
     p = np.concatenate(pred) if target == "forces" else np.asarray(pred).reshape(-1, 9)
-    scale, unit = (1.0, "eV/A") if target == "forces" else (160.21766208, "GPa")
-    err = (p - r) * scale
+    from tnmat.data.units import target_units
+    from tnmat.metrics import rmse_mae
+
+    scale, unit = (1.0 if target == "forces" else 160.21766208), target_units("", target)  # eV/A^3 -> GPa
+    rmse, mae = rmse_mae(r, p, scale=scale, what=f"{target} predictions")
     norm = np.linalg.norm(r, axis=1) * np.linalg.norm(p, axis=1)
     cos = float(np.mean(np.sum(r * p, axis=1) / np.where(norm > 0, norm, 1.0)))
-    return (f"RMSE {np.sqrt(np.mean(err**2)):.4f} {unit}   MAE {np.mean(np.abs(err)):.4f} {unit}   "
-            f"cosine {cos:.3f}")
+    return f"RMSE {rmse:.4f} {unit}   MAE {mae:.4f} {unit}   cosine {cos:.3f}"
 
 
 def run_fit(args: argparse.Namespace, ds, calc) -> int:  # noqa: ANN001

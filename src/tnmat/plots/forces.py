@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tnmat.metrics import rmse_mae
 from tnmat.plots._save import save_figure
 
 __all__ = ["parity_plot"]
@@ -38,7 +39,7 @@ def parity_plot(panels: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]
             lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
             ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
             ax.scatter(ref, pred, s=3, alpha=0.4, lw=0)
-            rmse = float(np.sqrt(np.mean((pred - ref) ** 2)))
+            rmse = rmse_mae(ref, pred, scale=1.0, what=f"{panel}: {name}")[0]
             ax.set_title(f"{panel}: {name}\nRMSE {rmse:.3g} {units.get(panel, '')}", fontsize=8)
             ax.set_xlabel(f"reference [{units.get(panel, '')}]", fontsize=7)
             ax.set_ylabel(f"predicted [{units.get(panel, '')}]", fontsize=7)
