@@ -31,6 +31,10 @@ _FIXED = {
     "free_energy": "eV/structure",
 }
 
+#: Targets whose errors are not reported in meV: equivariant forces (per atom and Cartesian component) and
+#: stress (per structure and Voigt component; eV/A^3 values, GPa errors), tnmat.commands.vector_targets.
+_ERROR_UNITS = {"forces": "eV/A", "stress": "GPa"}
+
 #: Extensive (total) targets of structure files and the intensive targets derived from them.
 EXTENSIVE = ("energy", "free_energy")
 
@@ -51,8 +55,8 @@ def value_units(dataset: Any, target: str) -> str:
 
 def target_units(dataset: Any, target: str) -> str:
     """Error unit of ``target`` in ``dataset``: meV per the quantity of :func:`value_units` (``meV/atom``,
-    ``meV/cation``, ``meV/structure``, or plain ``meV``)."""
-    return "m" + value_units(dataset, target)
+    ``meV/cation``, ``meV/structure``, or plain ``meV``); forces in eV/A and stress in GPa."""
+    return _ERROR_UNITS.get(target) or "m" + value_units(dataset, target)
 
 
 def check_intensive(dataset: Any, target: str) -> None:
