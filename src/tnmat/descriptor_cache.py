@@ -38,8 +38,12 @@ def cached_legtensor(path: str | Path | None, compute: Callable[[], LegTensor], 
     """``LegTensor.load(path)`` when the file exists (and passes ``valid``), else ``compute()``, saved to
     ``path`` atomically.  ``path=None`` computes without caching."""
     if path is not None and Path(path).is_file():
-        x = LegTensor.load(path)
-        if valid is None or valid(x):
+        try:
+            x = LegTensor.load(path)
+        except ValueError as exc:  # a damaged cache file (disk full, a copy cut short) costs a recomputation
+            warnings.warn(f"descriptor cache {path} unreadable ({exc}); recomputing it", stacklevel=2)
+            x = None
+        if x is not None and (valid is None or valid(x)):
             return x
     x = compute()
     if path is not None:
