@@ -5,8 +5,8 @@ Compares, on the same density expansion and the same held-out structures (the ge
 * direct equivariant models of the forces (per atom, L = 1) and of the stress (per structure, L = 0 + 2):
   ridge on the equivariant features (baseline, alpha chosen on validation), the Fig. 26a MPS (Adam, and the
   ALS sweep fitter) and the Fig. 26b MPO (Adam), with early stopping on validation structures;
-* conservative forces / stress of the best energy network (MPS or MPO on the invariants, chosen by the
-  validation energy RMSE): -dE/dr and (1/V) dE/d(epsilon) by autograd (tnmat.forces).
+* conservative forces / stress of the best energy network (MPS by ALS sweep or Adam, MPO by Adam, on the
+  invariants, chosen by the validation energy RMSE): -dE/dr and (1/V) dE/d(epsilon) by autograd (tnmat.forces).
 
 Writes results/forces/metrics.json, metrics.csv, table.md and parity.png (tnmat.plots.forces), and the
 ASE check (BFGS relaxation + NVE drift with the best energy network) into metrics.json.
@@ -98,22 +98,24 @@ def fit_direct(target: str, density: AtomicDensity, feats: dict, ys: dict, cfg: 
 
 
 def fit_energy(density: AtomicDensity, parts: dict, cfg: dict) -> tuple[StructureModel, dict]:
-    """The best energy network (MPS or MPO on the averaged invariants) by validation energy RMSE."""
+    """The best energy network (MPS by ALS sweep or Adam, MPO by Adam, on the averaged invariants) by the
+    validation energy RMSE."""
     calc = Invariants(density, order=2)
     x = {k: calc.compute(parts[k].structures, progress=False) for k in ("train", "val")}
     y = {k: parts[k].targets["energy_per_atom"] for k in ("train", "val")}
     cands = {
-        "MPS": MPSRegressor(bond_dim=cfg["energy_bond"], dtype="float64", max_epochs=cfg["energy_epochs"],
-                            patience=100, learning_rate=3e-3, random_state=0),
-        "MPO": MPORegressor(bond_dim=4, input_offset=1.0, dtype="float64", max_epochs=cfg["energy_epochs"],
-                            patience=100, learning_rate=3e-3, random_state=0),
+        "MPS sweep": MPSRegressor(bond_dim=cfg["energy_bond"], solver="sweep", dtype="float64", random_state=0),
+        "MPS": MPSRegressor(solver="adam", bond_dim=cfg["energy_bond"], dtype="float64",
+                            max_epochs=cfg["energy_epochs"], patience=100, learning_rate=3e-3, random_state=0),
+        "MPO": MPORegressor(solver="adam", bond_dim=4, input_offset=1.0, dtype="float64",
+                            max_epochs=cfg["energy_epochs"], patience=100, learning_rate=3e-3, random_state=0),
     }
     scores, best = {}, None
     for name, reg in cands.items():
         m = StructureModel(calc, reg)
         m.fit(x["train"], y["train"], X_val=x["val"], y_val=y["val"])
         rmse = float(np.sqrt(np.mean((m.predict(x["val"]) - y["val"]) ** 2)))
-        scores[name] = {"val_energy_rmse_meV_per_atom": 1000 * rmse, "epochs": reg.n_epochs_}
+        scores[name] = {"val_energy_rmse_meV_per_atom": 1000 * rmse, "epochs": getattr(reg, "n_epochs_", None)}
         if best is None or rmse < best[0]:
             best = (rmse, name, m)
     return best[2], {"chosen": best[1], "candidates": scores}
@@ -157,7 +159,7 @@ def main() -> None:
     ap.add_argument("--out", default="results/forces")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = dict(n_structures=240, n_systems=3, mps_bond=8, mpo_bond=4, mps_epochs=150, mpo_epochs=60, patience=20,
+    cfg = dict(n_structures=240, n_systems=3, mps_bond=8, mpo_bond=4, mps_epochs=150, mpo_epochs=200, patience=20,
                lr=3e-3, batch=64, energy_bond=8, energy_epochs=1500, nve_steps=500)
     if args.quick:
         cfg.update(n_structures=60, mps_epochs=10, mpo_epochs=5, energy_epochs=50, nve_steps=50)
