@@ -171,3 +171,19 @@ def test_entanglement_dynamics_on_any_dataset(tmp_path, capsys):
     assert "## chi = 2 (2 runs x 2 epochs" in md and "meV/atom" in md
     recs = ResultStore(tmp_path / "entanglement.sqlite").records(experiment="entanglement-dynamics")
     assert len(recs) == 2 and {r["dataset"] for r in recs} == {"alloys-small"}
+
+
+def test_cli_is_only_the_entry_point_and_every_command_is_one_module():
+    """cli.py defines nothing but main; each subcommand is a module of tnmat.commands with its option table
+    (data, not code) and one run function."""
+    import ast
+    import inspect
+
+    import tnmat.cli
+    from tnmat.commands import COMMANDS
+
+    tree = ast.parse(inspect.getsource(tnmat.cli))
+    assert [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)] == ["main"]
+    assert sorted(c.NAME for c in COMMANDS) == sorted(SUBCOMMANDS)
+    for command in COMMANDS:
+        assert isinstance(command.OPTIONS, list) and callable(command.run) and command.HELP and command.DESCRIPTION
