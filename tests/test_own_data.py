@@ -187,3 +187,34 @@ def test_constant_target_is_a_clear_error(tmp_path, capsys):
     write(tmp_path / "flat.extxyz", frames)
     assert main(["fit", str(tmp_path / "flat.extxyz"), *FAST]) == 2
     assert "'energy_per_atom' is the same (-1 eV) for every training structure" in capsys.readouterr().err
+
+
+def test_predict_writes_per_atom_and_total_names_and_range_flags(files, tmp_path, capsys):
+    """Per-atom and total energies, the structures' own names, and the two far-outside structures of the
+    issue (positions in Bohr read as Angstrom; one atom in a 0.9 A cell) flagged in the CSV and counted."""
+    import csv
+
+    model = tmp_path / "m.pt"
+    assert main(["fit", str(files / "total.extxyz"), *FAST, "-o", str(model)]) == 0
+    frames = read(files / "test.extxyz", ":4")
+    for k, a in enumerate(frames):
+        a.info["name"] = f"mine-{k}"
+    bohr = frames[1].copy()
+    bohr.set_cell(bohr.cell * 0.529177, scale_atoms=True)
+    bohr.info["name"] = "bohr"
+    tiny = bulk("Cu", "sc", a=0.9)
+    tiny.info["name"] = "tiny"
+    for a in frames:
+        a.calc = None
+    write(tmp_path / "new.extxyz", [*frames, bohr, tiny])
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(tmp_path / "new.extxyz"), "-o", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "outside the training descriptors' range: 2 of 6 structures" in printed
+    assert "energy_per_atom [eV/atom]" in printed
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == ["mine-0", "mine-1", "mine-2", "mine-3", "bohr", "tiny"]
+    assert [r["outside_training_range"] for r in rows] == ["0"] * 4 + ["1", "1"]
+    for r in rows:
+        assert float(r["predicted_energy_eV"]) == pytest.approx(
+            float(r["predicted_energy_per_atom_eV"]) * int(r["n_atoms"]), rel=1e-7, abs=1e-7)

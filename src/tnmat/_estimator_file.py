@@ -7,6 +7,10 @@ A file is ``torch.save`` of a dict of plain containers and tensors::
     {"format": "tnmat.estimator", "version", "tnmat_version", "class": <estimator class name>,
      "params": get_params(), "fitted": {...}, "extra": caller's dict, ...class-specific entries}
 
+plus ``"checksum"``: a SHA-256 of every other entry (:func:`content_checksum`: keys, numbers, strings and
+each tensor's dtype, shape and bytes), which loading verifies, so a corrupted file is an error naming it
+instead of wrong predictions.  Files are written to a temporary name and renamed into place.
+
 It is read back with ``torch.load(weights_only=True)``, so loading never executes pickled code.  This module
 sits below all users so that no layer imports another to write or read a file: each estimator class
 registers its loader here (:func:`register_loader`, done when its module is imported) and
@@ -15,6 +19,7 @@ registers its loader here (:func:`register_loader`, done when its module is impo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "plain", "write_estimator_file", "register_loader", "read_estimator_file",
-           "load_estimator_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "plain", "content_checksum", "write_estimator_file", "register_loader",
+           "read_estimator_file", "load_estimator_file"]
 
 FORMAT = "tnmat.estimator"
 FORMAT_VERSION = 1
@@ -56,6 +61,32 @@ def plain(obj: Any, where: str) -> Any:
     raise TypeError(f"{where}: a {type(obj).__name__} cannot be saved (use plain dict/list/str/number/tensor)")
 
 
+def _feed(h: Any, obj: Any) -> None:
+    """Add ``obj`` (plain containers, see :func:`plain`) to the hash ``h``, type-tagged and in a fixed order."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=repr):
+            h.update(repr(k).encode())
+            _feed(h, obj[k])
+    elif isinstance(obj, list | tuple):
+        h.update(f"{'L' if isinstance(obj, list) else 'U'}{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(f"S{type(obj).__name__}:{obj!r}".encode())
+
+
+def content_checksum(blob: dict[str, Any]) -> str:
+    """SHA-256 (hex) of an estimator file's contents, all entries but ``"checksum"`` itself."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in blob.items() if k != "checksum"})
+    return h.hexdigest()
+
+
 def write_estimator_file(path: str | Path, class_name: str, params: dict[str, Any], fitted: dict[str, Any], *,
                          extra: dict[str, Any] | None = None, **entries: Any) -> Path:
     """Write one estimator file (parent folders are created); ``entries`` are class-specific top-level keys."""
@@ -65,9 +96,12 @@ def write_estimator_file(path: str | Path, class_name: str, params: dict[str, An
             "params": plain(params, "params"), "fitted": plain(fitted, "fitted"),
             "extra": plain(dict(extra or {}), "extra"),
             **{k: plain(v, k) for k, v in entries.items()}}
+    blob["checksum"] = content_checksum(blob)
+    from tnmat.reports import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(blob, path)
+    with atomic_path(path) as tmp:  # a run stopped mid-write never leaves a half-written model
+        torch.save(blob, tmp)
     return path
 
 
@@ -91,6 +125,10 @@ def read_estimator_file(path: str | Path) -> dict[str, Any]:
     if blob.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path}: tnmat estimator format version {blob.get('version')!r} is not supported "
                          f"(this tnmat reads version {FORMAT_VERSION}); refit the model")
+    # files written before checksums existed have none; every file written now has one
+    if "checksum" in blob and blob["checksum"] != content_checksum(blob):
+        raise ValueError(f"{path}: the model file is corrupted (its contents do not match the checksum stored "
+                         "when it was written); refit the model or restore the file from a copy")
     return blob
 
 

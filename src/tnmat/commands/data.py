@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tnmat.commands._common import GEOMETRY, load_data, option
+from tnmat.commands._common import ENERGIES, GEOMETRY, check_output_file, load_data, option
 
 NAME = "data"
 HELP = "list, generate and summarise datasets"
@@ -14,6 +14,7 @@ OPTIONS = [
     option("data", nargs="?", default="alloys", help="DATA (default: alloys)"),
     option("-o", "--output", help="with generate: write the structures to this extxyz file"),
     GEOMETRY,
+    ENERGIES,
 ]
 
 BUILT_IN = """built-in datasets:
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         if root is not None:
             print(f"  (NMD18 found at {root})")
         return 0
-    ds = load_data(args.data, geometry=args.geometry)
+    check_output_file(args.output, "-o/--output")
+    ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
     if args.action == "generate" and args.output:
         ds.to_extxyz(args.output)
         print(f"wrote {len(ds)} structures to {args.output}")

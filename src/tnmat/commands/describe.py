@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import time
 
-from tnmat.commands._common import DATA_HELP, DESCRIPTOR_OPTIONS, descriptor, load_data, option
+from tnmat.commands._common import (
+    DATA_HELP,
+    DESCRIPTOR_OPTIONS,
+    ENERGIES,
+    check_output_dir,
+    check_output_file,
+    descriptor,
+    load_data,
+    option,
+)
 from tnmat.reports import atomic_path
 
 NAME = "describe"
@@ -16,16 +25,23 @@ OPTIONS = [
     DESCRIPTOR_OPTIONS,
     option("--per-atom", action="store_true", help="one row per atom instead of the structure mean"),
     option("-o", "--output", help="write the LegTensor to this .npz file"),
+    option("--cache", default=None, help="folder for cached descriptors (read when computed before with the same "
+                                         "settings; written atomically)"),
+    ENERGIES,
     option("-q", "--quiet", action="store_true", help="no progress bar"),
 ]
 
 
 def run(args: argparse.Namespace) -> int:
     """Load -> describe (timed) -> report; the descriptors go to ``--output``."""
-    ds = load_data(args.data, geometry=args.geometry)
+    from tnmat.descriptor_cache import cached_descriptors
+
+    check_output_file(args.output, "-o/--output")
+    check_output_dir(args.cache, "--cache")
+    ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
     calc = descriptor(args, ds.species)
     t0 = time.perf_counter()
-    out = calc.compute(ds.structures, average=not args.per_atom, progress=not args.quiet)
+    out = cached_descriptors(calc, ds, local=args.per_atom, cache_dir=args.cache, progress=not args.quiet)
     seconds = time.perf_counter() - t0
     n_atoms = sum(len(a) for a in ds.structures)
     print(f"{ds.name}: {len(ds)} structures, {n_atoms} atoms, species {', '.join(ds.species)}")

@@ -21,6 +21,7 @@ from tnmat.commands._common import (
     ENERGIES,
     QUIET,
     CLIError,
+    check_output_dir,
     check_output_file,
     descriptor,
     load_data,
@@ -137,6 +138,7 @@ def check_options(args: argparse.Namespace) -> None:
     if not args.learning_rate > 0 or not np.isfinite(args.learning_rate):
         raise CLIError(f"--learning-rate {args.learning_rate:g}: must be a positive number")
     check_output_file(args.output, "-o/--output")
+    check_output_dir(args.cache, "--cache")
 
 
 def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:

@@ -7,7 +7,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tnmat.commands._common import DESCRIPTOR_OPTIONS, QUIET, CLIError, descriptor, load_data, option
+from tnmat.commands._common import (
+    DESCRIPTOR_OPTIONS,
+    ENERGIES,
+    QUIET,
+    CLIError,
+    check_output_dir,
+    check_results_file,
+    descriptor,
+    load_data,
+    option,
+)
 from tnmat.training.registry import MODEL_NAMES, PRESETS
 
 NAME = "learning-curve"
@@ -44,6 +54,7 @@ OPTIONS = [
                 "size, split) whose whole grid is stored) and say how many remain"),
     option("--seed", type=int, default=0, help="random seed of the splits (default 0)"),
     option("--cache", default=None, help="folder for cached descriptors"),
+    ENERGIES,
     DESCRIPTOR_OPTIONS,
     QUIET,
 ]
@@ -103,6 +114,26 @@ def settings(args: argparse.Namespace) -> Any:
         fixed={m: f for m, f in fixed.items() if f})
 
 
+def check_settings(cfg: Any, n: int, official: Any, data: str) -> None:
+    """The run sizes against the data, before any fit: every size fits in the training pool, test sets are
+    possible, and at least one split is run.  Errors name the option and the numbers."""
+    if cfg.n_splits < 0:
+        raise CLIError(f"--splits {cfg.n_splits}: must be at least 0")
+    if not 1 <= cfg.test_size <= n - 2:
+        raise CLIError(f"--test-size {cfg.test_size}: must be between 1 and {n - 2} ({data} has {n} structures)")
+    if cfg.n_splits == 0 and official is None:
+        raise CLIError(f"--splits 0: {data} has no official test split of --test-size {cfg.test_size} "
+                       "structures, so there is nothing to fit; give --splits 1 or more")
+    small = [m for m in cfg.sizes if m < 2]
+    if small:
+        raise CLIError(f"--sizes {','.join(map(str, small))}: training sizes must be at least 2")
+    pool = n - cfg.test_size
+    big = [m for m in cfg.sizes if m > pool]
+    if big:
+        raise CLIError(f"--sizes {','.join(map(str, big))}: larger than the training pool of {pool} structures "
+                       f"({data}: {n} structures less --test-size {cfg.test_size})")
+
+
 def _open_store(args: argparse.Namespace) -> Any:
     from tnmat.experiments.store import ResultStore
 
@@ -118,22 +149,30 @@ def _open_store(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Load -> describe -> run (or resume) the grid -> report -> plot."""
-    from tnmat.data.units import target_units
+    from tnmat.data.units import check_intensive, target_units
     from tnmat.descriptor_cache import cached_descriptors
     from tnmat.experiments import learning_curve as lc
     from tnmat.experiments.protocol import dataset_label, default_target, stratification_quantities
     from tnmat.experiments.runner import GridOptions
     from tnmat.experiments.splits import official_test
 
-    cfg = settings(args)
-    store = _open_store(args)
-    ds = load_data(args.data, geometry=args.geometry)
+    try:
+        cfg = settings(args)
+    except ValueError as exc:  # e.g. --sizes 10,x
+        raise CLIError(str(exc)) from None
+    check_results_file(args.results)
+    check_output_dir(args.out_dir, "--out-dir")
+    ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
     target = default_target(ds, args.target)
+    check_intensive(ds, target)
+    official = official_test(ds.metadata.get("split"), size=cfg.test_size)
+    check_settings(cfg, len(ds), official, args.data)
+    store = _open_store(args)
     X = cached_descriptors(descriptor(args, ds.species), ds, cache_dir=args.cache, progress=not args.quiet)
     dataset, units = dataset_label(ds.name, args.geometry, target), target_units(ds, target)
     rows, report = lc.run_learning_curve(
         X, ds.targets[target], stratification_quantities(ds, target), cfg, store=store, dataset=dataset,
-        official_test=official_test(ds.metadata.get("split"), size=cfg.test_size), units=units,
+        official_test=official, units=units,
         options=GridOptions(jobs=args.jobs, dask_scheduler=args.dask_scheduler, progress=not args.quiet,
                             on_error="continue"), fit=not args.report_only)
     return write_report(args, store, rows, report, dataset=dataset, units=units)

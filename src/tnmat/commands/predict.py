@@ -1,5 +1,7 @@
 """``tnmat predict``: a saved model's predictions for every structure of DATA, as CSV (with the errors when
-DATA has the target)."""
+DATA has the target).  A model of an energy per atom also writes the total energy (per atom x atoms); every
+structure whose descriptors lie outside the training range stored with the model is flagged
+(:class:`tnmat.data.domain.DescriptorRange`), counted in the summary and marked in the CSV."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import argparse
 
 import numpy as np
 
-from tnmat.commands._common import DATA_HELP, GEOMETRY, load_data, option
+from tnmat.commands._common import DATA_HELP, ENERGIES, GEOMETRY, check_output_file, load_data, option
 
 NAME = "predict"
 HELP = "predict with a saved model"
@@ -17,33 +19,62 @@ OPTIONS = [
     option("data", help=DATA_HELP),
     option("-o", "--output", default="predictions.csv", help="CSV file (default predictions.csv)"),
     GEOMETRY,
+    ENERGIES,
     option("-q", "--quiet", action="store_true", help="no progress bar"),
 ]
 
 
+def _columns(ds, target: str, pred: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001 (a Dataset)
+    """The predicted (and, where DATA has them, true) values per structure in eV (``<target>_eV``; the target's
+    name says per what, :func:`tnmat.data.units.value_units`); a per-atom energy is written per atom and as
+    the structure's total (``predicted_energy_eV``)."""
+    from tnmat.data.units import EXTENSIVE, per_atom_name
+
+    n_atoms = np.array([len(a) for a in ds.structures])
+    cols = {f"predicted_{target}_eV": pred}
+    total = next((t for t in EXTENSIVE if per_atom_name(t) == target), None)
+    if total is not None:
+        cols[f"predicted_{total}_eV"] = pred * n_atoms
+    for t in (target, total):
+        if t is not None and t in ds.targets:
+            cols[f"{t}_eV"] = ds.targets[t]
+    return cols
+
+
 def run(args: argparse.Namespace) -> int:
-    """Load model and data -> predict (describing on the way) -> write CSV -> report errors."""
+    """Check -> load model and data -> predict (describing on the way) -> write CSV -> report errors."""
     from tnmat.commands.vector_targets import is_equivariant_file, run_predict
-    from tnmat.data.units import target_units
+    from tnmat.data.domain import DescriptorRange
+    from tnmat.data.units import target_units, value_units
     from tnmat.metrics import rmse_mae
     from tnmat.model import StructureModel
     from tnmat.reports import write_rows_csv
 
+    check_output_file(args.output, "-o/--output")
     if is_equivariant_file(args.model):  # forces / stress model (issue 16)
-        return run_predict(args, load_data(args.data, geometry=args.geometry))
+        return run_predict(args, load_data(args.data, geometry=args.geometry, energies=args.energies))
     model = StructureModel.load(args.model)
-    ds = load_data(args.data, geometry=args.geometry)
-    pred = model.predict(ds.structures, progress=not args.quiet)
-    ids = ds.metadata.get("id", np.arange(len(ds)))
-    truth = ds.targets.get(model.target)
+    ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
+    X = model.featurize(ds.structures, progress=not args.quiet)
+    pred = model.predict(X)
     t = model.target
-    columns = ["id", f"predicted_{t}_eV"] + ([f"{t}_eV"] if truth is not None else [])
-    rows = [dict(zip(columns, (ids[k], f"{pred[k]:.8f}", *([] if truth is None else [f"{truth[k]:.8f}"])),
-                     strict=True)) for k in range(len(ds))]
-    out = write_rows_csv(rows, args.output, columns=columns, lineterminator="\n")
-    print(f"wrote {len(ds)} predictions to {out}")
-    if truth is not None:
+    cols = {"id": ds.metadata["id"], "n_atoms": np.array([len(a) for a in ds.structures]),
+            **{k: np.char.mod("%.8f", v) for k, v in _columns(ds, t, pred).items()}}
+    domain = model.info.get("domain")
+    if domain is not None:  # models saved before issue 14 carry no training range
+        excess = DescriptorRange.from_dict(domain).excess(X)
+        cols["outside_training_range"] = (excess > float(domain["margin"])).astype(int)
+        cols["range_excess"] = np.char.mod("%.4g", excess)
+    names = list(cols)
+    write_rows_csv(({c: cols[c][k] for c in names} for k in range(len(ds))), args.output, columns=names,
+                   lineterminator="\n")
+    print(f"wrote {len(ds)} predictions of {t} [{value_units(ds, t)}] to {args.output}")
+    if domain is not None:
+        n_out = int(cols["outside_training_range"].sum())
+        print(f"outside the training descriptors' range: {n_out} of {len(ds)} structures"
+              + (" (their predictions are extrapolations; see column outside_training_range)" if n_out else ""))
+    if t in ds.targets:
         units = target_units(ds, t)
-        rmse, mae = rmse_mae(truth, pred, what=f"{args.model} on {ds.name}")
+        rmse, mae = rmse_mae(ds.targets[t], pred, what=f"{args.model} on {ds.name}")
         print(f"RMSE {rmse:.2f} {units}   MAE {mae:.2f} {units}")
     return 0
