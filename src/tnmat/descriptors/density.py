@@ -31,6 +31,37 @@ __all__ = ["AtomicDensity"]
 
 _DENSITIES = ("gaussian", "delta")
 _RADIAL = ("gto",)
+#: Most radial functions: beyond ~16 (r_cut 6 A) the GTO basis is linearly dependent anyway.
+MAX_N_MAX = 64
+
+
+def _check_basis(r_basis: float, n_max: int, l_max: int) -> None:
+    """``ValueError`` naming r_cut and n_max when the orthonormal GTO basis cannot be built (r_cut <= 1 A
+    makes the primitives coincide; too many radial functions make them linearly dependent)."""
+    if n_max > MAX_N_MAX:
+        raise ValueError(f"AtomicDensity: n_max={n_max} radial functions is more than {MAX_N_MAX}; the GTO "
+                         "basis is linearly dependent beyond ~16 at r_cut 6 A")
+    try:
+        gto_basis(r_basis, n_max, l_max)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise ValueError(f"AtomicDensity: no orthonormal GTO radial basis for r_cut={r_basis:g} A with "
+                         f"n_max={n_max} ({exc}); use a larger r_cut (> 1 A, e.g. 4-6 A) or fewer radial "
+                         "functions") from None
+
+
+def as_frames(frames: Any, who: str) -> list[Atoms]:
+    """``frames`` (one ASE Atoms or a sequence of them) as a list; ``TypeError`` naming ``who`` otherwise (a
+    file name is not read here: use :func:`tnmat.data.read_structures`)."""
+    if isinstance(frames, Atoms):
+        return [frames]
+    if isinstance(frames, str | bytes) or hasattr(frames, "__fspath__"):
+        raise TypeError(f"{who}: got the path {str(frames)!r}, expected ASE Atoms or a list of them (read files "
+                        "with tnmat.data.read_structures or ase.io.read)")
+    out = list(frames)
+    bad = next((k for k, a in enumerate(out) if not isinstance(a, Atoms)), None)
+    if bad is not None:
+        raise TypeError(f"{who}: structure {bad} is a {type(out[bad]).__name__}, expected ase.Atoms")
+    return out
 _CUTOFFS = ("cosine", "step")
 _BACKENDS = ("auto", "numba", "torch")
 #: evaluation settings, not hyper-parameters: left out of get_params (saved models, cache keys)
@@ -113,8 +144,8 @@ class AtomicDensity:
             raise ValueError(
                 f"AtomicDensity: cutoff_function must be one of {_CUTOFFS}, got {self.cutoff_function!r}"
             )
-        if self.density == "gaussian" and not self.sigma > 0:
-            raise ValueError(f"AtomicDensity: sigma must be > 0, got {self.sigma!r}")
+        if self.density == "gaussian" and not (self.sigma > 0 and np.isfinite(self.sigma)):
+            raise ValueError(f"AtomicDensity: sigma must be a finite number > 0, got {self.sigma!r}")
         if self.cutoff_function == "cosine" and not 0 < self.cutoff_width <= self.r_cut:
             raise ValueError(f"AtomicDensity: cutoff_width must be in (0, r_cut], got {self.cutoff_width!r}")
         if self.basis_r_cut is not None and not self.basis_r_cut > 1.0:
@@ -124,6 +155,7 @@ class AtomicDensity:
         from tnmat.descriptors._compiled import resolve_jobs
 
         resolve_jobs(self.n_jobs)  # validates
+        _check_basis(self.basis_r_cut or self.r_cut, self.n_max, self.l_max)
         object.__setattr__(self, "r_cut", float(self.r_cut))
         object.__setattr__(self, "n_max", int(self.n_max))
         object.__setattr__(self, "l_max", int(self.l_max))
@@ -282,7 +314,9 @@ class AtomicDensity:
         n_jobs: int | None = None,
     ) -> LegTensor:
         """Per-atom expansion for a list of ASE structures: LegTensor with legs ("a", "n", "lm")."""
-        frames = [frames] if isinstance(frames, Atoms) else list(frames)
+        frames = as_frames(frames, "AtomicDensity.compute")
+        if not frames:
+            raise ValueError("AtomicDensity.compute: no structures given")
         parts, sidx = [], []
         for _, _, pairs, a in self.iter_chunks(frames, dtype=dtype, device=device, n_jobs=n_jobs):
             parts.append(a)

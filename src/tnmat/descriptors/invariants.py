@@ -31,12 +31,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from ase import Atoms
 from tqdm.auto import tqdm
 
 from tnmat.descriptors._invariant_kernels import Bispectrum
-from tnmat.descriptors.density import AtomicDensity
+from tnmat.descriptors.density import AtomicDensity, as_frames
 from tnmat.legtensor import LegTensor
 from tnmat.so3 import real_clebsch_gordan
 
@@ -101,6 +102,8 @@ class _FusionTree:
     def __post_init__(self) -> None:
         if not isinstance(self.density, AtomicDensity):
             raise TypeError(f"{type(self).__name__}: density must be an AtomicDensity, got {type(self.density)}")
+        if isinstance(self.order, bool) or not isinstance(self.order, int | np.integer):
+            raise TypeError(f"{type(self).__name__}: order must be an integer 1-4, got {self.order!r}")
         if self.order not in (1, 2, 3, 4):
             raise ValueError(f"{type(self).__name__}: order must be 1, 2, 3 or 4, got {self.order!r}")
         if self.unique and not (self.order == 3 and type(self).__name__ == "Invariants"):
@@ -200,7 +203,7 @@ class _FusionTree:
     ) -> LegTensor:
         """Descriptor of every structure: mean over its atoms (paper eq. 22) when ``average``, else one
         row per atom with ``structure_index``.  Structures are processed in chunks of ``max_atoms``."""
-        frames = [frames] if isinstance(frames, Atoms) else list(frames)
+        frames = as_frames(frames, f"{type(self).__name__}.compute")
         if progress is None:
             progress = sys.stderr.isatty()
         if self._compiled(device):
