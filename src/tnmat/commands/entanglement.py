@@ -50,7 +50,7 @@ def _sweep(args: argparse.Namespace, X: Any, y: Any, common: dict[str, Any], out
                                  seed=args.seed, max_epochs=args.epochs, learning_rate=args.learning_rate,
                                  batch_size=args.batch_size)
     summary = ent.run_bond_sweep(X, y, settings, **common)
-    summary["files"] = {"figure": plot_bond_sweep(summary, out / "bond_sweep.png", units=summary["units"]),
+    summary["files"] = {"figure": plot_bond_sweep(summary, out / "bond_sweep.png"),
                         "markdown": write_sweep_markdown(summary, out / "bond_sweep.md"),
                         "csv": write_rows_csv(summary["rows"], out / "bond_sweep.csv")}
     return summary

@@ -1,7 +1,8 @@
 """Entanglement figures: the bond-dimension sweep (paper Fig. 14) and the spectrum dynamics (Fig. 15).
 
 Inputs are the summaries of :mod:`tnmat.experiments.entanglement` (plain dicts and lists), so the figures
-can be redrawn from stored results without refitting.  Entropies in nats, errors in meV/cation.
+can be redrawn from stored results without refitting.  Entropies in nats, errors in the summary's ``units``
+(meV/cation for NMD18).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ def _bipartitions(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def plot_bond_sweep(summary: Mapping[str, Any] | Sequence[Mapping[str, Any]], path: str | Path, *,
-                    units: str = "meV/cation", title: str | None = None) -> Path:
+                    units: str | None = None, title: str | None = None) -> Path:
     """One row of panels per training size: test RMSE vs chi, then the entropy of each bipartition vs chi
     (mean +- std over splits) with the min-cut bound (dotted), the Page entropy (dashed, one per model:
     the MPO's Choi legs have squared dimensions) and chi_ct (vertical lines, where inside the chi range).
     The dense tensor has no chi: it is drawn as a horizontal band.  ``summary`` is a
-    :func:`~tnmat.experiments.entanglement.run_bond_sweep` result or its ``rows``."""
+    :func:`~tnmat.experiments.entanglement.run_bond_sweep` result or its ``rows``; ``units`` defaults to the
+    summary's."""
+    units = units or (summary.get("units") if isinstance(summary, Mapping) else None) or "meV/cation"
     rows = list(summary["rows"] if isinstance(summary, Mapping) else summary)
     if not rows:
         raise ValueError("plot_bond_sweep: no rows to plot")
