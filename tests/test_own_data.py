@@ -218,3 +218,18 @@ def test_predict_writes_per_atom_and_total_names_and_range_flags(files, tmp_path
     for r in rows:
         assert float(r["predicted_energy_eV"]) == pytest.approx(
             float(r["predicted_energy_per_atom_eV"]) * int(r["n_atoms"]), rel=1e-7, abs=1e-7)
+
+
+def test_learning_curve_with_own_test_file(files, tmp_path, capsys):
+    """Every size is tested on the test file's 15 structures (one split), training subsets come from DATA."""
+    args = ["learning-curve", str(files / "total.extxyz"), "--test-file", str(files / "test.extxyz"),
+            "--models", "gpr-rbf", "--sizes", "20,60", "-q", "--r-cut", "4.5", "--n-max", "3", "--l-max", "2",
+            "--results", str(tmp_path / "r.sqlite"), "--out-dir", str(tmp_path / "lc")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 fits: 2 run now" in out and "(official split)" in out and "(meV/atom)" in out
+    lines = (tmp_path / "lc" / "learning_curve.csv").read_text().splitlines()
+    assert [ln.split(",")[:4] for ln in lines[1:]] == [["gpr-rbf", "20", "official", "1"],
+                                                      ["gpr-rbf", "60", "official", "1"]]
+    assert main([*args, "--splits", "2"]) == 2
+    assert "--splits 2 with --test-file" in capsys.readouterr().err

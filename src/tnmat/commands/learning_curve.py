@@ -34,6 +34,9 @@ OPTIONS = [
     option("--sizes", default=None, help="comma-separated training sizes (default from the preset)"),
     option("--splits", type=int, default=None, help="number of random test splits"),
     option("--test-size", type=int, default=None, help="structures per test set"),
+    option("--test-file", default=None, metavar="FILE",
+           help="test every training size on the structures of FILE (one split, named 'official'; training "
+                "subsets drawn from all of DATA; --splits and --test-size do not apply)"),
     option("--target", default=None, help="target key (default: the dataset's energy)"),
     option("--max-epochs", type=int, default=None, help="override the preset's maximum epochs"),
     option("--patience", type=int, default=None, help="override the preset's early-stopping patience"),
@@ -134,6 +137,35 @@ def check_settings(cfg: Any, n: int, official: Any, data: str) -> None:
                        f"({data}: {n} structures less --test-size {cfg.test_size})")
 
 
+def with_test_file(args: argparse.Namespace, cfg: Any, ds: Any, target: str) -> tuple[Any, Any, Any]:
+    """DATA followed by the structures of ``--test-file`` (labelled ``train`` / ``test``), the settings of
+    that one split, and the indices of its test structures."""
+    import dataclasses
+
+    import numpy as np
+
+    from tnmat.data import Dataset
+    from tnmat.data.units import check_intensive
+
+    if args.splits:
+        raise CLIError(f"--splits {args.splits} with --test-file: random splits would move test-file structures "
+                       "into training pools; the test file is the one split (leave --splits out)")
+    test_ds = load_data(args.test_file, energies=args.energies)
+    if target not in test_ds.targets:
+        raise CLIError(f"--test-file {args.test_file}: no target {target!r} (it has "
+                       f"{', '.join(test_ds.targets) or 'none'})")
+    check_intensive(test_ds, target)
+    extra = sorted(set(test_ds.species) - set(ds.species))
+    if extra:
+        raise CLIError(f"--test-file {args.test_file}: species {', '.join(extra)} do not occur in the training "
+                       f"data {args.data} ({', '.join(ds.species)})")
+    both = Dataset.concatenate([ds, test_ds], splits=("train", "test"), name=f"{ds.name}+{test_ds.name}")
+    if target not in both.targets:
+        raise CLIError(f"{args.data}: no target {target!r} in both DATA and --test-file")
+    cfg = dataclasses.replace(cfg, n_splits=0, test_size=len(test_ds))
+    return both, cfg, np.arange(len(ds), len(both))
+
+
 def _open_store(args: argparse.Namespace) -> Any:
     from tnmat.experiments.store import ResultStore
 
@@ -165,16 +197,32 @@ def run(args: argparse.Namespace) -> int:
     ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
     target = default_target(ds, args.target)
     check_intensive(ds, target)
-    official = official_test(ds.metadata.get("split"), size=cfg.test_size)
+    if args.test_file:
+        ds, cfg, official = with_test_file(args, cfg, ds, target)
+    else:
+        official = official_test(ds.metadata.get("split"), size=cfg.test_size)
     check_settings(cfg, len(ds), official, args.data)
     store = _open_store(args)
     X = cached_descriptors(descriptor(args, ds.species), ds, cache_dir=args.cache, progress=not args.quiet)
     dataset, units = dataset_label(ds.name, args.geometry, target), target_units(ds, target)
-    rows, report = lc.run_learning_curve(
-        X, ds.targets[target], stratification_quantities(ds, target), cfg, store=store, dataset=dataset,
-        official_test=official, units=units,
-        options=GridOptions(jobs=args.jobs, dask_scheduler=args.dask_scheduler, progress=not args.quiet,
-                            on_error="continue"), fit=not args.report_only)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:  # the GPR optimiser's, counted once (in this process)
+        warnings.simplefilter("always", ConvergenceWarning)
+        rows, report = lc.run_learning_curve(
+            X, ds.targets[target], stratification_quantities(ds, target), cfg, store=store, dataset=dataset,
+            official_test=official, units=units,
+            options=GridOptions(jobs=args.jobs, dask_scheduler=args.dask_scheduler, progress=not args.quiet,
+                                on_error="continue"), fit=not args.report_only)
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    n_conv = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    if n_conv:
+        print(f"note: the GPR hyper-parameter optimiser reported {n_conv} convergence warning(s) (a length scale "
+              "or noise level at its bound)")
     return write_report(args, store, rows, report, dataset=dataset, units=units)
 
 
@@ -203,9 +251,12 @@ def write_report(args: argparse.Namespace, store: Any, rows: list[dict], report:
           f"{report.n_failed} failed")
     for _key, task, err in report.failures[:5]:
         print(f"  failed {task['model']} n_train={task['n_train']} split={task['split']}: {err.splitlines()[-1]}")
-    print(f"{'model':16s} {'n_train':>7s} {'RMSE':>16s} {'MAE':>16s} {'params':>9s}")
+    # the random splits' means; the official (or --test-file) split where no random split was run
+    family = "random" if any(r.get("splits") == "random" for r in rows) else "official"
+    print(f"{'model':16s} {'n_train':>7s} {'RMSE':>16s} {'MAE':>16s} {'params':>9s}   ({family} split"
+          f"{'s' if family == 'random' else ''})")
     for r in rows:
-        if r.get("splits") == "random":
+        if r.get("splits") == family:
             print(f"{r['model']:16s} {r['n_train']:7d} {r['rmse_mean']:8.2f} +- {r['rmse_std'] or 0:5.2f} "
                   f"{r['mae_mean']:8.2f} +- {r['mae_std'] or 0:5.2f} {r['n_parameters'] or 0:9.0f}")
     print(f"({units}) wrote {csv_path}, {md_path}, {png}, {fits}")

@@ -132,6 +132,25 @@ class Dataset:
         out.name = f"{self.name}[{name}]"
         return out
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[Dataset], *, splits: Sequence[str] | None = None,
+                    name: str | None = None) -> Dataset:
+        """One dataset of the structures of ``parts`` in order, with the targets and metadata they all have;
+        ``splits`` (one label per part, e.g. ``("train", "test")``) replaces ``metadata["split"]``."""
+        if not parts:
+            raise ValueError("Dataset.concatenate: no datasets given")
+        if splits is not None and len(splits) != len(parts):
+            raise ValueError(f"Dataset.concatenate: {len(splits)} split labels for {len(parts)} datasets")
+        targets = set.intersection(*(set(p.targets) for p in parts))
+        meta = set.intersection(*(set(p.metadata) for p in parts))
+        out_meta = {k: np.concatenate([p.metadata[k] for p in parts]) for k in meta}
+        if splits is not None:
+            out_meta["split"] = np.concatenate([np.full(len(p), s) for p, s in zip(parts, splits, strict=True)])
+        return cls(structures=[a for p in parts for a in p.structures],
+                   targets={k: np.concatenate([p.targets[k] for p in parts]) for k in sorted(targets)},
+                   metadata=out_meta, name=name or "+".join(p.name for p in parts),
+                   source="; ".join(p.source for p in parts if p.source))
+
     @property
     def species(self) -> tuple[str, ...]:
         """Chemical symbols present, sorted by atomic number."""
