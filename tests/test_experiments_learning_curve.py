@@ -23,9 +23,8 @@ from tnmat.experiments.learning_curve import (
     learning_curve_tasks,
     run_learning_curve,
     summarise,
-    write_markdown,
-    write_summary_csv,
 )
+from tnmat.experiments.learning_curve_report import write_markdown, write_summary_csv
 from tnmat.experiments.runner import GridOptions
 from tnmat.experiments.store import ResultStore
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO
 from tnmat.data.units import target_units
 from tnmat.experiments import learning_curve as lc
+from tnmat.experiments.learning_curve_report import write_markdown
 from tnmat.experiments.store import ResultStore
 
 RUNS = sorted(p.parent for p in (REPO / "results" / "learning_curve").glob("*/fits.jsonl.gz"))
@@ -44,6 +45,6 @@ def test_stored_fits_import_and_report_the_committed_numbers(run: Path, tmp_path
         assert (r["n_parameters"] is None) == (c["n_parameters"] == "")
     # the Markdown pivot tables written today from the imported fits are the committed ones, line for line
     md = (run / "learning_curve.md").read_text().splitlines()
-    pivot = lc.write_markdown(list(rows.values()), tmp_path / "lc.md", units="meV/cation").read_text()
+    pivot = write_markdown(list(rows.values()), tmp_path / "lc.md", units="meV/cation").read_text()
     table_lines = [ln for ln in pivot.splitlines() if ln.startswith("| ") and " +- " in ln]
     assert table_lines and all(ln in md for ln in table_lines)

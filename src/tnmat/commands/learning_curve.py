@@ -230,6 +230,7 @@ def write_report(args: argparse.Namespace, store: Any, rows: list[dict], report:
                  units: str) -> int:
     """The fits export, CSV, Markdown and figure in ``--out-dir``, and the printed summary."""
     from tnmat.experiments import learning_curve as lc
+    from tnmat.experiments import learning_curve_report as report_lc
     from tnmat.plots.learning_curve import plot_learning_curve
 
     out = Path(args.out_dir)
@@ -243,8 +244,8 @@ def write_report(args: argparse.Namespace, store: Any, rows: list[dict], report:
         if not rows:
             print(f"no (model, size, split) has all its grid points yet; nothing to report ({fits} written)")
             return 0
-    csv_path = lc.write_summary_csv(rows, out / "learning_curve.csv")
-    md_path = lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}", units=units,
+    csv_path = report_lc.write_summary_csv(rows, out / "learning_curve.csv")
+    md_path = report_lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}", units=units,
                                 accounting=report.accounting)
     png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=dataset)
     print(f"{report.n_tasks} fits: {report.n_done} run now, {report.n_skipped} already in {args.results}, "
