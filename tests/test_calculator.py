@@ -20,10 +20,11 @@ from tnmat.training import MPSRegressor
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("calc")
-    ds = generate_rattled_alloys(n_structures=16, n_systems=2, cache_dir=tmp)
+    ds = generate_rattled_alloys(n_structures=48, n_systems=2, cache_dir=tmp)
     torch.manual_seed(0)
     dens = AtomicDensity(species=("Al", "Ag", "Au"), r_cut=4.5, n_max=3, l_max=2)
-    m = StructureModel(Invariants(dens, order=2), MPSRegressor(bond_dim=3, max_epochs=60, dtype="float64",
+    # the ALS sweep fit (under a second) gives an energy surface with EMT-like stiffness: BFGS needs ~20 steps
+    m = StructureModel(Invariants(dens, order=2), MPSRegressor(bond_dim=4, solver="sweep", dtype="float64",
                                                                random_state=0))
     m.fit(m.featurize(ds.structures), ds.targets["energy_per_atom"])
     return m.save(tmp / "model.pt"), ds
@@ -32,13 +33,13 @@ def saved(tmp_path_factory):
 def test_relaxation_to_fmax(saved):
     path, ds = saved
     atoms = ds.structures[0].copy()
-    atoms.rattle(0.3, seed=1)  # far from the model's minimum: the optimiser has work to do
+    atoms.rattle(0.2, seed=1)  # far from the model's minimum: the optimiser has work to do
     atoms.calc = TNMatCalculator(path)
     f0 = np.linalg.norm(atoms.get_forces(), axis=1).max()
     e0 = atoms.get_potential_energy()
     opt = BFGS(atoms, logfile=None)
-    assert opt.run(fmax=0.05, steps=500)
-    assert f0 > 0.05
+    assert opt.run(fmax=0.05, steps=200)
+    assert f0 > 1.0
     assert np.linalg.norm(atoms.get_forces(), axis=1).max() <= 0.05
     assert atoms.get_potential_energy() < e0
 
