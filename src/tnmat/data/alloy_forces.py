@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -125,7 +124,3 @@ def generate_rattled_alloys(*, n_structures: int = 400, elements: Sequence[str] 
     ds.source += f" (cached at {path})"
     return ds
 
-
-def rattled_cache_path(**kwargs) -> Path:  # pragma: no cover - convenience for scripts
-    """The cache folder the generator uses (``cache_dir`` keyword as in :func:`generate_rattled_alloys`)."""
-    return alloy_cache_dir(kwargs.get("cache_dir"))
