@@ -1,0 +1,232 @@
+"""Sweep-fitted tensor networks against ridge and GPR-RBF on NMD18, official split, in one run (issue 12).
+
+Protocol: the 2400 official training structures, the 600 official test structures (the split of the data's
+metadata).  Inputs: SOAP invariants, structure-averaged, Gaussian density sigma 0.5 A; descriptor sets
+named ``r{r_cut}n{n_max}l{l_max}[c]`` (``c``: the centre-species leg) for the power spectrum B2 and
+``b3-...`` for the bispectrum (nu = 3).  Models on the same inputs:
+
+* ridge: closed form on the standardised flattened descriptor, strength by validation (the same seeded 20%
+  of the training structures) then refitted on all 2400;
+* GPR-RBF: :class:`tnmat.baselines.GPRRegressor` (marginal likelihood, all 2400 training structures);
+* MPS / MPO / TTN with ``solver="sweep"``: strengths, passes chosen on the same 20%, refitted on all 2400;
+  ``ttn-ens:CHI:K``: the mean prediction of K such TTNs with random_state 0..K-1 (each seed draws its own
+  validation fifth and initial network).
+
+Every fit records test MAE/RMSE (meV/cation for the formation energy, meV for the band gap), parameters,
+fit seconds (one thread) and the peak resident-memory increase during the fit (sampled every 10 ms).
+Descriptors are cached under ``cache/`` (outside git).  Results: JSON to ``--out`` (default
+bench_out/sweep_nmd18.json); copy it to results/sweep/ to commit.
+
+Usage: ``python benchmarks/sweep_nmd18.py [--nmd18 PATH] [--descriptors r6n4l3,r8n8l6] [--targets ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tnmat import LegTensor
+from tnmat.data import load_nmd18
+from tnmat.descriptors import AtomicDensity, Invariants
+from tnmat.training.sweep import DEFAULT_ALPHAS
+from tnmat.training.sweep_solve import ridge_local_solve
+
+TARGETS = {"formation_energy": ("formation_energy", "meV/cation"), "band_gap": ("bandgap", "meV")}
+
+
+def parse_descriptor(name: str) -> dict:
+    """``r8n8l6c`` -> r_cut 8, n_max 8, l_max 6, centre species; ``b3-`` prefix: bispectrum."""
+    order = 3 if name.startswith("b3-") else 2
+    body = name[3:] if order == 3 else name
+    centre = body.endswith("c")
+    body = body.rstrip("c")
+    r, rest = body[1:].split("n")
+    n, l_ = rest.split("l")
+    return {"order": order, "r_cut": float(r), "n_max": int(n), "l_max": int(l_), "center": centre}
+
+
+def descriptors(root: Path, geometry: str, name: str, cache: Path) -> tuple[LegTensor, dict, np.ndarray]:
+    """(X averaged over atoms, targets, split) for NMD18, cached as .npz under ``cache``."""
+    ds = load_nmd18(root, geometry=geometry)
+    spec = parse_descriptor(name)
+    path = cache / f"nmd18-{geometry}-{name}.npz"
+    if path.exists():
+        X = LegTensor.load(path)
+    else:
+        calc = Invariants(AtomicDensity(species=ds.species, r_cut=spec["r_cut"], n_max=spec["n_max"],
+                                        l_max=spec["l_max"], sigma=0.5), order=spec["order"],
+                          center_species=spec["center"])
+        t0 = time.perf_counter()
+        X = calc.compute(ds.structures, average=True, progress=False)
+        print(f"  descriptor {name} ({geometry}): {time.perf_counter() - t0:.0f} s, shape {X.sizes}",
+              file=sys.stderr, flush=True)
+        tmp = path.with_suffix(".tmp.npz")
+        X.save(tmp)
+        tmp.rename(path)
+    targets = {k: np.asarray(ds.targets[k], dtype=np.float64) for k in ds.targets}
+    return X, targets, np.asarray(ds.metadata["split"])
+
+
+class PeakRSS:
+    """Peak resident-set-size increase (MiB) of this process while the context is open (10 ms samples)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+        self.mib = (self.peak - self.base) / 2**20
+
+
+def split_rows(split: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Official train/test, and the seeded 20% validation / 80% fit rows of the training set."""
+    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    perm = np.random.default_rng(seed).permutation(train)
+    n_val = len(perm) // 5
+    return train, test, np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, train: np.ndarray
+              ) -> tuple[callable, int, dict]:
+    """Closed-form ridge on standardised features: strength by validation, refit on all training rows."""
+    def scaled(rows: np.ndarray, ref: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        mu, sd = x[ref].mean(0), x[ref].std(0)
+        sd = np.where(sd > 1e-12 * (1 + np.abs(mu)), sd, 1.0)
+        return torch.as_tensor((x[rows] - mu) / sd), mu, sd
+
+    xf, _, _ = scaled(fit, fit)
+    mu_f, sd_f = x[fit].mean(0), np.where(x[fit].std(0) > 0, x[fit].std(0), 1.0)
+    ys = y[fit].std()
+    sol = ridge_local_solve(xf, torch.as_tensor(y[fit] / ys), DEFAULT_ALPHAS, select="validation",
+                            phi_val=torch.as_tensor((x[val] - mu_f) / sd_f), y_val=torch.as_tensor(y[val] / ys))
+    xa, mu, sd = scaled(train, train)
+    ys = y[train].std()
+    ref = ridge_local_solve(xa, torch.as_tensor(y[train] / ys), [sol.lam], select="fixed")
+    m, b = ref.m.numpy() * ys, ref.intercept * ys
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return ((x[rows] - mu) / sd) @ m + b
+
+    return predict, x.shape[1], {"alpha": sol.lam}
+
+
+def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str], bond: int, scale: float,
+               n_sweeps: int) -> list[dict]:
+    from tnmat.baselines import GPRRegressor
+    from tnmat.training.estimators import MPORegressor, MPSRegressor, TTNRegressor
+
+    train, test, fit, val = split_rows(split)
+    x = X.values.reshape(X.values.shape[0], -1).numpy()
+    rows = []
+    for model in models:
+        t0 = time.perf_counter()
+        info: dict = {}
+        with PeakRSS() as mem:
+            if model == "ridge":
+                predict, n_par, info = fit_ridge(x, y, fit, val, train)
+                pred = predict(test)
+            elif model == "gpr-rbf":
+                est = GPRRegressor(kernel="rbf", random_state=0).fit(x[train], y[train])
+                pred, n_par = est.predict(x[test]), len(train)
+            elif model.startswith("ttn-ens"):  # "ttn-ens:8:4": mean of 4 sweep-fitted TTNs, random_state 0..3
+                _, chi, k = model.split(":")
+                members = [TTNRegressor(solver="sweep", bond_dim=int(chi), n_sweeps=n_sweeps, dtype="float64",
+                                        validation_fraction=0.2, random_state=seed).fit(X.select(train), y[train])
+                           for seed in range(int(k))]
+                pred = np.mean([m.predict(X.select(test)) for m in members], axis=0)
+                n_par = sum(m.n_parameters_ for m in members)
+                info = {"bond_dims": [m.bond_dims_ for m in members],
+                        "member_test_mae": [float(np.mean(np.abs(m.predict(X.select(test)) - y[test])) * scale)
+                                            for m in members]}
+            else:  # "mps", "ttn:16", "mpo:4:1" (kind, bond dimension, MPO input offset)
+                kind, *opts = model.split(":")
+                cls = {"mps": MPSRegressor, "mpo": MPORegressor, "ttn": TTNRegressor}[kind]
+                extra = {"input_offset": float(opts[1])} if kind == "mpo" and len(opts) > 1 else {}
+                est = cls(solver="sweep", bond_dim=int(opts[0]) if opts else bond, n_sweeps=n_sweeps,
+                          dtype="float64", validation_fraction=0.2, random_state=0, **extra)
+                est.fit(X.select(train), y[train])
+                pred, n_par = est.predict(X.select(test)), est.n_parameters_
+                info = {"bond_dims": est.bond_dims_, "passes": est.n_epochs_, "best_pass": est.best_epoch_ + 1,
+                        "stop_reason": est.history_["stop_reason"][0],
+                        "val_rmse_per_pass": est.history_["val_rmse"],
+                        "val_rmse_best": est.history_["val_rmse"][est.best_epoch_]}
+        err = (pred - y[test]) * scale
+        rows.append({"model": model, "n_parameters": int(n_par), "fit_seconds": time.perf_counter() - t0,
+                     "peak_rss_mib": mem.mib, "test_mae": float(np.mean(np.abs(err))),
+                     "test_rmse": float(np.sqrt(np.mean(err**2))), **info})
+        r = rows[-1]
+        print(f"  {model:8s} MAE {r['test_mae']:7.2f} RMSE {r['test_rmse']:7.2f} params {r['n_parameters']:7d} "
+              f"fit {r['fit_seconds']:6.1f} s  mem +{r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_root = os.environ.get("TNMAT_NMD18", str(Path(__file__).resolve().parents[2] / "shared/data/nmd18"))
+    ap.add_argument("--nmd18", default=default_root)
+    ap.add_argument("--descriptors", default="r6n4l3,r8n8l6")
+    ap.add_argument("--runs", default="relaxed:formation_energy,relaxed:band_gap,vegard:formation_energy",
+                    help="geometry:target pairs")
+    ap.add_argument("--models", default="ridge,gpr-rbf,mps:8,ttn:8,mpo:4:1",
+                    help="ridge, gpr-rbf, KIND[:BOND[:MPO_INPUT_OFFSET]] for KIND in mps, ttn, mpo")
+    ap.add_argument("--bond-dim", type=int, default=8)
+    ap.add_argument("--n-sweeps", type=int, default=6)
+    ap.add_argument("--cache", default="cache")
+    ap.add_argument("--out", default="bench_out/sweep_nmd18.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    root = Path(args.nmd18)
+    if not (root / "train.csv").exists():
+        sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    results = json.loads(out.read_text())["results"] if out.exists() else []
+    done = {(r["descriptor"], r["geometry"], r["target"], r["model"]) for r in results}
+    for run in args.runs.split(","):
+        geometry, target = run.split(":")
+        for name in args.descriptors.split(","):
+            X, targets, split = descriptors(root, geometry, name, cache)
+            key, unit = TARGETS[target]
+            # the MPO's local problems grow as chi^2 d^4: only on the small input
+            models = [m for m in args.models.split(",") if (name, geometry, target, m) not in done
+                      and not (m.startswith("mpo") and X.values[0].numel() > 2048)]
+            if not models:
+                continue
+            print(f"{geometry} {target} {name} {X.sizes}", file=sys.stderr, flush=True)
+            for r in run_models(X, targets[key], split, models, args.bond_dim, 1000.0, args.n_sweeps):
+                results.append({"descriptor": name, "geometry": geometry, "target": target, "unit": unit,
+                                "leg_sizes": list(X.sizes), **r})
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"protocol": __doc__.split("\n\n")[1], "threads": 1,
+                                           "bond_dim": args.bond_dim, "results": results}, indent=1))
+                tmp.rename(out)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
