@@ -1,0 +1,111 @@
+"""Where the compiled descriptor path spends its time (one thread, CPU seconds, first N NMD18 structures).
+
+Stages, each timed on its own over the same chunks that ``Invariants.compute`` uses (1024 atoms):
+neighbour search alone (the compiled direct search that the fused kernel also runs), the fused density
+kernel (search + radial x solid harmonics + accumulation + transform), the power spectrum from A (averaged
+and per atom), the unique bispectrum from A (averaged, centre species), and the whole ``compute`` calls
+(the difference is Python glue).  DScribe's sphere (``dscribe_equivalent``), n_max 4, l_max 3.
+
+Usage: ``python benchmarks/descriptors_profile.py [--structures 1000] [--out bench_out/descriptors_profile.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SPECIES = ("O", "Al", "Ga", "In")
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nmd18", default=os.environ.get("TNMAT_NMD18", str(Path(__file__).resolve().parents[2]
+                                                                        / "shared/data/nmd18")))
+    ap.add_argument("--structures", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", default="bench_out/descriptors_profile.json")
+    ap.add_argument("--copy-to", default=None)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    from tnmat.data import load_nmd18
+    from tnmat.descriptors import AtomicDensity, Invariants
+    from tnmat.descriptors._compiled import _rows, expand_frames
+    from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows
+    from tnmat.descriptors._kernels import neighbor_pairs
+
+    frames = load_nmd18(Path(args.nmd18)).structures[: args.structures]
+    n_atoms = sum(len(a) for a in frames)
+    dens = AtomicDensity.dscribe_equivalent(species=SPECIES, r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
+    chunks = [(first, stop, atoms, a) for first, stop, atoms, a in dens.iter_chunks(frames)]  # also warms up
+    s, n, lmax = 4, 4, 3
+
+    def search() -> None:
+        for first, stop, _, _ in chunks:
+            sub = frames[first:stop]
+            ptr = np.concatenate([[0], np.cumsum([len(a) for a in sub])])
+            cells = np.stack([a.cell.array for a in sub])
+            neighbor_pairs(np.concatenate([a.positions for a in sub]), cells, np.linalg.inv(cells),
+                           np.ones(len(sub), dtype=bool), ptr, dens.r_cut)
+
+    def density() -> None:
+        for first, stop, _, _ in chunks:
+            expand_frames(dens, frames[first:stop], first)
+
+    ats = [np.ascontiguousarray(a.numpy().reshape(a.shape[0], s * n, -1).transpose(0, 2, 1)) for *_, a in chunks]
+
+    def spectrum(average: bool, order: int) -> None:
+        for (first, stop, atoms, _), at in zip(chunks, ats, strict=True):
+            center = order == 3
+            ptr, idx, scale, n_rows = _rows(atoms, first, stop, average, s, center)
+            if order == 2:
+                power_spectrum_rows(at, ptr, idx, scale, lmax, n, np.empty((n_rows, s, s, n, n, lmax + 1)))
+            else:
+                bs = Invariants(dens, order=3, unique=True)._bispectrum()
+                bispectrum_rows(at, ptr, idx, scale, *bs.tables(), bs.n_unique)
+
+    spectrum(True, 3)  # compile / load
+    stages = {
+        "neighbour search alone": _best(search, args.repeat),
+        "fused density kernel (search + expansion)": _best(density, args.repeat),
+        "power spectrum from A, averaged": _best(lambda: spectrum(True, 2), args.repeat),
+        "power spectrum from A, per atom": _best(lambda: spectrum(False, 2), args.repeat),
+        "bispectrum (unique) from A, averaged, centre species": _best(lambda: spectrum(True, 3), args.repeat),
+        "compute: power spectrum, averaged": _best(lambda: Invariants(dens, order=2).compute(frames), args.repeat),
+        "compute: power spectrum, per atom": _best(
+            lambda: Invariants(dens, order=2).compute(frames, average=False), args.repeat),
+        "compute: bispectrum, centre species, unique": _best(
+            lambda: Invariants(dens, order=3, center_species=True, unique=True).compute(frames), args.repeat),
+    }
+    print(f"{args.structures} structures, {n_atoms} atoms, one thread, CPU seconds (best of {args.repeat}), "
+          f"load {os.getloadavg()[0]:.1f}")
+    for k, v in stages.items():
+        print(f"  {k:55s} {v:7.3f} s  {n_atoms / v:9.0f} atoms/s")
+    payload = json.dumps({"structures": args.structures, "atoms": n_atoms, "cpu_seconds": stages,
+                          "load_average": os.getloadavg()}, indent=2)
+    for target in [Path(args.out)] + ([Path(args.copy_to) / Path(args.out).name] if args.copy_to else []):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(payload)
+        tmp.replace(target)
+        print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
