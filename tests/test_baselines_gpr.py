@@ -233,6 +233,7 @@ def test_save_load_round_trip_reproduces_predictions_and_hyperparameters(kw: dic
 def test_save_requires_a_fitted_model_and_load_rejects_a_corrupted_file(tmp_path) -> None:
     from sklearn.exceptions import NotFittedError
 
+    from tnmat._estimator_file import content_checksum
     from tnmat.training import load_estimator
 
     with pytest.raises(NotFittedError):
@@ -242,6 +243,7 @@ def test_save_requires_a_fitted_model_and_load_rejects_a_corrupted_file(tmp_path
     path = GPRRegressor("soap").fit(F, F[:, 0]).save(tmp_path / "gpr.pt")
     blob = torch.load(path, weights_only=True)
     blob["fitted"]["route"] = "nonsense"
+    blob["checksum"] = content_checksum(blob)  # a consistent checksum: the loader's own check is tested
     torch.save(blob, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="bad.pt: inconsistent"):
         load_estimator(tmp_path / "bad.pt")
