@@ -33,6 +33,37 @@ def _best(fn, repeat: int) -> float:
     return best
 
 
+def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
+    """CPU seconds per atom of the fused direct-search kernel vs vesin pairs + the pair kernel on supercells
+    of one structure (sets ``neighbors.DIRECT_MAX_ATOMS``)."""
+    from tnmat.descriptors import AtomicDensity
+    from tnmat.descriptors import _kernels as K
+    from tnmat.descriptors._compiled import _pair_forward, constants
+    from tnmat.descriptors.neighbors import build_pairs, species_indices
+
+    dens = AtomicDensity.dscribe_equivalent(species=SPECIES, r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
+    out = []
+    for reps in sizes:
+        atoms = frame.repeat((reps, reps, 1))
+        sp = species_indices(atoms.numbers, dens.species_numbers, "supercell")
+        cell = atoms.cell.array[None]
+        ptr = np.array([0, len(atoms)])
+
+        def direct(atoms=atoms, sp=sp, cell=cell, ptr=ptr) -> None:
+            K.density_forward_direct(atoms.positions, cell, np.linalg.inv(cell), np.ones(1, dtype=bool), ptr, sp,
+                                     4, constants(dens))
+
+        def pairs(atoms=atoms) -> None:
+            pl = build_pairs([atoms], dens.r_cut, dens.species_numbers, method="vesin")
+            _pair_forward(dens, pl.vectors.numpy(), pl)
+
+        direct(), pairs()
+        out.append({"atoms": len(atoms), "direct_s": _best(direct, repeat), "vesin_pairs_s": _best(pairs, repeat)})
+        print(f"  supercell {len(atoms):5d} atoms: direct {out[-1]['direct_s']:.3f} s, "
+              f"vesin + pair kernel {out[-1]['vesin_pairs_s']:.3f} s", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nmd18", default=os.environ.get("TNMAT_NMD18", str(Path(__file__).resolve().parents[2]
@@ -41,6 +72,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default="bench_out/descriptors_profile.json")
     ap.add_argument("--copy-to", default=None)
+    ap.add_argument("--crossover", default="1,2,4,8", help="supercells (r, r, 1) of structure 0 (80 atoms)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
@@ -97,8 +129,9 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f}")
     for k, v in stages.items():
         print(f"  {k:55s} {v:7.3f} s  {n_atoms / v:9.0f} atoms/s")
+    cross = crossover(frames[0], [int(x) for x in args.crossover.split(",")], args.repeat)
     payload = json.dumps({"structures": args.structures, "atoms": n_atoms, "cpu_seconds": stages,
-                          "load_average": os.getloadavg()}, indent=2)
+                          "direct_vs_vesin_supercells": cross, "load_average": os.getloadavg()}, indent=2)
     for target in [Path(args.out)] + ([Path(args.copy_to) / Path(args.out).name] if args.copy_to else []):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".json.tmp")

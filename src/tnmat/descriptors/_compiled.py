@@ -22,9 +22,10 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from tnmat.descriptors import _kernels as K
+from tnmat.descriptors import neighbors
 from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows
 from tnmat.descriptors._kernels import numba_threads, resolve_jobs
-from tnmat.descriptors.neighbors import DIRECT_MAX_ATOMS, PairList, _check_frame, build_pairs, species_indices
+from tnmat.descriptors.neighbors import PairList, _check_frame, build_pairs, species_indices
 from tnmat.legtensor import LegTensor
 
 __all__ = ["DensityFunction", "compute_invariants", "expand_frames", "numba_threads", "resolve_jobs"]
@@ -68,8 +69,8 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int) 
     consts = constants(density)
     n_sp = len(density.species)
     pbc = [a.pbc for a in frames]
-    direct = np.array([(p.all() or not p.any()) and len(a) <= DIRECT_MAX_ATOMS for a, p in zip(frames, pbc,
-                                                                                               strict=True)])
+    small = [len(a) <= neighbors.DIRECT_MAX_ATOMS for a in frames]
+    direct = np.array([(p.all() or not p.any()) and ok for p, ok in zip(pbc, small, strict=True)])
     out = np.empty((len(species_all), n_sp, density.n_max, density.n_lm))
     groups = [(np.flatnonzero(direct), True), (np.flatnonzero(~direct), False)]
     for idx, fused in groups:
