@@ -233,3 +233,14 @@ def test_learning_curve_with_own_test_file(files, tmp_path, capsys):
                                                       ["gpr-rbf", "60", "official", "1"]]
     assert main([*args, "--splits", "2"]) == 2
     assert "--splits 2 with --test-file" in capsys.readouterr().err
+
+
+def test_units_survive_an_extxyz_round_trip(tmp_path, capsys):
+    """NMD18 written to extxyz and read back still reports meV/cation (the issue saw meV/atom)."""
+    ds = data.Dataset(structures=[bulk("Al", "fcc", a=4.05), bulk("Al", "fcc", a=4.1)],
+                      targets={"formation_energy": np.array([0.1, 0.2])}, name="nmd18",
+                      units={"formation_energy": "eV/cation"})
+    back = data.read_structures(ds.to_extxyz(tmp_path / "mine.extxyz"))
+    assert back.name == "mine" and target_units(back, "formation_energy") == "meV/cation"
+    assert main(["data", "summarise", str(tmp_path / "mine.extxyz")]) == 0
+    assert "target formation_energy [eV/cation; errors in meV/cation]" in capsys.readouterr().out

@@ -69,6 +69,9 @@ class Dataset:
     metadata: dict[str, np.ndarray] = field(default_factory=dict)
     name: str = "dataset"
     source: str = ""
+    #: unit of each target's values where the loader knows it (``{"formation_energy": "eV/cation"}``); read by
+    #: :func:`tnmat.data.units.value_units` before its name-based rules, and kept through extxyz files
+    units: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.structures = list(self.structures)
@@ -121,6 +124,7 @@ class Dataset:
             metadata={k: v[idx] for k, v in self.metadata.items()},
             name=self.name,
             source=self.source,
+            units=dict(self.units),
         )
 
     def split(self, name: str) -> Dataset:
@@ -149,7 +153,8 @@ class Dataset:
         return cls(structures=[a for p in parts for a in p.structures],
                    targets={k: np.concatenate([p.targets[k] for p in parts]) for k in sorted(targets)},
                    metadata=out_meta, name=name or "+".join(p.name for p in parts),
-                   source="; ".join(p.source for p in parts if p.source))
+                   source="; ".join(p.source for p in parts if p.source),
+                   units={k: v for k, v in parts[0].units.items() if k in targets})
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -187,6 +192,8 @@ class Dataset:
         (``read_structures`` reads the file back into an equal dataset)."""
         from ase.io import write
 
+        from .units import value_units
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         frames = []
@@ -197,6 +204,7 @@ class Dataset:
                 b.info[key] = float(v[k])
             if self.targets:
                 b.info["tnmat_targets"] = ",".join(self.targets)  # read back by tnmat.data.read_structures
+                b.info["tnmat_units"] = ",".join(f"{t}={value_units(self, t)}" for t in self.targets)
             for key, v in self.metadata.items():
                 x = v[k]
                 b.info[key] = x.item() if isinstance(x, np.generic) else x

@@ -164,7 +164,8 @@ def load_nmd18(root: str | os.PathLike | None = None, *, geometry: str = "relaxe
         meta = dict(full.metadata)
         meta["geometry_method"] = np.asarray(methods)
         meta["volume_per_atom"] = np.array([a.get_volume() / len(a) for a in ideal])
-        out = Dataset(structures=ideal, targets=full.targets, metadata=meta, name="nmd18-vegard", source=str(base))
+        out = Dataset(structures=ideal, targets=full.targets, metadata=meta, name="nmd18-vegard", source=str(base),
+                      units=dict(full.units))
         return out.subset(np.flatnonzero(np.isin(meta["split"], list(splits))))
     structures: list[Atoms] = []
     keys = ("id", "kaggle_id", "split", "spacegroup", "x_al", "x_ga", "x_in", "n_atoms")
@@ -210,4 +211,4 @@ def load_nmd18(root: str | os.PathLike | None = None, *, geometry: str = "relaxe
     name = "nmd18"
     meta["volume_per_atom"] = np.array([a.get_volume() / len(a) for a in structures])
     return Dataset(structures=structures, targets={"formation_energy": np.array(fe), "bandgap": np.array(bg)},
-                   metadata=meta, name=name, source=str(base))
+                   metadata=meta, name=name, source=str(base), units={"formation_energy": "eV/cation", "bandgap": "eV"})

@@ -18,6 +18,8 @@ __all__ = ["read_structures", "TARGETS_INFO_KEY", "ENERGIES", "NAME_KEYS", "stru
 #: ``info`` key in which :meth:`Dataset.to_extxyz` lists the target names, so a written file reads back with
 #: the same targets (everything else scalar and present in every frame becomes metadata).
 TARGETS_INFO_KEY = "tnmat_targets"
+#: ``info`` key in which :meth:`Dataset.to_extxyz` states each target's unit (``"formation_energy=eV/cation"``)
+UNITS_INFO_KEY = "tnmat_units"
 #: How the ``energy``/``free_energy`` values of a file are read: ``auto`` = totals (the ASE convention), with
 #: an error when they behave like per-atom values; ``total`` = totals, unchecked; ``per-atom`` = per atom.
 ENERGIES = ("auto", "total", "per-atom")
@@ -133,6 +135,22 @@ def _energy_targets(targets: dict[str, np.ndarray], n_atoms: np.ndarray, energie
             targets[total] = targets[pa] * n_atoms
 
 
+def _stated_units(frames: list[tuple[Path, int, Atoms]], targets: dict[str, np.ndarray]) -> dict[str, str]:
+    """Target units stated in the frames' ``info["tnmat_units"]`` (files written by tnmat), where every frame
+    states the same; the derived energy pair always has its fixed units."""
+    stated = {a.info.get(UNITS_INFO_KEY) for _, _, a in frames}
+    out: dict[str, str] = {}
+    if len(stated) == 1 and isinstance(next(iter(stated)), str):
+        for item in next(iter(stated)).split(","):
+            key, eq, unit = item.partition("=")
+            if eq and key in targets:
+                out[key] = unit
+    for total in EXTENSIVE:  # per-atom and total values are what the reader made of them, whatever was stated
+        out.pop(total, None)
+        out.pop(per_atom_name(total), None)
+    return out
+
+
 def _frames(path: Path, index: str | int | slice) -> list[Atoms]:
     out: list[Atoms] = []
     if isinstance(index, int):
@@ -236,7 +254,7 @@ def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
         "volume_per_atom": np.array([a.get_volume() / len(a) if a.pbc.all() and len(a) else np.nan
                                      for a in structures]),
     }
-    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY, "stress"}
+    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY, UNITS_INFO_KEY, "stress"}
     common = set.intersection(*(set(a.info) for a in structures)) - skip
     for key in sorted(common):
         vals = [a.info[key] for a in structures]
@@ -247,4 +265,4 @@ def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
     names = sorted({p.name for p in paths})
     name = Path(names[0]).stem if len(names) == 1 else f"{Path(names[0]).stem}+{len(names) - 1}"
     return Dataset(structures=structures, targets=targets, metadata=meta, name=name,
-                   source=", ".join(str(p) for p in paths) + f" ({n} frames)")
+                   source=", ".join(str(p) for p in paths) + f" ({n} frames)", units=_stated_units(frames, targets))

@@ -47,6 +47,9 @@ def per_atom_name(target: str) -> str:
 def value_units(dataset: Any, target: str) -> str:
     """Unit of the values of ``target`` in ``dataset`` (a :class:`~tnmat.data.Dataset` or its name), e.g.
     ``eV/atom``, ``eV/cation``, ``eV/structure``; plain ``eV`` for any other target."""
+    known = getattr(dataset, "units", None) or {}
+    if target in known:  # the loader's own statement (kept through extxyz files written by tnmat)
+        return known[target]
     name = dataset if isinstance(dataset, str) else getattr(dataset, "name", "")
     if target == "formation_energy" and name.split("-")[0] == "nmd18":
         return "eV/cation"  # Sutton et al. 2019, see tnmat.data.nmd18
