@@ -79,3 +79,11 @@ def test_gpr_convergence_warnings_do_not_leak(data, capsys):
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     out = capsys.readouterr().out
     assert "test " in out
+
+
+def test_closed_form_dense_fit_is_reported_as_such(data, capsys):
+    args = ["fit", data, *FAST]
+    args[args.index("--model") + 1] = "dense"
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "one closed-form ridge solve (ridge strength" in out and "NaN" not in out

@@ -181,6 +181,8 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
         return None
     if h.get("stop_reason"):
         return f"sweeps: {h['stop_reason'][0]}"
+    if h.get("lambdas"):  # the dense model under the sweep solver: one closed-form ridge solve
+        return f"one closed-form ridge solve (ridge strength {h['lambdas'][-1]:g} chosen on the validation part)"
     n, best = getattr(reg, "n_epochs_", None), getattr(reg, "best_epoch_", None)
     if n is None:
         return None
