@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tnmat.data.alloy_forces import generate_rattled_alloys
+from tnmat.data.alloy_forces import RattledAlloys, generate_rattled_alloys
 from tnmat.data.readers import structure_forces, structure_stress
 from tnmat.descriptors import AtomicDensity, Invariants
 from tnmat.forces import EnergyModel, energy_forces_stress
@@ -164,7 +164,7 @@ def main() -> None:
     if args.quick:
         cfg.update(n_structures=60, mps_epochs=10, mpo_epochs=5, energy_epochs=50, nve_steps=50)
     t_start = time.perf_counter()
-    ds = generate_rattled_alloys(n_structures=cfg["n_structures"], n_systems=cfg["n_systems"])
+    ds = generate_rattled_alloys(RattledAlloys(n_structures=cfg["n_structures"], n_systems=cfg["n_systems"]))
     train_all, test = ds.split("train"), ds.split("test")
     val_mask = np.zeros(len(train_all), bool)
     val_mask[np.random.default_rng(0).permutation(len(train_all))[: len(train_all) // 8]] = True

@@ -11,7 +11,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
 from tnmat.calculator import TNMatCalculator
-from tnmat.data.alloy_forces import generate_rattled_alloys
+from tnmat.data.alloy_forces import RattledAlloys, generate_rattled_alloys
 from tnmat.descriptors import AtomicDensity, Invariants
 from tnmat.model import StructureModel
 from tnmat.training import MPSRegressor
@@ -20,7 +20,7 @@ from tnmat.training import MPSRegressor
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("calc")
-    ds = generate_rattled_alloys(n_structures=48, n_systems=2, cache_dir=tmp)
+    ds = generate_rattled_alloys(RattledAlloys(n_structures=48, n_systems=2), cache_dir=tmp)
     torch.manual_seed(0)
     dens = AtomicDensity(species=("Al", "Ag", "Au"), r_cut=4.5, n_max=3, l_max=2)
     # the ALS sweep fit (under a second) gives an energy surface with EMT-like stiffness: BFGS needs ~20 steps

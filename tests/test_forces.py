@@ -8,7 +8,7 @@ import torch
 from ase import Atoms
 
 from conftest import random_rotation
-from tnmat.data.alloy_forces import generate_rattled_alloys
+from tnmat.data.alloy_forces import RattledAlloys, generate_rattled_alloys
 from tnmat.descriptors import AtomicDensity, Invariants
 from tnmat.forces import EnergyModel, energy_forces_stress
 from tnmat.model import StructureModel
@@ -19,7 +19,8 @@ SPECIES = ("Al", "Ag", "Au")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return generate_rattled_alloys(n_structures=12, n_systems=2, cache_dir=tmp_path_factory.mktemp("rattled"))
+    cache = tmp_path_factory.mktemp("rattled")
+    return generate_rattled_alloys(RattledAlloys(n_structures=12, n_systems=2), cache_dir=cache)
 
 
 def _model(data, regressor, *, local: bool = False, center_species: bool = False) -> StructureModel:

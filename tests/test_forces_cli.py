@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from tnmat.cli import main
-from tnmat.data.alloy_forces import generate_rattled_alloys
+from tnmat.data.alloy_forces import RattledAlloys, generate_rattled_alloys
 from tnmat.data.readers import structure_forces, structure_stress
 
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    ds = generate_rattled_alloys(n_structures=16, n_systems=2, cache_dir=tmp)
+    ds = generate_rattled_alloys(RattledAlloys(n_structures=16, n_systems=2), cache_dir=tmp)
     return ds, ds.to_extxyz(tmp / "rattled.extxyz")
 
 

@@ -10,14 +10,14 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from tnmat.data import read_structures
-from tnmat.data.alloy_forces import generate_rattled_alloys
+from tnmat.data.alloy_forces import RattledAlloys, generate_rattled_alloys
 from tnmat.data.readers import structure_forces, structure_stress
 
 
 @pytest.fixture(scope="module")
 def rattled(tmp_path_factory):
     cache = tmp_path_factory.mktemp("rattled")
-    return cache, generate_rattled_alloys(n_structures=8, n_systems=2, cache_dir=cache)
+    return cache, generate_rattled_alloys(RattledAlloys(n_structures=8, n_systems=2), cache_dir=cache)
 
 
 def test_generator_matches_emt_and_cache(rattled):
@@ -30,7 +30,7 @@ def test_generator_matches_emt_and_cache(rattled):
         assert np.abs(a.get_stress(voigt=False) - s[k]).max() < 1e-12
         assert a.get_potential_energy() / len(a) == pytest.approx(ds.targets["energy_per_atom"][k], rel=1e-12)
         assert np.abs(f[k].sum(0)).max() < 1e-10 and len(a) >= 16
-    again = generate_rattled_alloys(n_structures=8, n_systems=2, cache_dir=cache)  # from the cache
+    again = generate_rattled_alloys(RattledAlloys(n_structures=8, n_systems=2), cache_dir=cache)  # from the cache
     assert "cached" in again.source
     assert max(np.abs(x - y).max() for x, y in zip(structure_forces(again), f, strict=True)) < 1e-7
     assert np.abs(structure_stress(again) - s).max() < 1e-7
