@@ -34,6 +34,7 @@ import torch
 
 from tnmat.compression import n_input_parameters, tt_svd, tt_to_dense
 from tnmat.descriptor_cache import cached_legtensor
+from tnmat.experiments.splits import torch_train_validation
 from tnmat.experiments.store import config_key
 from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
@@ -143,12 +144,6 @@ def _errors_mev(pred_ev: torch.Tensor, y_ev: torch.Tensor) -> dict[str, float]:
     return {"rmse_mev": rmse, "mae_mev": mae}
 
 
-def _train_val(n_train: int, seed: int, val_fraction: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
-    perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed + 1))
-    n_val = int(round(val_fraction * n_train))
-    return perm[n_val:], perm[:n_val]
-
-
 def _summary_history(h: dict[str, list[float]]) -> dict[str, Any]:
     val = [v for v in h["val_loss"] if math.isfinite(v)]
     return {"epochs": len(h["train_loss"]), "best_epoch": int(np.argmin(val)) if val else None,
@@ -234,7 +229,7 @@ def run_ttsvd_experiment(data: AlloyBenchmark, *, store: str | Path, settings: T
     of a dense input, "meta": ...}."""
     st, meta, sett = _open_store(store), data["meta"], settings
     n_train, seed = meta["n_train"], meta["seed"]
-    split = _train_val(n_train, seed)
+    split = torch_train_validation(n_train, seed=seed + 1)
     dt = getattr(torch, sett.dtype)
     xtr, xte = data["x_train"].values, data["x_test"].values
     dense_size = math.prod(xtr.shape[1:])
@@ -312,7 +307,7 @@ def run_autoencoder_experiment(data: AlloyBenchmark, *, store: str | Path,
     Returns {"rows": [...], "paper": PAPER_TABLE_I, "meta": ...}."""
     st, meta, sett = _open_store(store), data["meta"], settings
     n_train, seed = meta["n_train"], meta["seed"]
-    split = _train_val(n_train, seed)
+    split = torch_train_validation(n_train, seed=seed + 1)
     dt = getattr(torch, sett.dtype)
     d_in, n_sites = data["x_train"].values.shape[1], data["x_train"].values.ndim - 1
     for dl in ([None] if sett.uncompressed else []) + list(sett.d_latent):
