@@ -250,3 +250,18 @@ def test_plot_draws_official_rows_when_no_random_split_is_finished(tmp_path) -> 
         rgb = img[..., :3]
         return int(((rgb.max(-1) - rgb.min(-1)) > 0.3).sum())
     assert coloured(blank) == 0 and coloured(drawn) > 100
+
+
+def test_fit_time_exponent_from_few_or_close_sizes_carries_a_caveat(tmp_path) -> None:
+    from tnmat.experiments.learning_curve_report import write_markdown
+
+    base = {"splits": "random", "n_splits": 1, "rmse_mean": 1.0, "rmse_std": 0.0, "mae_mean": 1.0, "mae_std": 0.0,
+            "n_parameters": 10, "params": "{}"}
+    rows = [{**base, "model": "mps", "n_train": n, "fit_seconds": 0.01 * n, "fit_cpu_seconds": 0.01 * n}
+            for n in (50, 100, 400, 1600)]
+    rows += [{**base, "model": "gpr-rbf", "n_train": n, "fit_seconds": 1.0 / n, "fit_cpu_seconds": 1.0 / n}
+             for n in (20, 40)]
+    md = write_markdown(rows, tmp_path / "lc.md").read_text()
+    mps = next(line for line in md.splitlines() if line.startswith("- mps: b ="))
+    gpr = next(line for line in md.splitlines() if line.startswith("- gpr-rbf: b ="))
+    assert "scaling law" not in mps and "from 2 sizes, 20-40" in gpr and "b = -1.00" in gpr

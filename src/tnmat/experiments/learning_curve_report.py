@@ -14,6 +14,15 @@ from tnmat.reports import atomic_write, write_rows_csv
 __all__ = ["write_summary_csv", "write_markdown"]
 
 
+def _exponent_caveat(rows: Sequence[Mapping[str, Any]], model: str) -> str:
+    """A warning appended to a fit-time exponent fitted on too few sizes or too narrow a range (fewer than 3
+    sizes, or the largest under 4x the smallest) to be read as a scaling law."""
+    sizes = sorted({r["n_train"] for r in rows if r["model"] == model and r.get("splits", "random") == "random"})
+    if len(sizes) >= 3 and sizes[-1] >= 4 * sizes[0]:
+        return ""
+    return f" (from {len(sizes)} sizes, {sizes[0]}-{sizes[-1]}: too few or too close to be a scaling law)"
+
+
 def write_summary_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """The summary table as CSV with :data:`SUMMARY_COLUMNS` (at least the issue's required columns)."""
     return write_rows_csv(rows, path, columns=SUMMARY_COLUMNS)
@@ -83,6 +92,6 @@ def write_markdown(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title
     if exps:
         lines += ["## Fit-time scaling", "", "fit time ~ n_train^b (least squares in log-log; process CPU time "
                   "where recorded, else wall time):", ""]
-        lines += [f"- {m}: b = {b:.2f}" for m, b in sorted(exps.items())]
+        lines += [f"- {m}: b = {b:.2f}{_exponent_caveat(rows, m)}" for m, b in sorted(exps.items())]
         lines.append("")
     return atomic_write(path, "\n".join(lines))
