@@ -133,6 +133,15 @@ def test_learning_curve_dataset_label():
     assert _dataset_label("alloys", "relaxed", "energy") == "alloys-relaxed-energy"
 
 
+def test_learning_curve_title_names_a_geometry_only_for_nmd18():
+    from tnmat.experiments.protocol import dataset_title
+
+    # the key label keeps "relaxed" for stored alloy fits; the report title does not claim a geometry
+    assert dataset_title("alloys", "relaxed", "energy_per_atom") == "alloys-energy_per_atom"
+    assert dataset_title("nmd18", "relaxed", "formation_energy") == "nmd18-relaxed-formation_energy"
+    assert dataset_title("nmd18-vegard", "vegard", "bandgap") == "nmd18-vegard-bandgap"
+
+
 @pytest.mark.slow
 def test_learning_curve_quick_preset(tmp_path):
     assert main(["learning-curve", "alloys-small", "--preset", "quick", "--results", str(tmp_path / "r.sqlite"),

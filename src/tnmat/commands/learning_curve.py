@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     from tnmat.data.units import check_intensive, target_units
     from tnmat.descriptor_cache import cached_descriptors
     from tnmat.experiments import learning_curve as lc
-    from tnmat.experiments.protocol import dataset_label, default_target, stratification_quantities
+    from tnmat.experiments.protocol import dataset_label, dataset_title, default_target, stratification_quantities
     from tnmat.experiments.runner import GridOptions
     from tnmat.experiments.splits import official_test
 
@@ -223,11 +223,12 @@ def run(args: argparse.Namespace) -> int:
     if n_conv:
         print(f"note: the GPR hyper-parameter optimiser reported {n_conv} convergence warning(s) (a length scale "
               "or noise level at its bound)")
-    return write_report(args, store, rows, report, dataset=dataset, units=units)
+    return write_report(args, store, rows, report, dataset=dataset, units=units,
+                        title=dataset_title(ds.name, args.geometry, target))
 
 
 def write_report(args: argparse.Namespace, store: Any, rows: list[dict], report: Any, *, dataset: str,
-                 units: str) -> int:
+                 units: str, title: str) -> int:
     """The fits export, CSV, Markdown and figure in ``--out-dir``, and the printed summary."""
     from tnmat.experiments import learning_curve as lc
     from tnmat.experiments import learning_curve_report as report_lc
@@ -245,9 +246,9 @@ def write_report(args: argparse.Namespace, store: Any, rows: list[dict], report:
             print(f"no (model, size, split) has all its grid points yet; nothing to report ({fits} written)")
             return 0
     csv_path = report_lc.write_summary_csv(rows, out / "learning_curve.csv")
-    md_path = report_lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {dataset}", units=units,
-                                accounting=report.accounting)
-    png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=dataset)
+    md_path = report_lc.write_markdown(rows, out / "learning_curve.md", title=f"Learning curve: {title}", units=units,
+                                       accounting=report.accounting)
+    png = plot_learning_curve(rows, out / "learning_curve.png", units=units, title=title)
     print(f"{report.n_tasks} fits: {report.n_done} run now, {report.n_skipped} already in {args.results}, "
           f"{report.n_failed} failed")
     for _key, task, err in report.failures[:5]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_TARGETS", "default_target", "dataset_label", "stratification_quantities"]
+__all__ = ["DEFAULT_TARGETS", "default_target", "dataset_label", "dataset_title", "stratification_quantities"]
 
 #: Targets fitted when none is named, in order of preference: NMD18's formation energy, the alloys'
 #: mixing energy, a structure file's energy per atom (intensive, like every scalar model; the file's total
@@ -39,6 +39,13 @@ def dataset_label(name: str, geometry: str, target: str) -> str:
     already carries it (``nmd18-vegard``), target."""
     parts = [name] if geometry in name.split("-") else [name, geometry]
     return "-".join([*parts, target])
+
+
+def dataset_title(name: str, geometry: str, target: str) -> str:
+    """The dataset as a report title: :func:`dataset_label` for NMD18 (whose geometry is a choice), name and
+    target for other data, whose structures are what the file holds (the label keeps the geometry for the
+    keys of stored fits)."""
+    return dataset_label(name, geometry, target) if name.startswith("nmd18") else f"{name}-{target}"
 
 
 def stratification_quantities(dataset: Any, target: str) -> dict[str, np.ndarray]:
