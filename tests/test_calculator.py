@@ -78,3 +78,16 @@ def test_stress_units_and_errors(saved):
     bad.calc = TNMatCalculator(m)
     with pytest.raises(ValueError, match=r"species \['Cu'\]"):
         bad.get_potential_energy()
+
+
+def test_calculator_reads_per_atom_or_total_from_the_model_units(saved):
+    path, ds = saved
+    m = StructureModel.load(path)
+    atoms = ds.structures[0].copy()
+    per_atom = TNMatCalculator(m).get_potential_energy(atoms)
+    m.units = "meV/structure"  # the same network read as a total-energy model: E = e, not N e
+    total = TNMatCalculator(m).get_potential_energy(atoms.copy())
+    assert per_atom == pytest.approx(len(atoms) * total, rel=1e-12)
+    m.units = "meV/cation"
+    with pytest.raises(ValueError, match="per cation"):
+        TNMatCalculator(m)

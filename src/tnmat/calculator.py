@@ -6,8 +6,10 @@
     atoms.calc = TNMatCalculator("model.pt")   # a StructureModel saved by `tnmat fit` / StructureModel.save
     BFGS(atoms).run(fmax=0.05)
 
-Energies are ``N e(B)`` with ``e`` the model's energy per atom (``extensive=True`` for a model fitted on total
-energies); forces and stress are its exact derivatives (:mod:`tnmat.forces`).  Stress is given for fully
+Energies are ``N e(B)`` with ``e`` the model's energy per atom, or ``e`` itself for a model fitted on total
+energies (``extensive``; by default read from the model's target units: per atom -> False, per structure ->
+True; a per-cation model such as NMD18's formation energy is refused, its ``N e`` would not be the energy of
+the cell); forces and stress are its exact derivatives (:mod:`tnmat.forces`).  Stress is given for fully
 periodic structures only.  A runnable relaxation + NVE example is in docs/results/forces.md.
 """
 
@@ -26,6 +28,19 @@ from tnmat.so3.cartesian import matrix_to_voigt
 __all__ = ["TNMatCalculator"]
 
 
+def _extensive(model: Any) -> bool:
+    """Whether the model's prediction is the cell's total energy, from the units it was fitted in
+    (:func:`tnmat.data.units.target_units`); models without units are taken as per atom."""
+    units = str(getattr(model, "units", ""))
+    if units.endswith("/structure"):
+        return True
+    if units.endswith("/cation"):
+        raise ValueError(f"TNMatCalculator: the model predicts {getattr(model, 'target', 'its target')!r} per cation "
+                         "(NMD18 formation energy); an ASE calculator needs a per-atom or total energy model "
+                         "(pass extensive=... to override)")
+    return False
+
+
 class TNMatCalculator(Calculator):
     """ASE calculator for a tnmat :class:`~tnmat.model.StructureModel` (or the path of a saved one).
 
@@ -34,14 +49,14 @@ class TNMatCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, model: Any, *, extensive: bool = False, **kwargs: Any) -> None:
+    def __init__(self, model: Any, *, extensive: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(model, str | Path):
             from tnmat.model import StructureModel
 
             model = StructureModel.load(model)
         self.energy_model = EnergyModel(model)
-        self.extensive = bool(extensive)
+        self.extensive = _extensive(model) if extensive is None else bool(extensive)
 
     def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
                   system_changes: Any = all_changes) -> None:
