@@ -68,3 +68,27 @@ def test_errors(data_file, tmp_path, capsys):
     nf.to_extxyz(tmp_path / "noforces.extxyz")
     assert main(["fit", str(tmp_path / "noforces.extxyz"), "--target", "forces", "--model", "dense", *DESC]) != 0
     assert "no forces" in capsys.readouterr().err
+
+
+def test_predict_writes_conservative_forces_of_an_energy_model(data_file, tmp_path, capsys):
+    from tnmat.forces import energy_forces_stress
+    from tnmat.model import StructureModel
+
+    ds, path = data_file
+    model = tmp_path / "e.pt"
+    assert main(["fit", str(path), "--model", "mps", "--bond-dim", "2", *DESC, "-o", str(model)]) == 0
+    csv_path, f_path = tmp_path / "e.csv", tmp_path / "forces.csv"
+    assert main(["predict", str(model), str(path), "-o", str(csv_path), "--forces", str(f_path), "-q"]) == 0
+    assert "forces (-dE/dr): RMSE" in capsys.readouterr().out
+    rows = [r for r in csv.DictReader(open(f_path)) if r["id"] == ds.metadata["id"][0]]
+    assert len(rows) == len(ds.structures[0]) and "ref_fx_eV/A" in rows[0]
+    # the written force on atom 0 is minus the central difference of the model's total energy E = N e
+    # (evaluated in float64, as the forces are)
+    m, h = StructureModel.load(model), 1e-4
+    moved = []
+    for sign in (1, -1):
+        atoms = ds.structures[0].copy()
+        atoms.positions[0, 1] += sign * h
+        moved.append(atoms)
+    e = energy_forces_stress(m, moved, forces=False, stress=False).energy
+    assert float(rows[0]["fy_eV/A"]) == pytest.approx(-(e[0] - e[1]) / (2 * h), rel=1e-5, abs=1e-8)

@@ -22,23 +22,10 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from tnmat.forces import EnergyModel, energy_forces_stress
+from tnmat.forces import EnergyModel, energy_forces_stress, predicts_total_energy
 from tnmat.so3.cartesian import matrix_to_voigt
 
 __all__ = ["TNMatCalculator"]
-
-
-def _extensive(model: Any) -> bool:
-    """Whether the model's prediction is the cell's total energy, from the units it was fitted in
-    (:func:`tnmat.data.units.target_units`); models without units are taken as per atom."""
-    units = str(getattr(model, "units", ""))
-    if units.endswith("/structure"):
-        return True
-    if units.endswith("/cation"):
-        raise ValueError(f"TNMatCalculator: the model predicts {getattr(model, 'target', 'its target')!r} per cation "
-                         "(NMD18 formation energy); an ASE calculator needs a per-atom or total energy model "
-                         "(pass extensive=... to override)")
-    return False
 
 
 class TNMatCalculator(Calculator):
@@ -56,7 +43,7 @@ class TNMatCalculator(Calculator):
 
             model = StructureModel.load(model)
         self.energy_model = EnergyModel(model)
-        self.extensive = _extensive(model) if extensive is None else bool(extensive)
+        self.extensive = predicts_total_energy(model) if extensive is None else bool(extensive)
 
     def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
                   system_changes: Any = all_changes) -> None:

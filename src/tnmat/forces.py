@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-__all__ = ["EnergyModel", "ForceResult", "per_atom_descriptor", "energy_forces_stress"]
+__all__ = ["EnergyModel", "ForceResult", "per_atom_descriptor", "energy_forces_stress", "predicts_total_energy"]
 
 
 def per_atom_descriptor(descriptor: Any, positions: torch.Tensor, numbers: np.ndarray,
@@ -111,6 +111,21 @@ def _chunks(frames: Sequence[Atoms], max_atoms: int) -> list[tuple[int, int]]:
         out.append((start, stop))
         start = stop
     return out
+
+
+def predicts_total_energy(model: Any) -> bool:
+    """Whether a StructureModel's prediction is the cell's total energy (``extensive``), from the units it was
+    fitted in (:func:`tnmat.data.units.target_units`): per structure -> True, per atom (or no units) -> False;
+    a per-cation model (NMD18 formation energy) -> ``ValueError``: neither ``e`` nor ``N e`` is the energy of
+    the cell, so its gradient is no force."""
+    units = str(getattr(model, "units", ""))
+    if units.endswith("/structure"):
+        return True
+    if units.endswith("/cation"):
+        raise ValueError(f"the model predicts {getattr(model, 'target', 'its target')!r} per cation (NMD18 "
+                         "formation energy); forces and an ASE calculator need a per-atom or total energy model "
+                         "(pass extensive=... to override)")
+    return False
 
 
 def energy_forces_stress(model: Any, frames: Sequence[Atoms] | Atoms, *, extensive: bool = False,

@@ -20,6 +20,9 @@ OPTIONS = [
     option("-o", "--output", default="predictions.csv", help="CSV file (default predictions.csv)"),
     GEOMETRY,
     ENERGIES,
+    option("--forces", metavar="FILE", default=None,
+           help="also write the conservative forces -dE/dr of an energy model per atom to this CSV (eV/A; "
+                "tnmat.forces), with their errors when DATA has forces"),
     option("-q", "--quiet", action="store_true", help="no progress bar"),
 ]
 
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from tnmat.reports import write_rows_csv
 
     check_output_file(args.output, "-o/--output")
+    if args.forces:
+        check_output_file(args.forces, "--forces")
     if is_equivariant_file(args.model):  # forces / stress model (issue 16)
         return run_predict(args, load_data(args.data, geometry=args.geometry, energies=args.energies))
     model = StructureModel.load(args.model)
@@ -77,4 +82,38 @@ def run(args: argparse.Namespace) -> int:
         units = target_units(ds, t)
         rmse, mae = rmse_mae(ds.targets[t], pred, what=f"{args.model} on {ds.name}")
         print(f"RMSE {rmse:.2f} {units}   MAE {mae:.2f} {units}")
+    if args.forces:
+        write_forces(model, ds, args.forces)
     return 0
+
+
+def write_forces(model, ds, path: str) -> None:  # noqa: ANN001 (a StructureModel, a Dataset)
+    """Per-atom conservative forces of an energy model (``-dE/dr`` by autograd, :mod:`tnmat.forces`) as CSV
+    rows (id, atom, symbol, fx, fy, fz in eV/A, and the reference forces where DATA has them); prints the
+    force errors against those."""
+    from tnmat.commands._common import CLIError
+    from tnmat.forces import energy_forces_stress, predicts_total_energy
+    from tnmat.metrics import rmse_mae
+    from tnmat.reports import write_rows_csv
+
+    try:
+        extensive = predicts_total_energy(model)
+    except ValueError as exc:
+        raise CLIError(f"--forces: {exc}") from None
+    res = energy_forces_stress(model, ds.structures, extensive=extensive, forces=True, stress=False)
+    ref = [a.arrays.get("forces") for a in ds.structures]
+    has_ref = all(f is not None for f in ref)
+    rows, axes = [], ("x", "y", "z")
+    for sid, atoms, f, r in zip(ds.metadata["id"], ds.structures, res.forces, ref, strict=True):
+        for i, sym in enumerate(atoms.get_chemical_symbols()):
+            row = {"id": sid, "atom": i, "symbol": sym}
+            row.update({f"f{c}_eV/A": f"{f[i, k]:.8f}" for k, c in enumerate(axes)})
+            if has_ref:
+                row.update({f"ref_f{c}_eV/A": f"{r[i, k]:.8f}" for k, c in enumerate(axes)})
+            rows.append(row)
+    write_rows_csv(rows, path, columns=list(rows[0]) if rows else ["id"], lineterminator="\n")
+    print(f"wrote conservative forces of {sum(len(a) for a in ds.structures)} atoms to {path}")
+    if has_ref:
+        rmse, mae = rmse_mae(np.concatenate(ref).ravel(), np.concatenate(res.forces).ravel(), scale=1.0,
+                             what="forces")
+        print(f"forces (-dE/dr): RMSE {rmse:.4f} eV/A   MAE {mae:.4f} eV/A")
