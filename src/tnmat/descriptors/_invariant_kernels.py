@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
-from tnmat.descriptors._kernels import threaded
 from tnmat.so3 import real_clebsch_gordan
 
 
@@ -147,7 +146,7 @@ def _expansion(P: int, l_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return full, uidx, factor
 
 
-@threaded(fastmath=True, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_unique):
     """out[g, u] = sum over the atoms of row g (atoms[row_ptr[g]:row_ptr[g+1]]) of scale[atom] * B3_unique[atom, u].
 
@@ -198,7 +197,7 @@ def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_uni
     return out
 
 
-@threaded(fastmath=True, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def power_spectrum_rows(at, row_ptr, atoms, scale, l_max, n_max, out):
     """out[g, a1, a2, n1, n2, l] = sum over the atoms of row g of
     scale[atom] (-1)^l / sqrt(2l+1) sum_m A[(a1 n1), lm] A[(a2 n2), lm] (B2, paper eq. 11, real basis), written
