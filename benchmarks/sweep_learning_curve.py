@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -144,7 +145,11 @@ def plot(res: dict[str, Any], path: Path, units: str, title: str) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("training structures")
     ax.set_ylabel(f"test MAE ({units})")
-    ax.set_title(title, fontsize=9)
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers on log axes (not 6 x 10^1)
+        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+            lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+    ax.set_title(title, fontsize=8, wrap=True)
     ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
