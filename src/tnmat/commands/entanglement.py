@@ -28,6 +28,9 @@ OPTIONS = [
     option("--epochs", type=int, default=200, help="epochs per fit (default 200)"),
     option("--learning-rate", type=float, default=5e-3, help="Adam learning rate (default 5e-3)"),
     option("--batch-size", type=int, default=32, help="mini-batch size (default 32)"),
+    option("--solver", choices=("adam", "sweep"), default="adam",
+           help="sweep: fit the networks with Adam (default) or by two-site ALS sweeps (the bond dimension is "
+                "then a cap)"),
     option("--runs", type=int, default=4, help="dynamics: independent runs per chi (paper: 100)"),
     option("--snapshots", type=int, default=25, help="dynamics: log-spaced spectrum snapshots"),
     option("--n-train", type=int, default=1000, help="dynamics: training structures (default 1000)"),
@@ -48,7 +51,7 @@ def _sweep(args: argparse.Namespace, X: Any, y: Any, common: dict[str, Any], out
     settings = ent.SweepSettings(train_sizes=ints(args.train_sizes), n_splits=args.splits, test_size=args.test_size,
                                  chis=ints(args.chis or SWEEP_CHIS), models=tuple(args.models.split(",")),
                                  seed=args.seed, max_epochs=args.epochs, learning_rate=args.learning_rate,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, solver=args.solver)
     summary = ent.run_bond_sweep(X, y, settings, **common)
     summary["files"] = {"figure": plot_bond_sweep(summary, out / "bond_sweep.png"),
                         "markdown": write_sweep_markdown(summary, out / "bond_sweep.md"),

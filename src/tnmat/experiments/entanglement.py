@@ -108,11 +108,14 @@ class SweepSettings:
     batch_size: int = 32
     dtype: str = "float32"
     bipartitions: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_BIPARTITIONS))
+    solver: str = "adam"
 
     def training(self) -> dict[str, Any]:
-        """The estimator parameters of every fit (they enter the task keys)."""
-        return {"max_epochs": int(self.max_epochs), "patience": self.patience,
-                "learning_rate": float(self.learning_rate), "batch_size": int(self.batch_size), "dtype": self.dtype}
+        """The estimator parameters of every fit (they enter the task keys; ``solver`` only when it is not
+        the default "adam", so the keys of stored Adam fits stay what they were)."""
+        out = {"max_epochs": int(self.max_epochs), "patience": self.patience,
+               "learning_rate": float(self.learning_rate), "batch_size": int(self.batch_size), "dtype": self.dtype}
+        return out if self.solver == "adam" else {**out, "solver": self.solver}
 
 
 @dataclass(frozen=True)
