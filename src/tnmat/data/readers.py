@@ -165,6 +165,68 @@ def _frames(path: Path, index: str | int | slice) -> list[Atoms]:
     return out
 
 
+def _checked_frames(paths: list[Path], index: str | int | slice, *, forces: bool,
+                    stress: bool) -> list[tuple[Path, int, Atoms]]:
+    """(file, frame number, Atoms) of every frame, with forces/stress checked (shape, finiteness, presence
+    where required); errors name the file and frame."""
+    frames: list[tuple[Path, int, Atoms]] = []
+    for p in paths:
+        if p.is_dir():
+            raise ValueError(f"{p}: a folder; pass structure files (or a single NMD18 folder)")
+        frames.extend((p, k, a) for k, a in enumerate(_frames(p, index)))
+    for p, k, a in frames:
+        where = f"{p}: frame {k}"
+        _vector_data(a, where)
+        if forces and "forces" not in a.arrays:
+            raise ValueError(f"{where}: no forces (forces=True requires a forces array in every frame)")
+        if stress and "stress" not in a.info:
+            raise ValueError(f"{where}: no stress (stress=True requires a stress in every frame)")
+    return frames
+
+
+def _read_targets(frames: list[tuple[Path, int, Atoms]], target_keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The targets of :func:`read_structures`: each key found in every frame (absent from all: skipped; from
+    some: ``ValueError`` naming the file and frame), plus those a tnmat-written file lists."""
+    keys = list(dict.fromkeys(target_keys))
+    for entry in (a.info.get(TARGETS_INFO_KEY) for _, _, a in frames):
+        if isinstance(entry, str) and entry:
+            keys.extend(k for k in entry.split(",") if k not in keys)
+    targets: dict[str, np.ndarray] = {}
+    for key in keys:
+        vals = []
+        for p, k, a in frames:
+            try:
+                vals.append(_lookup(a, key))
+            except ValueError as exc:
+                raise ValueError(f"{p}: frame {k}: target {exc}") from None
+        if all(v is None for v in vals):
+            continue
+        miss = next(((p, k) for (p, k, _), v in zip(frames, vals, strict=True) if v is None), None)
+        if miss is not None:
+            raise ValueError(f"{miss[0]}: frame {miss[1]}: target {key!r} missing (present in other frames)")
+        targets[key] = np.array(vals, dtype=np.float64)
+    return targets
+
+
+def _metadata(frames: list[tuple[Path, int, Atoms]], targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """id, split, n_atoms, volume_per_atom and every scalar ``info`` entry common to all frames."""
+    structures = [a for _, _, a in frames]
+    meta: dict[str, np.ndarray] = {
+        "id": np.array([_structure_name(a, f"{p.name}:{k}") for p, k, a in frames]),
+        "split": np.array([str(a.info.get("split", "train")) for a in structures]),
+        "n_atoms": np.array([len(a) for a in structures]),
+        "volume_per_atom": np.array([a.get_volume() / len(a) if a.pbc.all() and len(a) else np.nan
+                                     for a in structures]),
+    }
+    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY, UNITS_INFO_KEY, "stress"}
+    common = set.intersection(*(set(a.info) for a in structures)) - skip
+    for key in sorted(common):
+        vals = [a.info[key] for a in structures]
+        if all(np.ndim(v) == 0 and isinstance(v, (int, float, str, np.generic)) for v in vals):
+            meta[key] = np.array(vals)
+    return meta
+
+
 def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
                     target_keys: Sequence[str] = ("energy", "free_energy", "energy_per_atom", "free_energy_per_atom"),
                     energies: str = "auto", index: str | int | slice = ":", forces: bool = False,
@@ -213,53 +275,12 @@ def read_structures(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
 
             return load_nmd18(paths[0])
         raise ValueError(f"{paths[0]}: a folder, but not in the NMD18 layout (no train.csv/test.csv)")
-    frames: list[tuple[Path, int, Atoms]] = []
-    for p in paths:
-        if p.is_dir():
-            raise ValueError(f"{p}: a folder; pass structure files (or a single NMD18 folder)")
-        frames.extend((p, k, a) for k, a in enumerate(_frames(p, index)))
-    for p, k, a in frames:
-        where = f"{p}: frame {k}"
-        _vector_data(a, where)
-        if forces and "forces" not in a.arrays:
-            raise ValueError(f"{where}: no forces (forces=True requires a forces array in every frame)")
-        if stress and "stress" not in a.info:
-            raise ValueError(f"{where}: no stress (stress=True requires a stress in every frame)")
-    keys = list(dict.fromkeys(target_keys))
-    listed = [a.info.get(TARGETS_INFO_KEY) for _, _, a in frames]
-    for entry in listed:
-        if isinstance(entry, str) and entry:
-            keys.extend(k for k in entry.split(",") if k not in keys)
-    targets: dict[str, np.ndarray] = {}
-    for key in keys:
-        vals = []
-        for p, k, a in frames:
-            try:
-                vals.append(_lookup(a, key))
-            except ValueError as exc:
-                raise ValueError(f"{p}: frame {k}: target {exc}") from None
-        if all(v is None for v in vals):
-            continue
-        miss = next(((p, k) for (p, k, _), v in zip(frames, vals, strict=True) if v is None), None)
-        if miss is not None:
-            raise ValueError(f"{miss[0]}: frame {miss[1]}: target {key!r} missing (present in other frames)")
-        targets[key] = np.array(vals, dtype=np.float64)
+    frames = _checked_frames(paths, index, forces=forces, stress=stress)
+    targets = _read_targets(frames, target_keys)
     _energy_targets(targets, np.array([len(a) for _, _, a in frames]), energies, paths)
     structures = [a for _, _, a in frames]
     n = len(structures)
-    meta: dict[str, np.ndarray] = {
-        "id": np.array([_structure_name(a, f"{p.name}:{k}") for p, k, a in frames]),
-        "split": np.array([str(a.info.get("split", "train")) for a in structures]),
-        "n_atoms": np.array([len(a) for a in structures]),
-        "volume_per_atom": np.array([a.get_volume() / len(a) if a.pbc.all() and len(a) else np.nan
-                                     for a in structures]),
-    }
-    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY, UNITS_INFO_KEY, "stress"}
-    common = set.intersection(*(set(a.info) for a in structures)) - skip
-    for key in sorted(common):
-        vals = [a.info[key] for a in structures]
-        if all(np.ndim(v) == 0 and isinstance(v, (int, float, str, np.generic)) for v in vals):
-            meta[key] = np.array(vals)
+    meta = _metadata(frames, targets)
     for a in structures:
         a.calc = None  # targets now live in Dataset.targets; a stale calculator would shadow them
     names = sorted({p.name for p in paths})
