@@ -74,6 +74,19 @@ def test_equivariants_L0_equal_invariants():
     torch.testing.assert_close(eq_diag, inv)
 
 
+def test_equivariants_order2_L0_is_the_power_spectrum_on_the_diagonal():
+    # lambda-SOAP with L = 0 keeps the (l1, l2, m) legs; l1 = l2 = l is the power spectrum B2[..., l]
+    dens = density(l_max=2)
+    atoms = random_cluster(7)
+    inv = Invariants(dens, order=2).compute([atoms]).values
+    eq = Equivariants(dens, order=2, L=0).compute([atoms]).values
+    l = torch.arange(3)
+    torch.testing.assert_close(eq[..., l, l, 0], inv)
+    off = eq.clone()
+    off[..., l, l, 0] = 0
+    assert off.abs().max() == 0  # l1 != l2 cannot couple to L = 0
+
+
 def test_power_spectrum_is_l0_coupled_product_and_paper_formula():
     dens = density()
     a = dens.compute([random_cluster(8)]).values

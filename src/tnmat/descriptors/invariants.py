@@ -169,7 +169,7 @@ class _FusionTree:
             raise ValueError("Invariants: from_expansion gives the full layout; unique=True is for compute()")
         x, s, n = a.shape[0], a.shape[1], a.shape[2]
         nu, l_max = self.order, self.density.l_max
-        if nu == 2 and self._L == 0:
+        if nu == 2 and self._L == 0 and not self._eq:  # Equivariants keep their (l1, l2, m) legs
             return self._power_spectrum(a)
         lk_sizes = [size for _, size in self._lk_legs()]
         out = a.new_zeros((x, (s * n) ** nu, *lk_sizes))
