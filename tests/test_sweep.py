@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from tnmat.compression import tt_svd
 from tnmat.networks import MERA, MPO, MPS, TTN
 from tnmat.training.sweep import SweepConfig, sweep_fit
 from tnmat.training.sweep_chain import ChainSweeper, _Env
-from tnmat.training.sweep_data import SweepData, dense_to_cores
+from tnmat.training.sweep_data import EXACT_TT_TOL, SweepData
 from tnmat.training.sweep_solve import regularised_loss, ridge_local_solve, truncated_split
 
 EXACT = dict(alphas=(0.0,), alpha_selection="fixed", svd_cutoff=1e-10, tol=1e-6)
@@ -96,7 +97,7 @@ def test_dense_and_factorised_inputs_give_the_same_solve(copies):
     cls = MPS if copies == 1 else MPO
     sizes = (2, 3, 2, 3)
     _, train, val = _planted(cls, sizes, 2, 150, seed=4)
-    cores = dense_to_cores(train.x)
+    cores = tt_svd(train.x, tol=EXACT_TT_TOL)
     assert max(c.shape[-1] for c in cores) > 1
     net = cls(sizes, 3, dtype=torch.float64, seed=2)
     init = [c.detach() for c in net.cores]
@@ -124,7 +125,7 @@ def test_local_model_structure_prediction_is_the_mean_of_atom_predictions(cls):
     groups = torch.repeat_interleave(torch.arange(60), counts)
     x = torch.randn(len(groups), *sizes, generator=g, dtype=torch.float64)
     y = torch.randn(60, generator=g, dtype=torch.float64)
-    for data in (SweepData(x, y, groups), SweepData(dense_to_cores(x), y, groups)):
+    for data in (SweepData(x, y, groups), SweepData(tt_svd(x, tol=EXACT_TT_TOL), y, groups)):
         net = cls(sizes, 3, dtype=torch.float64, seed=1)
         res = sweep_fit(net, data, None, SweepConfig(max_bond_dim=3, n_sweeps=2, alphas=(1.0,),
                                                     alpha_selection="fixed"))

@@ -14,28 +14,13 @@ from dataclasses import dataclass
 
 import torch
 
+from tnmat.compression import tt_svd
 from tnmat.networks.base import is_factorised
 
-__all__ = ["SweepData", "dense_to_cores"]
+#: relative Frobenius error per row of the TT decomposition of dense rows (exact to rounding)
+EXACT_TT_TOL = 1e-13
 
-
-def dense_to_cores(x: torch.Tensor, *, rtol: float = 1e-13) -> list[torch.Tensor]:
-    """Exact per-row TT (MPS) decomposition of dense rows (n, d_1, ..., d_N) by successive SVDs: cores
-    (n, r_{k-1}, d_k, r_k); a bond keeps every singular value above ``rtol`` times the row's largest in
-    at least one row (rows with smaller rank are zero-padded, which is exact)."""
-    n, dims = x.shape[0], tuple(x.shape[1:])
-    rest = x.to(torch.float64).reshape(n, 1, -1)
-    cores, r = [], 1
-    for d in dims[:-1]:
-        mat = rest.reshape(n, r * d, -1)
-        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
-        big = s > rtol * s[:, :1].clamp_min(1e-300)
-        rank = max(1, int(big.sum(1).max()))
-        cores.append(u[:, :, :rank].reshape(n, r, d, rank))
-        rest = s[:, :rank, None] * vh[:, :rank]
-        r = rank
-    cores.append(rest.reshape(n, r, dims[-1], 1))
-    return cores
+__all__ = ["SweepData"]
 
 
 @dataclass
@@ -95,8 +80,8 @@ class SweepData:
         return SweepData(x=self.aggregate(self.x), y=self.y)
 
     def as_cores(self) -> list[torch.Tensor]:
-        """Factorised rows (exact TT decomposition of dense rows)."""
-        return list(self.x) if self.factorised else dense_to_cores(self.x)
+        """Factorised rows (TT-SVD of dense rows to a relative error of :data:`EXACT_TT_TOL`)."""
+        return list(self.x) if self.factorised else tt_svd(self.x, tol=EXACT_TT_TOL)
 
     def as_dense(self) -> torch.Tensor:
         """Dense rows (contracting factorised ones)."""
