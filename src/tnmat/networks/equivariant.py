@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from tnmat.networks._init import make_generator
+from tnmat.networks.mpo import mpo_apply, operator_to_dense
 from tnmat.networks.mps import MPS, mps_cores_init
 
 __all__ = ["EquivariantMPS", "EquivariantMPO"]
@@ -85,19 +86,10 @@ class EquivariantMPO(nn.Module):
         x = packed[:, : self.n_inv]
         ket = packed[:, self.n_inv :].reshape(b, self.n_eq, m)
         # u = T^T x by a sweep over the bra legs (the invariant side: its cost does not grow with M), then
-        # y_M = <u, B_M>; state (b, e_1..e_k [done], chi_k, d_{k+1}..d_N [todo])
-        state = x.reshape(b, 1, 1, -1)
-        for core, d, e in zip(self.cores, self.bra, self.ket, strict=True):
-            p = state.shape[1]
-            state = state.reshape(b, p, core.shape[0], d, -1)
-            state = torch.einsum("bpcdx,cdeo->bpeox", state, core).reshape(b, p * e, core.shape[-1], -1)
-        return torch.einsum("bq,bqm->bm", state.reshape(b, -1), ket)
+        # y_M = <u, B_M>; the cores (chi, d, e, chi) read as an operator from d (input) to e (output)
+        u = mpo_apply([c.transpose(1, 2) for c in self.cores], x.reshape(b, *self.bra))
+        return torch.einsum("bq,bqm->bm", u.reshape(b, -1), ket)
 
     def to_dense(self) -> torch.Tensor:
-        """T as (D_inv, D_eq) in float64 (small sizes only), independent of :meth:`forward`."""
-        t = torch.ones(1, 1, 1, dtype=torch.float64)
-        for c in self.cores:
-            c = c.detach().to(torch.float64)
-            t = torch.einsum("pqa,aije->piqje", t, c)
-            t = t.reshape(t.shape[0] * t.shape[1], t.shape[2] * t.shape[3], t.shape[4])
-        return t[..., 0]
+        """T as (D_inv, D_eq) in float64 (small sizes only), by the chain contraction, not :meth:`forward`."""
+        return operator_to_dense(list(self.cores)).reshape(self.n_inv, self.n_eq)
