@@ -133,6 +133,19 @@ def test_learning_curve_dataset_label():
     assert _dataset_label("alloys", "relaxed", "energy") == "alloys-relaxed-energy"
 
 
+def test_learning_curve_label_carries_a_non_default_descriptor():
+    from tnmat.experiments.protocol import DEFAULT_DESCRIPTOR, dataset_label
+
+    # the default descriptor leaves the committed keys as they were; any other descriptor gets its own keys
+    assert dataset_label("nmd18", "relaxed", "formation_energy", dict(DEFAULT_DESCRIPTOR)) == \
+        "nmd18-relaxed-formation_energy"
+    rich = {**DEFAULT_DESCRIPTOR, "r_cut": 8.0, "n_max": 8, "l_max": 6}
+    assert dataset_label("nmd18", "relaxed", "formation_energy", rich) == \
+        "nmd18-relaxed-formation_energy-l_max=6,n_max=8,r_cut=8"
+    assert dataset_label("alloys", "relaxed", "energy", {**DEFAULT_DESCRIPTOR, "density": "delta"}) != \
+        dataset_label("alloys", "relaxed", "energy", {**DEFAULT_DESCRIPTOR, "sigma": 0.4})
+
+
 def test_learning_curve_title_names_a_geometry_only_for_nmd18():
     from tnmat.experiments.protocol import dataset_title
 

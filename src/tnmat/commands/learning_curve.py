@@ -204,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
     check_settings(cfg, len(ds), official, args.data)
     store = _open_store(args)
     X = cached_descriptors(descriptor(args, ds.species), ds, cache_dir=args.cache, progress=not args.quiet)
-    dataset, units = dataset_label(ds.name, args.geometry, target), target_units(ds, target)
+    settings_used = {k: getattr(args, k) for k in ("order", "r_cut", "n_max", "l_max", "sigma", "density")}
+    dataset, units = dataset_label(ds.name, args.geometry, target, settings_used), target_units(ds, target)
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning

@@ -8,11 +8,13 @@ stratified on.  The commands layer asks here; nothing of it lives in the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_TARGETS", "default_target", "dataset_label", "dataset_title", "stratification_quantities"]
+__all__ = ["DEFAULT_TARGETS", "DEFAULT_DESCRIPTOR", "default_target", "descriptor_tag", "dataset_label",
+           "dataset_title", "stratification_quantities"]
 
 #: Targets fitted when none is named, in order of preference: NMD18's formation energy, the alloys'
 #: mixing energy, a structure file's energy per atom (intensive, like every scalar model; the file's total
@@ -34,11 +36,28 @@ def default_target(dataset: Any, target: str | None = None) -> str:
     return chosen
 
 
-def dataset_label(name: str, geometry: str, target: str) -> str:
+#: The descriptor of every committed learning curve (the CLI defaults): fits on it carry no descriptor tag in
+#: their dataset label, so their stored keys keep their meaning.
+DEFAULT_DESCRIPTOR: dict[str, Any] = {"order": 2, "r_cut": 6.0, "n_max": 4, "l_max": 3, "sigma": 0.5,
+                                      "density": "gaussian"}
+
+
+def descriptor_tag(settings: Mapping[str, Any] | None) -> str:
+    """``""`` for :data:`DEFAULT_DESCRIPTOR` (or None), else ``"-"`` and every setting that differs from it,
+    sorted, as ``name=value`` joined by ``,`` (e.g. ``-l_max=6,n_max=8,r_cut=8``)."""
+    if not settings:
+        return ""
+    diff = {k: v for k, v in settings.items() if k not in DEFAULT_DESCRIPTOR or DEFAULT_DESCRIPTOR[k] != v}
+    return "-" + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(diff.items())) \
+        if diff else ""
+
+
+def dataset_label(name: str, geometry: str, target: str, descriptor: Mapping[str, Any] | None = None) -> str:
     """The dataset label of a learning curve (it enters every fit's key): name, geometry unless the name
-    already carries it (``nmd18-vegard``), target."""
+    already carries it (``nmd18-vegard``), target, and the descriptor settings that differ from
+    :data:`DEFAULT_DESCRIPTOR` (:func:`descriptor_tag`), so fits on other descriptors are never reused."""
     parts = [name] if geometry in name.split("-") else [name, geometry]
-    return "-".join([*parts, target])
+    return "-".join([*parts, target]) + descriptor_tag(descriptor)
 
 
 def dataset_title(name: str, geometry: str, target: str) -> str:
