@@ -114,7 +114,7 @@ def test_descriptor_cache_computes_once_and_writes_atomically(tmp_path: Path):
     a = cached_descriptors(calc, ds, cache_dir=tmp_path)
     b = cached_descriptors(calc, ds, cache_dir=tmp_path)
     assert calc.calls == 1 and torch.equal(a.values, b.values)
-    path = descriptor_cache_path(tmp_path, calc, "toy", False)
+    path = descriptor_cache_path(tmp_path, calc, ds, False)
     assert os.listdir(tmp_path) == [path.name]
     # a cache of another data set size is not used
     cached_descriptors(calc, _dataset(3), cache_dir=tmp_path)
@@ -122,6 +122,11 @@ def test_descriptor_cache_computes_once_and_writes_atomically(tmp_path: Path):
     # no cache folder: computed every time
     cached_legtensor(None, lambda: calc.compute([1]))
     assert calc.calls == 3
+    # same name and size, other structures (train.extxyz in another folder): its own cache file
+    other = _dataset()
+    other.structures[0].positions[0, 0] += 0.1
+    cached_descriptors(calc, other, cache_dir=tmp_path)
+    assert calc.calls == 4 and descriptor_cache_path(tmp_path, calc, other, False) != path
 
 
 # ---------------------------------------------------------------------------------------------- units and protocol

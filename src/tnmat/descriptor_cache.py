@@ -1,7 +1,8 @@
 """Descriptor caching: the one place where computed descriptors are stored and found again.
 
 A cached file is a :class:`~tnmat.legtensor.LegTensor` ``.npz`` whose name carries a hash of everything
-that changes its content (calculator settings, dataset name, per-atom or averaged).  Files are written to
+that changes its content (calculator settings, dataset name, the structures themselves, per-atom or
+averaged).  Files are written to
 a temporary name and renamed, so concurrent runs never read a half-written cache; a cache that cannot be
 written (read-only folder) only costs the recomputation next time, with a warning.
 """
@@ -11,26 +12,43 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tnmat.legtensor import LegTensor
 from tnmat.reports import atomic_path
 
-__all__ = ["descriptor_cache_key", "descriptor_cache_path", "cached_legtensor", "cached_descriptors"]
+__all__ = ["descriptor_cache_key", "descriptor_cache_path", "structures_fingerprint", "cached_legtensor",
+           "cached_descriptors"]
 
 
-def descriptor_cache_key(calculator: Any, dataset_name: str, per_atom: bool) -> str:
-    """Stable file-name key for cached descriptors of a dataset (sha1 of the settings)."""
-    blob = json.dumps({"calc": calculator.get_params(), "data": dataset_name, "per_atom": per_atom},
-                      sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+def structures_fingerprint(structures: Sequence[Any]) -> str:
+    """sha1 of every structure's atomic numbers, positions, cell and periodicity: two data sets with the same
+    name (``train.extxyz`` in two folders) but different structures never share a cache file."""
+    h = hashlib.sha1()
+    for a in structures:
+        for arr in (a.numbers, a.positions, a.cell.array, a.pbc):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
 
 
-def descriptor_cache_path(cache_dir: str | Path, calculator: Any, dataset_name: str, per_atom: bool) -> Path:
-    """``cache_dir/<dataset>-<key>.npz``: the file :func:`cached_descriptors` reads and writes."""
-    return Path(cache_dir) / f"{dataset_name}-{descriptor_cache_key(calculator, dataset_name, per_atom)}.npz"
+def descriptor_cache_key(calculator: Any, dataset_name: str, per_atom: bool, fingerprint: str = "") -> str:
+    """Stable file-name key for cached descriptors of a dataset (sha1 of the settings and, when given, of the
+    structures' :func:`structures_fingerprint`)."""
+    spec = {"calc": calculator.get_params(), "data": dataset_name, "per_atom": per_atom}
+    if fingerprint:
+        spec["structures"] = fingerprint
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def descriptor_cache_path(cache_dir: str | Path, calculator: Any, dataset: Any, per_atom: bool) -> Path:
+    """``cache_dir/<dataset name>-<key>.npz``: the file :func:`cached_descriptors` reads and writes for the
+    structures of ``dataset``."""
+    key = descriptor_cache_key(calculator, dataset.name, per_atom, structures_fingerprint(dataset.structures))
+    return Path(cache_dir) / f"{dataset.name}-{key}.npz"
 
 
 def cached_legtensor(path: str | Path | None, compute: Callable[[], LegTensor], *,
@@ -60,7 +78,7 @@ def cached_descriptors(calculator: Any, dataset: Any, *, local: bool = False, ca
                        progress: bool | None = None) -> LegTensor:
     """Descriptors of every structure of ``dataset`` (per atom when ``local``, else structure means), read
     from ``cache_dir`` when computed before with the same settings."""
-    path = None if cache_dir is None else descriptor_cache_path(cache_dir, calculator, dataset.name, local)
+    path = None if cache_dir is None else descriptor_cache_path(cache_dir, calculator, dataset, local)
     return cached_legtensor(path, lambda: calculator.compute(dataset.structures, average=not local,
                                                              progress=progress),
                             valid=lambda x: x.n_structures == len(dataset))
