@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIError", "Group", "option", "add_options", "experiment_options", "load_data", "descriptor", "ints",
-           "check_output_file", "check_output_dir", "check_results_file", "DATA_HELP", "DESCRIPTOR_OPTIONS",
+__all__ = ["CLIError", "Group", "option", "add_options", "experiment_options", "load_data", "load_test_file",
+           "descriptor", "ints", "check_output_file", "check_output_dir", "check_results_file", "DATA_HELP",
+           "DESCRIPTOR_OPTIONS",
            "ENERGIES", "GEOMETRY", "QUIET"]
 
 DATA_HELP = "DATA: structure file, NMD18 folder, 'nmd18', 'alloys' or 'rattled-alloys' (EMT forces/stress)"
@@ -167,6 +168,23 @@ def descriptor(args: argparse.Namespace, species: Sequence[str]):  # noqa: ANN20
         return Invariants(dens, order=args.order)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+
+
+def load_test_file(args: argparse.Namespace, ds: Any, target: str) -> Any:
+    """The structures of ``--test-file``: read as DATA is (``--energies``), with ``target`` present, an
+    intensive target, and no species the training data lack; a ``CLIError`` naming the file otherwise."""
+    from tnmat.data.units import check_intensive
+
+    test_ds = load_data(args.test_file, energies=args.energies)
+    if target not in test_ds.targets:
+        raise CLIError(f"--test-file {args.test_file}: no target {target!r} (it has "
+                       f"{', '.join(test_ds.targets) or 'none'})")
+    check_intensive(test_ds, target)
+    extra = sorted(set(test_ds.species) - set(ds.species))
+    if extra:
+        raise CLIError(f"--test-file {args.test_file}: species {', '.join(extra)} do not occur in the training "
+                       f"data {args.data} ({', '.join(ds.species)})")
+    return test_ds
 
 
 def ints(text: str) -> list[int]:

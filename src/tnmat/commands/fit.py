@@ -25,6 +25,7 @@ from tnmat.commands._common import (
     check_output_file,
     descriptor,
     load_data,
+    load_test_file,
     option,
 )
 from tnmat.training.base import NetworkRegressor
@@ -144,20 +145,11 @@ def check_options(args: argparse.Namespace) -> None:
 def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
     """Indices (into DATA) of the fitted, validation and test structures (test: into the test file, when one
     is given), and how the test set was chosen."""
-    from tnmat.data.units import check_intensive
     from tnmat.experiments.splits import holdout_split, official_test, train_validation_split
 
     test_ds = None
     if args.test_file:
-        test_ds = load_data(args.test_file, energies=args.energies)
-        if target not in test_ds.targets:
-            raise CLIError(f"--test-file {args.test_file}: no target {target!r} (it has "
-                           f"{', '.join(test_ds.targets) or 'none'})")
-        check_intensive(test_ds, target)
-        extra = sorted(set(test_ds.species) - set(ds.species))
-        if extra:
-            raise CLIError(f"--test-file {args.test_file}: species {', '.join(extra)} do not occur in the "
-                           f"training data {args.data} ({', '.join(ds.species)})")
+        test_ds = load_test_file(args, ds, target)
         train, test, how = np.arange(len(ds)), np.arange(len(test_ds)), f"--test-file {args.test_file}"
     else:
         official = official_test(ds.metadata.get("split"))

@@ -16,6 +16,7 @@ from tnmat.commands._common import (
     check_results_file,
     descriptor,
     load_data,
+    load_test_file,
     option,
 )
 from tnmat.training.registry import MODEL_NAMES, PRESETS
@@ -145,20 +146,11 @@ def with_test_file(args: argparse.Namespace, cfg: Any, ds: Any, target: str) -> 
     import numpy as np
 
     from tnmat.data import Dataset
-    from tnmat.data.units import check_intensive
 
     if args.splits:
         raise CLIError(f"--splits {args.splits} with --test-file: random splits would move test-file structures "
                        "into training pools; the test file is the one split (leave --splits out)")
-    test_ds = load_data(args.test_file, energies=args.energies)
-    if target not in test_ds.targets:
-        raise CLIError(f"--test-file {args.test_file}: no target {target!r} (it has "
-                       f"{', '.join(test_ds.targets) or 'none'})")
-    check_intensive(test_ds, target)
-    extra = sorted(set(test_ds.species) - set(ds.species))
-    if extra:
-        raise CLIError(f"--test-file {args.test_file}: species {', '.join(extra)} do not occur in the training "
-                       f"data {args.data} ({', '.join(ds.species)})")
+    test_ds = load_test_file(args, ds, target)
     both = Dataset.concatenate([ds, test_ds], splits=("train", "test"), name=f"{ds.name}+{test_ds.name}")
     if target not in both.targets:
         raise CLIError(f"{args.data}: no target {target!r} in both DATA and --test-file")
