@@ -16,7 +16,10 @@ Solver (every tensor-network estimator)
 ---------------------------------------
 solver : "adam" (default; mini-batch gradient descent, the settings below) or "sweep": two-site
     alternating least squares (:mod:`tnmat.training.sweep`; MPS, MPO, TTN, and a single closed-form
-    ridge solve for the dense model), with ``bond_dim`` as the largest bond it may grow to.
+    ridge solve for the dense model), with ``bond_dim`` as the largest bond it may grow to.  ``tnmat fit``
+    defaults to "sweep" (measured better and 10-100x faster, docs/results/sweep.md); the estimators keep
+    "adam" so that existing scripts and the stored learning-curve fits, whose keys name only the
+    parameters their grid set, keep their meaning.
 n_sweeps : most passes over the pairs (sweeps stop earlier when the validation RMSE stalls).
 svd_cutoff : relative singular-value cutoff of the truncated split (adaptive bond dimension).
 alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 values), chosen on the
