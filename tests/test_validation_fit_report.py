@@ -87,3 +87,10 @@ def test_closed_form_dense_fit_is_reported_as_such(data, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "one closed-form ridge solve (ridge strength" in out and "NaN" not in out
+
+
+def test_a_model_without_sweep_fitter_says_it_is_trained_by_adam(data, capsys):
+    args = ["fit", data, *[a for a in FAST if a != "-q"], "--epochs", "2"]  # the note is not for --quiet
+    args[args.index("--model") + 1] = "mera"
+    assert main(args) == 0
+    assert "mera has no sweep fitter" in capsys.readouterr().err

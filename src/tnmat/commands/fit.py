@@ -97,6 +97,9 @@ def estimator(args: argparse.Namespace):  # noqa: ANN201 (a fresh estimator)
     # the sweep applies to the multilinear networks (not the MERA's loops, not the feature map)
     if spec.network in ("mps", "mpo", "ttn", "dense"):
         wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=args.validation_fraction)
+    elif args.solver == "sweep" and "max_epochs" in takes and not args.quiet:
+        print(f"note: {args.model} has no sweep fitter (docs/results/sweep.md); it is trained by Adam",
+              file=sys.stderr)
     if not args.quiet and "callbacks" in takes:
         wanted["callbacks"] = [Progress()]
     return make_estimator(args.model, **{k: v for k, v in wanted.items() if k in takes})
