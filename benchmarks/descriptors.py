@@ -43,6 +43,8 @@ import time
 import warnings
 from pathlib import Path
 
+from tnmat.reports import atomic_write
+
 SPECIES = ["O", "Al", "Ga", "In"]
 HYPER = dict(r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
 METHODS = ["tnmat", "tnmat-dscribe-eq", "tnmat-torch-dscribe-eq", "dscribe", "featomic", "tnmat-peratom",
@@ -302,10 +304,7 @@ def main() -> None:
                           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                       "python": platform.python_version()}}, indent=2)
     for target in [Path(args.out)] + ([Path(args.copy_to) / Path(args.out).name] if args.copy_to else []):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = target.with_suffix(".json.tmp")
-        tmp_path.write_text(payload)
-        tmp_path.replace(target)
+        atomic_write(target, payload)
         print(f"wrote {target}")
 
 

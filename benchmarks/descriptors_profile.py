@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tnmat.reports import atomic_write
+
 SPECIES = ("O", "Al", "Ga", "In")
 
 
@@ -133,10 +135,7 @@ def main() -> None:
     payload = json.dumps({"structures": args.structures, "atoms": n_atoms, "cpu_seconds": stages,
                           "direct_vs_vesin_supercells": cross, "load_average": os.getloadavg()}, indent=2)
     for target in [Path(args.out)] + ([Path(args.copy_to) / Path(args.out).name] if args.copy_to else []):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(payload)
-        tmp.replace(target)
+        atomic_write(target, payload)
         print(f"wrote {target}")
 
 

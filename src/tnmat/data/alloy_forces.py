@@ -29,7 +29,14 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.emt import EMT
 
-from .alloys import EMT_ELEMENTS, _systems, alloy_cache_dir, emt_lattice_constant, enumerate_derivatives
+from .alloys import (
+    EMT_ELEMENTS,
+    _systems,
+    alloy_cache_dir,
+    emt_lattice_constant,
+    enumerate_derivatives,
+    generated_dataset,
+)
 from .dataset import Dataset
 
 __all__ = ["RattledAlloys", "generate_rattled_alloys"]
@@ -134,21 +141,7 @@ def generate_rattled_alloys(settings: RattledAlloys | None = None, *, cache_dir:
         cols["system"].append(f"{el_a}{el_b}")
         cols["lattice"].append(lat)
         cols["composition"].append(x)
-    n = len(structures)
-    split = np.full(n, "train", dtype="<U5")
-    split[np.random.default_rng(seed + 1).permutation(n)[: n // 5]] = "test"
-    meta = {k: np.array(v) for k, v in cols.items()}
-    meta["split"] = split
-    meta["n_atoms"] = np.array([len(s) for s in structures])
-    meta["volume_per_atom"] = np.array([s.get_volume() / len(s) for s in structures])
-    ds = Dataset(structures=structures, targets={"energy_per_atom": np.array(energies)}, metadata=meta, name=name,
-                 source="generated: icet enumeration, Vegard lattice constants, supercell, strain, rattle, ASE EMT")
-    tmp = path.with_suffix(f".tmp{os.getpid()}.extxyz")
-    try:
-        ds.to_extxyz(tmp)
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only cache is not an error; the data are in memory
-    ds.source += f" (cached at {path})"
-    return ds
+    return generated_dataset(structures, cols, {"energy_per_atom": np.array(energies)}, name=name, path=path,
+                             source="generated: icet enumeration, Vegard lattice constants, supercell, strain, "
+                                    "rattle, ASE EMT", split_seed=seed + 1)
 

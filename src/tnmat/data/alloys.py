@@ -41,6 +41,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from scipy.optimize import minimize_scalar
 
+from tnmat.reports import atomic_path
+
 from .dataset import Dataset
 
 __all__ = ["generate_binary_alloys", "embedded_default", "emt_lattice_constant", "enumerate_derivatives",
@@ -206,21 +208,28 @@ def generate_binary_alloys(*, elements: Sequence[str] = EMT_ELEMENTS, n_systems:
         e_mix += block[1]
         for k, v in zip(("id", "system", "lattice", "composition"), block[2:], strict=True):
             cols[k] += v
+    return generated_dataset(structures, cols, {"mixing_energy": np.array(e_mix)}, name=name, path=path,
+                             source="generated: icet enumeration, Vegard lattice constants, ASE EMT", split_seed=seed)
+
+
+def generated_dataset(structures: list[Atoms], cols: dict[str, list], targets: dict[str, np.ndarray], *, name: str,
+                      source: str, path: Path, split_seed: int) -> Dataset:
+    """A generated set as a :class:`Dataset`: the metadata columns ``cols`` plus a seeded 80/20 ``split``,
+    ``n_atoms`` and ``volume_per_atom``; cached as extxyz at ``path``, written atomically so concurrent
+    generators never see a half-written cache (a read-only cache is not an error: the data are in memory)."""
     n = len(structures)
     split = np.full(n, "train", dtype="<U5")
-    split[np.random.default_rng(seed).permutation(n)[: n // 5]] = "test"
+    split[np.random.default_rng(split_seed).permutation(n)[: n // 5]] = "test"
     meta = {k: np.array(v) for k, v in cols.items()}
     meta["split"] = split
     meta["n_atoms"] = np.array([len(s) for s in structures])
     meta["volume_per_atom"] = np.array([s.get_volume() / len(s) for s in structures])
-    ds = Dataset(structures=structures, targets={"mixing_energy": np.array(e_mix)}, metadata=meta, name=name,
-                 source="generated: icet enumeration, Vegard lattice constants, ASE EMT")
-    tmp = path.with_suffix(f".tmp{os.getpid()}.extxyz")
+    ds = Dataset(structures=structures, targets=targets, metadata=meta, name=name, source=source)
     try:
-        ds.to_extxyz(tmp)
-        tmp.replace(path)  # atomic: concurrent generators never see a half-written cache
+        with atomic_path(path) as tmp:
+            ds.to_extxyz(tmp)
     except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only cache is not an error; the data are in memory
+        pass
     ds.source += f" (cached at {path})"
     return ds
 
