@@ -128,6 +128,28 @@ class _TensorNetworkEstimator(NetworkRegressor):
         return fit_by_sweeps(self, net, train_rows, y_train, val_rows=val_rows, y_val=y_val, intercept=intercept,
                              refit_rows=refit_rows)
 
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> _TensorNetworkEstimator:
+        """Fit on descriptors (see the base class), or by sweeps on a factorised bispectrum input
+        (:class:`~tnmat.training.sweep_bispectrum.BispectrumInput`; MPS with ``solver="sweep"``)."""
+        from tnmat.training.sweep_bispectrum import BispectrumInput
+
+        if isinstance(X, BispectrumInput):
+            from tnmat.training.sweep_bispectrum_fit import fit_estimator
+
+            return fit_estimator(self, X, y, X_val=X_val, y_val=y_val)
+        return super().fit(X, y, X_val=X_val, y_val=y_val)
+
+    def predict(self, X: Any) -> Any:
+        """Predictions in target units (float64), one per structure; X may be a bispectrum input."""
+        from tnmat.training.sweep_bispectrum import BispectrumInput
+
+        if isinstance(X, BispectrumInput):
+            from tnmat.training.sweep_bispectrum_fit import predict_estimator
+
+            check_is_fitted(self, "network_")
+            return predict_estimator(self, X)
+        return super().predict(X)
+
     @property
     def bond_dims_(self) -> list[int]:
         """Virtual bond dimensions of the fitted network (adaptive under ``solver="sweep"``)."""

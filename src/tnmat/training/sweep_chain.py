@@ -178,7 +178,9 @@ class ChainSweeper:
         self.sizes, self.copies = tuple(sizes), copies
         self.cores = right_canonicalise([c.reshape(c.shape[0], -1, c.shape[-1]) for c in cores])
         self.max_bond, self.cutoff = int(max_bond), float(cutoff)
-        self.envs = [_Env(d, copies, list(self.sizes)) for d in datasets]
+        # inputs with their own contraction (e.g. the factorised bispectrum) supply their environments
+        self.envs = [d.chain_env(copies, self.sizes) if hasattr(d, "chain_env") else _Env(d, copies, list(self.sizes))
+                     for d in datasets]
         self.discarded: list[float] = []
 
     @property
