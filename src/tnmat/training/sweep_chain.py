@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 
 from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import truncated_split
+from tnmat.training.sweep_solve import refine_split, truncated_split
 
 __all__ = ["ChainSweeper", "right_canonicalise"]
 
@@ -172,12 +172,12 @@ class ChainSweeper:
     truncated SVD (``max_bond``, relative ``cutoff``) and moves the gauge centre."""
 
     def __init__(self, cores: list[torch.Tensor], sizes: tuple[int, ...], copies: int, datasets: list[SweepData],
-                 *, max_bond: int, cutoff: float) -> None:
+                 *, max_bond: int, cutoff: float, refine_solves: int = 1) -> None:
         if len(cores) < 2:
             raise ValueError("ChainSweeper: two-site sweeps need at least two sites")
         self.sizes, self.copies = tuple(sizes), copies
         self.cores = right_canonicalise([c.reshape(c.shape[0], -1, c.shape[-1]) for c in cores])
-        self.max_bond, self.cutoff = int(max_bond), float(cutoff)
+        self.max_bond, self.cutoff, self.refine_solves = int(max_bond), float(cutoff), int(refine_solves)
         # inputs with their own contraction (e.g. the factorised bispectrum) supply their environments
         self.envs = [d.chain_env(copies, self.sizes) if hasattr(d, "chain_env") else _Env(d, copies, list(self.sizes))
                      for d in datasets]
@@ -206,20 +206,17 @@ class ChainSweeper:
             left, right, disc = truncated_split(m.reshape(a * p1, p2 * c), cap, self.cutoff,
                                                 absorb="right" if direction == "right" else "left")
             self.discarded.append(disc)
-            self.cores[k] = left.reshape(a, p1, -1)
-            self.cores[k + 1] = right.reshape(-1, p2, c)
-            # re-solve the factor that carries the norm with the truncated isometric one fixed: the best
-            # model in the truncated basis (the split alone loses the discarded weight's fit)
-            if direction == "right":
-                proj = [torch.einsum("nastc,asr->nrtc", phi, self.cores[k]) for phi in phis]
-                m1, _ = solve(proj, {"site": k + 1, "direction": direction, "stage": "refine",
-                                     "current": self.cores[k + 1].reshape(-1)})
-                self.cores[k + 1] = m1.reshape(self.cores[k + 1].shape)
-            else:
-                proj = [torch.einsum("nastc,rtc->nasr", phi, self.cores[k + 1]) for phi in phis]
-                m1, _ = solve(proj, {"site": k, "direction": direction, "stage": "refine",
-                                     "current": self.cores[k].reshape(-1)})
-                self.cores[k] = m1.reshape(self.cores[k].shape)
+
+            def install(lf: torch.Tensor, rt: torch.Tensor, k: int = k, shape: tuple = (a, p1, p2, c)) -> None:
+                self.cores[k] = lf.reshape(shape[0], shape[1], -1)
+                self.cores[k + 1] = rt.reshape(-1, shape[2], shape[3])
+
+            # re-fit the truncated pair in the data's metric, ending on the factor that carries the norm
+            # (the split alone keeps the largest weights, not the best fit: sweep_solve.refine_split)
+            refine_split([phi.reshape(phi.shape[0], a * p1, p2 * c) for phi in phis], left, right, solve,
+                         {"site": k + 1 if direction == "right" else k, "direction": direction},
+                         absorb="right" if direction == "right" else "left", n_solves=self.refine_solves,
+                         install=install)
             for env in self.envs:
                 env.advance(k, direction, self.cores[k] if direction == "right" else self.cores[k + 1])
 

@@ -23,7 +23,7 @@ import torch
 
 from tnmat.networks.tree import padded_sites
 from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import truncated_split
+from tnmat.training.sweep_solve import refine_split, truncated_split
 
 __all__ = ["TreeSweeper"]
 
@@ -41,8 +41,9 @@ class TreeSweeper:
     """Two-site ALS over a TTN given as ``nodes[layer][j]`` (d_a, d_b, c); the top layer has one node."""
 
     def __init__(self, nodes: list[list[torch.Tensor]], sizes: tuple[int, ...], datasets: list[SweepData], *,
-                 max_bond: int, cutoff: float) -> None:
+                 max_bond: int, cutoff: float, refine_solves: int = 1) -> None:
         self.leaf = padded_sites(sizes)
+        self.refine_solves = int(refine_solves)
         self.nodes = [[w.to(torch.float64).clone() for w in layer] for layer in nodes]
         self.max_bond, self.cutoff = int(max_bond), float(cutoff)
         self.data = []
@@ -176,14 +177,16 @@ class TreeSweeper:
                 left, right, disc = truncated_split(m.reshape(a * b, s * o), self.max_bond, self.cutoff,
                                                     absorb="right")
                 self.discarded.append(disc)
-                self.nodes[l][j] = left.reshape(a, b, -1)
-                # re-solve the parent with the truncated isometric node fixed (best model in that basis)
-                proj = [torch.einsum("nabso,abr->nrso", phi, self.nodes[l][j]) for phi in phis]
-                cur = right.reshape(-1, s, o)
-                m1, _ = solve(proj, {"node": (l + 1, j // 2), "direction": direction, "stage": "refine",
-                                     "current": cur.reshape(-1)})
-                par = m1.reshape(cur.shape)
-                self.nodes[l + 1][j // 2] = par if j % 2 == 0 else par.permute(1, 0, 2).contiguous()
+
+                def install(lf: torch.Tensor, rt: torch.Tensor, v: Node = v, shape: tuple = (a, b, s, o)) -> None:
+                    par = rt.reshape(-1, shape[2], shape[3])
+                    self.nodes[v[0]][v[1]] = lf.reshape(shape[0], shape[1], -1)
+                    self.nodes[v[0] + 1][v[1] // 2] = par if v[1] % 2 == 0 else par.permute(1, 0, 2).contiguous()
+
+                # re-fit the truncated pair in the data's metric, ending on the parent (sweep_solve.refine_split)
+                refine_split([phi.reshape(phi.shape[0], a * b, s * o) for phi in phis], left, right, solve,
+                             {"node": (l + 1, j // 2), "direction": direction}, absorb="right",
+                             n_solves=self.refine_solves, install=install)
                 self.last = v
 
     def merged_last(self) -> torch.Tensor:
