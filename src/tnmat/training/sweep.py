@@ -56,6 +56,7 @@ class SweepConfig:
     patience: int = 1
     tol: float = 1e-4
     refit: bool = True
+    refine_solves: int = 5
     fit_intercept: bool = True
     verbose: int = 0
 
@@ -71,6 +72,8 @@ class SweepConfig:
         if self.alpha_selection not in ("validation", "gcv", "fixed"):
             raise ValueError(f"sweep: alpha_selection={self.alpha_selection!r}; choose 'validation', 'gcv' "
                              "or 'fixed'")
+        if not isinstance(self.refine_solves, int) or self.refine_solves < 1:
+            raise ValueError(f"sweep: refine_solves={self.refine_solves!r} must be a positive integer")
         if self.patience < 1:
             raise ValueError(f"sweep: patience={self.patience!r} must be >= 1")
 
@@ -100,13 +103,14 @@ def _make_sweeper(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfi
     elif isinstance(net, TTN):
         nodes = [[w.detach().to(torch.float64) for w in layer.isometries] for layer in net.layers]
         return TreeSweeper(nodes, net.sizes, [d.averaged() for d in datasets], max_bond=cfg.max_bond_dim,
-                           cutoff=cfg.svd_cutoff)
+                           cutoff=cfg.svd_cutoff, refine_solves=cfg.refine_solves)
     else:
         raise ValueError(f"sweep: {type(net).__name__} is not supported (MPS, MPO, TTN only)")
     if copies == 1:
         datasets = [d.averaged() for d in datasets]  # linear model: the mean of outputs is the output on the mean
     cores = [c.detach().to(torch.float64) for c in net.cores]
-    return ChainSweeper(cores, net.sizes, copies, datasets, max_bond=cfg.max_bond_dim, cutoff=cfg.svd_cutoff)
+    return ChainSweeper(cores, net.sizes, copies, datasets, max_bond=cfg.max_bond_dim, cutoff=cfg.svd_cutoff,
+                        refine_solves=cfg.refine_solves)
 
 
 def _install(net: TensorNetwork, sweeper: ChainSweeper | TreeSweeper) -> None:
