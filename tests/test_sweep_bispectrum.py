@@ -171,3 +171,16 @@ def test_bispectrum_input_errors():
         MPSRegressor(solver="sweep").fit(inp, np.zeros(3))
     with pytest.raises(ValueError, match="groups"):
         BispectrumInput(inp.a, inp.species, inp.groups.flip(0), 4)
+
+
+def test_float32_contractions_agree_with_float64():
+    frames = _frames(10, seed=12)
+    x64 = BispectrumInput.from_structures(frames, DENSITY[2], center_species=True)
+    x32 = BispectrumInput.from_structures(frames, DENSITY[2], center_species=True, precision="float32")
+    cores = _random_cores(x64.sizes, 3, seed=2)
+    want = x64.contract(cores)
+    assert x32.contract(cores).dtype == torch.float64
+    assert float((x32.contract(cores) - want).abs().max()) < 1e-5 * float(want.abs().max())
+    phi = x64.local_features(cores, 4)
+    assert float((x32.local_features(cores, 4) - phi).abs().max()) < 1e-5 * float(phi.abs().max())
+    np.testing.assert_allclose(leg_factors(x32)[2].numpy(), leg_factors(x64)[2].numpy(), rtol=1e-5)

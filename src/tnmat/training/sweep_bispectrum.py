@@ -16,9 +16,10 @@ order* ``[c] a1 n1 l1 a2 n2 l2 a3 n3 l3`` (the repository's legs, permuted by na
 Per atom the MPS contracts slot by slot: X_s[i, chi_in, lm, chi_out] = sum_{a n} S_s[chi_in, a, n, l(lm),
 chi_out] A_i[a, n, lm] with S_s the slot's three cores, and y_i = sum C[p, q, r] X1[i, p, b] X2[i, b, q, g]
 X3[i, g, r] (X1 contracted with the centre leg's row c_i).  The largest per-atom intermediates have
-chi^2 (l_max + 1)^4 s entries, never the (s n (l_max + 1))^3 of B3.  The local features of a merged pair of
-cores (the sweep's design rows) follow exactly from linearity: the pair is replaced by one zero copy per
-structure, and the gradient of sum_b y_b with respect to the copies is Phi_b (atoms chunked by structure).
+chi^2 (l_max + 1)^4 s entries, never the (s n (l_max + 1))^3 of B3.  The design rows of a merged pair of
+cores (the sweep's local features) are dy_i/dM per atom: the slots away from the pair contracted into a
+"rest" R_s = dy_i/dX_s (or, for a pair across two slots, the two open slots joined through C), then
+averaged over the atoms of each structure (atoms chunked by structure).
 """
 
 from __future__ import annotations
@@ -60,17 +61,23 @@ def slot_legs(center_species: bool) -> tuple[str, ...]:
 class BispectrumInput:
     """Per-atom density expansions of a set of structures: the bispectrum input in factorised form.
 
-    a: (atoms, species, n_max, (l_max+1)^2) float64, atoms of one structure consecutive, structures in
-    order; species: (atoms,) centre-species index; groups: (atoms,) structure index (non-decreasing)."""
+    a: (atoms, species, n_max, (l_max+1)^2), atoms of one structure consecutive, structures in order;
+    species: (atoms,) centre-species index; groups: (atoms,) structure index (non-decreasing).
+    precision: "float64" (default) or "float32", the dtype of the stored expansions and of the per-atom
+    contractions (float32: half the memory, ~2x faster; design rows and predictions are accumulated and
+    returned in float64)."""
 
     a: torch.Tensor
     species: torch.Tensor
     groups: torch.Tensor
     n_structures: int
     center_species: bool = False
+    precision: str = "float64"
 
     def __post_init__(self) -> None:
-        self.a = torch.as_tensor(self.a, dtype=torch.float64)
+        if self.precision not in ("float64", "float32"):
+            raise ValueError(f"BispectrumInput: precision={self.precision!r}; choose 'float64' or 'float32'")
+        self.a = torch.as_tensor(self.a, dtype=getattr(torch, self.precision))
         self.species = torch.as_tensor(self.species, dtype=torch.long).reshape(-1)
         self.groups = torch.as_tensor(self.groups, dtype=torch.long).reshape(-1)
         if self.a.ndim != 4 or math.isqrt(self.a.shape[3]) ** 2 != self.a.shape[3]:
@@ -92,7 +99,7 @@ class BispectrumInput:
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_structures(cls, frames: Sequence, density, *, center_species: bool = False,
-                        n_jobs: int | None = None) -> BispectrumInput:
+                        n_jobs: int | None = None, precision: str = "float64") -> BispectrumInput:
         """Density expansion of every atom of ``frames`` (ASE Atoms) with ``density``
         (:class:`~tnmat.descriptors.AtomicDensity`)."""
         parts, sp, st = [], [], []
@@ -100,7 +107,7 @@ class BispectrumInput:
             parts.append(a)
             sp.append(atoms.atom_species)
             st.append(atoms.atom_structure)
-        return cls(torch.cat(parts), torch.cat(sp), torch.cat(st), len(frames), center_species)
+        return cls(torch.cat(parts), torch.cat(sp), torch.cat(st), len(frames), center_species, precision)
 
     def select(self, structures: Sequence[int] | np.ndarray) -> BispectrumInput:
         """The given structures (in the given order), renumbered 0..k-1."""
@@ -108,14 +115,16 @@ class BispectrumInput:
         rows = torch.cat([torch.arange(int(self.starts[s]), int(self.starts[s] + self.counts[s])) for s in idx]) \
             if len(idx) else torch.zeros(0, dtype=torch.long)
         groups = torch.repeat_interleave(torch.arange(len(idx)), self.counts[idx])
-        return BispectrumInput(self.a[rows], self.species[rows], groups, len(idx), self.center_species)
+        return BispectrumInput(self.a[rows], self.species[rows], groups, len(idx), self.center_species,
+                               self.precision)
 
     def scaled(self, factors: Sequence[torch.Tensor]) -> BispectrumInput:
         """The input seen through per-leg factors (f_a, f_n, f_l): A[a, n, lm] f_a[a] f_n[n] f_l[l], i.e.
         B3 times the product of one factor per slot leg (a diagonal map a network absorbs core by core)."""
         fa, fn, fl = (torch.as_tensor(f, dtype=torch.float64) for f in factors)
         w = fa[:, None, None] * fn[None, :, None] * fl[self.l_index][None, None, :]
-        return BispectrumInput(self.a * w, self.species, self.groups, self.n_structures, self.center_species)
+        return BispectrumInput(self.a * w.to(self.a), self.species, self.groups, self.n_structures,
+                               self.center_species, self.precision)
 
     # ---------------------------------------------------------------- layout
     @property
@@ -145,7 +154,7 @@ class BispectrumInput:
         """Structure-averaged B3 in slot order (n_structures, *sizes): (s n (l_max+1))^3 entries per row, for
         tests and small settings."""
         nl = self.l_max + 1
-        at = self.a[:, :, :, None, :] * (self.l_index[None, :] == torch.arange(nl)[:, None]).to(self.a)
+        at = self.a.double()[:, :, :, None, :] * (self.l_index[None, :] == torch.arange(nl)[:, None]).to(self.a)
         b = torch.einsum("ianlp,ibmkq,icjhr,pqr->ianlbmkcjh", at, at, at, coupling_tensor(self.l_max))
         if self.center_species:
             b = torch.nn.functional.one_hot(self.species, self.n_species).to(b).reshape(-1, self.n_species,
@@ -174,36 +183,31 @@ class BispectrumInput:
 
     def contract(self, cores: Sequence[torch.Tensor]) -> torch.Tensor:
         """<W|B3_b> for every structure b (float64), W the MPS ``cores`` (chi_l, d, chi_r) in slot order."""
-        cores = [c.detach().to(torch.float64) for c in cores]
+        cores = [c.detach().to(self.a.dtype) for c in cores]
         self._check_cores(cores)
         out = torch.zeros(self.n_structures, dtype=torch.float64)
-        ctx = _Context(self.l_max, self.l_index)
+        ctx = _Context(self.l_max, self.l_index, self.a.dtype)
         for s0, s1 in self._chunks(self._per_atom_size(cores)):
             r0, r1 = int(self.starts[s0]), int(self.starts[s1 - 1] + self.counts[s1 - 1])
             y = _atom_outputs(ctx, self.a[r0:r1], self.species[r0:r1], cores, self.center_species)
-            out.index_add_(0, self.groups[r0:r1], y)
+            out.index_add_(0, self.groups[r0:r1], y.double())
         return out / self.counts.to(out)
 
     def local_features(self, cores: Sequence[torch.Tensor], k: int) -> torch.Tensor:
         """Design rows of the merged pair (k, k+1): Phi[b, chi_k, d_k, d_{k+1}, chi_{k+2}] with
         <W|B3_b> = <M, Phi_b> for M = cores[k] cores[k+1] (the pair's current values are not used)."""
-        cores = [c.detach().to(torch.float64) for c in cores]
+        cores = [c.detach().to(self.a.dtype) for c in cores]
         self._check_cores(cores)
         # the pair's bonds from its neighbours (the pair's own cores may be stale inside a sweep)
         shape = (cores[k - 1].shape[2] if k > 0 else 1, cores[k].shape[1], cores[k + 1].shape[1],
                  cores[k + 2].shape[0] if k + 2 < len(cores) else 1)
         out = torch.zeros(self.n_structures, *shape, dtype=torch.float64)
-        ctx = _Context(self.l_max, self.l_index)
-        per_atom = self._per_atom_size(cores) * 3 + math.prod(shape)
-        for s0, s1 in self._chunks(per_atom):
+        ctx = _Context(self.l_max, self.l_index, self.a.dtype)
+        for s0, s1 in self._chunks(self._per_atom_size(cores) * 2 + math.prod(shape)):
             r0, r1 = int(self.starts[s0]), int(self.starts[s1 - 1] + self.counts[s1 - 1])
-            g = self.groups[r0:r1] - s0
-            with torch.enable_grad():
-                m = torch.zeros(s1 - s0, *shape, dtype=torch.float64, requires_grad=True)
-                y = _atom_outputs(ctx, self.a[r0:r1], self.species[r0:r1], cores, self.center_species,
-                                  pair=(k, m[g]))
-                (grad,) = torch.autograd.grad((y / self.counts[self.groups[r0:r1]].to(y)).sum(), m)
-            out[s0:s1] = grad
+            phi = _atom_design(ctx, self.a[r0:r1], self.species[r0:r1], cores, self.center_species, k).double()
+            w = 1.0 / self.counts[self.groups[r0:r1]].to(phi)
+            out.index_add_(0, self.groups[r0:r1], phi * w.reshape(-1, 1, 1, 1, 1))
         return out
 
     def _check_cores(self, cores: Sequence[torch.Tensor]) -> None:
@@ -219,25 +223,17 @@ class _Context:
 
     l_max: int
     l_index: torch.Tensor
+    dtype: torch.dtype = torch.float64
 
     def __post_init__(self) -> None:
-        self.c = coupling_tensor(self.l_max)
+        self.c = coupling_tensor(self.l_max).to(self.dtype)
 
 
-def _slot_tensor(ctx: _Context, a: torch.Tensor, w: Sequence[torch.Tensor], j: int | None = None,
-                 m: torch.Tensor | None = None) -> torch.Tensor:
+def _slot_tensor(ctx: _Context, a: torch.Tensor, w: Sequence[torch.Tensor]) -> torch.Tensor:
     """X[i, chi_in, lm, chi_out] = sum_{a n} S[chi_in, a, n, l(lm), chi_out] A_i[a, n, lm] of one slot with
-    cores w = (W_a, W_n, W_l); with ``j`` 0 or 1 the cores (j, j+1) are replaced by the per-atom merged
-    pair ``m`` (atoms, chi, d_j, d_{j+1}, chi')."""
-    li = ctx.l_index
-    if j is None:
-        s = torch.einsum("xay,ynz,zlw->xanlw", *w)[:, :, :, li, :]
-        return torch.einsum("xanpw,ianp->ixpw", s, a)
-    if j == 0:
-        y = torch.einsum("ixanz,ianp->ixzp", m, a)
-        return torch.einsum("ixzp,zpw->ixpw", y, w[2][:, li, :])
-    z = torch.einsum("xae,ianp->ixenp", w[0], a)
-    return torch.einsum("ixenp,ienpw->ixpw", z, m[:, :, :, li, :])
+    cores w = (W_a, W_n, W_l)."""
+    s = torch.einsum("xay,ynz,zlw->xanlw", *w)[:, :, :, ctx.l_index, :]
+    return torch.einsum("xanpw,ianp->ixpw", s, a)
 
 
 def _first_slot(x: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
@@ -246,43 +242,64 @@ def _first_slot(x: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
 
 
 def _atom_outputs(ctx: _Context, a: torch.Tensor, species: torch.Tensor, cores: Sequence[torch.Tensor],
-                  center: bool, pair: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
-    """y_i = <W|B3_i> for every atom (see the module docstring); ``pair = (k, M)`` replaces cores k, k+1 by the
-    per-atom merged tensors M (atoms, chi_k, d_k, d_{k+1}, chi_{k+2})."""
+                  center: bool) -> torch.Tensor:
+    """y_i = <W|B3_i> for every atom (see the module docstring)."""
     off = int(center)
-    k, m = pair if pair is not None else (None, None)
     slots = [list(cores[off + 3 * s: off + 3 * s + 3]) for s in range(3)]
     e = cores[0][0, species, :] if center else None  # (atoms, chi): the centre leg's row of every atom
-    li, c = ctx.l_index, ctx.c
-    if k is not None and k in (off + 2, off + 5):  # the pair straddles two slots (l_s, a_{s+1})
-        s = (k - off) // 3
-        left, right = slots[s], slots[s + 1]
-        h = torch.einsum("xay,ynz,ianp->ixzp", left[0], left[1], a)  # slot s without its l core
-        mm = m[:, :, li]  # (atoms, chi, lm, d_a, chi')
-        if s == 0:
-            h = _first_slot(h, e)  # (atoms, chi, lm)
-            kk = torch.einsum("ynz,zlw->ynlw", right[1], right[2])[:, :, li, :]
-            g = torch.einsum("enqg,ianq->ieaqg", kk, a)
-            t = torch.einsum("idp,idpae->ipae", h, mm)
-            x12 = torch.einsum("ipae,ieaqg->ipqg", t, g)
-            x3 = _slot_tensor(ctx, a, slots[2])[..., 0]
-            return torch.einsum("ipqg,pqr,igr->i", x12, c, x3)
-        kk = torch.einsum("ynz,zlw->ynlw", right[1], right[2])[:, :, li, 0]
-        g = torch.einsum("enr,ianr->iear", kk, a)
-        t = torch.einsum("ibdq,idqae->ibqae", h, mm)
-        x23 = torch.einsum("ibqae,iear->ibqr", t, g)
-        x1 = _first_slot(_slot_tensor(ctx, a, slots[0]), e)
-        return torch.einsum("ipb,pqr,ibqr->i", x1, c, x23)
-    xs = []
-    for s in (1, 2) if center and k == 0 else (0, 1, 2):
-        j = None if k is None or not off + 3 * s <= k < off + 3 * s + 2 else k - off - 3 * s
-        xs.append(_slot_tensor(ctx, a, slots[s], j, m))
-    if center and k == 0:  # the pair (c, a1): slot 1 with its first core replaced by the atom's row of M
-        mc = m[torch.arange(len(species)), 0, species]  # (atoms, d_a, chi)
+    x1 = _first_slot(_slot_tensor(ctx, a, slots[0]), e)
+    d = torch.einsum("pqr,igr->ipqg", ctx.c, _slot_tensor(ctx, a, slots[2])[..., 0])
+    return torch.einsum("ipb,ibqg,ipqg->i", x1, _slot_tensor(ctx, a, slots[1]), d)
+
+
+def _rest(ctx: _Context, a: torch.Tensor, slots: list[list[torch.Tensor]], e: torch.Tensor | None, s: int
+          ) -> torch.Tensor:
+    """R_s[i, chi_in, lm, chi_out] = dy_i / dX_s[i, chi_in, lm, chi_out]: the other two slots and the coupling
+    (slot 1's left bond is the centre leg's bond; without ``e`` it is the boundary)."""
+    c = ctx.c
+    x = {t: _slot_tensor(ctx, a, slots[t]) for t in range(3) if t != s}
+    if s == 0:
+        d = torch.einsum("pqr,igr->ipqg", c, x[2][..., 0])
+        r = torch.einsum("ipqg,ibqg->ipb", d, x[1])
+        return r[:, None] if e is None else torch.einsum("ix,ipb->ixpb", e, r)
+    x1 = _first_slot(x[0], e)
+    if s == 1:
+        return torch.einsum("ipqg,ipb->ibqg", torch.einsum("pqr,igr->ipqg", c, x[2][..., 0]), x1)
+    return torch.einsum("ibqr,ibqg->igr", torch.einsum("pqr,ipb->ibqr", c, x1), x[1])[..., None]
+
+
+def _atom_design(ctx: _Context, a: torch.Tensor, species: torch.Tensor, cores: Sequence[torch.Tensor], center: bool,
+                 k: int) -> torch.Tensor:
+    """Per-atom design rows Phi_i[chi_k, d_k, d_{k+1}, chi_{k+2}] = dy_i / dM of the merged pair (k, k+1)
+    (cores k, k+1 are not read)."""
+    off, li, c = int(center), ctx.l_index, ctx.c
+    lsum = (li[:, None] == torch.arange(ctx.l_max + 1)[None, :]).to(a)  # (lm, l): sums m within each l
+    slots = [list(cores[off + 3 * s: off + 3 * s + 3]) for s in range(3)]
+    e = cores[0][0, species, :] if center else None
+    if center and k == 0:  # (c, a1): slot 1's rest through its n and l cores, on the atom's centre species
+        r = _rest(ctx, a, slots, None, 0)[:, 0]
         kk = torch.einsum("ynz,zlw->ynlw", slots[0][1], slots[0][2])[:, :, li, :]
-        x1 = torch.einsum("ienp,enpb->ipb", torch.einsum("iae,ianp->ienp", mc, a), kk)
-        xs.insert(0, x1)
-    else:
-        x1 = _first_slot(xs[0], e)
-    d = torch.einsum("pqr,igr->ipqg", c, xs[2][..., 0])
-    return torch.einsum("ipb,ibqg,ipqg->i", x1, xs[1], d)
+        phi_a = torch.einsum("ianp,ienp->iae", a, torch.einsum("enpb,ipb->ienp", kk, r))
+        out = a.new_zeros(len(a), 1, cores[0].shape[1], *phi_a.shape[1:])
+        out[torch.arange(len(a)), 0, species] = phi_a
+        return out
+    if k == off + 2:  # (l1, a2)
+        h = _first_slot(torch.einsum("xay,ynz,ianp->ixzp", slots[0][0], slots[0][1], a), e)
+        kk = torch.einsum("ynz,zlw->ynlw", slots[1][1], slots[1][2])[:, :, li, :]
+        d = torch.einsum("pqr,igr->ipqg", c, _slot_tensor(ctx, a, slots[2])[..., 0])
+        f = torch.einsum("ieaqg,ipqg->ieap", torch.einsum("enqg,ianq->ieaqg", kk, a), d)
+        return torch.einsum("idpae,pl->idlae", torch.einsum("idp,ieap->idpae", h, f), lsum)
+    if k == off + 5:  # (l2, a3)
+        h = torch.einsum("xay,ynz,ianq->ixzq", slots[1][0], slots[1][1], a)
+        kk = torch.einsum("ynz,zlw->ynlw", slots[2][1], slots[2][2])[:, :, li, 0]
+        g = torch.einsum("enr,ianr->iear", kk, a)
+        x1 = _first_slot(_slot_tensor(ctx, a, slots[0]), e)
+        j = torch.einsum("ibdq,ibqr->idqr", h, torch.einsum("pqr,ipb->ibqr", c, x1))
+        return torch.einsum("idqae,ql->idlae", torch.einsum("idqr,iear->idqae", j, g), lsum)
+    s, j = divmod(k - off, 3)
+    w, r = slots[s], _rest(ctx, a, slots, e, s)
+    if j == 0:  # (a_s, n_s)
+        z = torch.einsum("zpw,ixpw->ixzp", w[2][:, li, :], r)
+        return torch.einsum("ianp,ixzp->ixanz", a, z)
+    t = torch.einsum("xay,ixpw->iaypw", w[0], r)  # (n_s, l_s)
+    return torch.einsum("iynpw,pl->iynlw", torch.einsum("ianp,iaypw->iynpw", a, t), lsum)

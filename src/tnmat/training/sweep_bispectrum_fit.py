@@ -81,7 +81,7 @@ def leg_factors(inp: BispectrumInput) -> list[torch.Tensor]:
     are left out of the fit)."""
     s, n, nl = inp.n_species, int(inp.a.shape[2]), inp.l_max + 1
     power = torch.zeros(s, n, nl, dtype=torch.float64)
-    power.index_add_(2, inp.l_index, (inp.a**2).mean(0))
+    power.index_add_(2, inp.l_index, (inp.a.double() ** 2).mean(0))
     rms = (power / (2 * torch.arange(nl) + 1).to(power)).sqrt()
     ok = rms > 1e-12 * float(rms.max().clamp_min(1e-300))
     ia, in_, il = torch.nonzero(ok, as_tuple=True)
