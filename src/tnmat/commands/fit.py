@@ -76,6 +76,12 @@ OPTIONS = [
                 "info['split'] == 'test' when some have it, else a seeded random fifth of DATA)"),
     option("--seed", type=int, default=0, help="random seed (default 0)"),
     option("--cache", default=None, help="folder for cached descriptors (default: no cache)"),
+    option("--factorised", action="store_true",
+           help="with --order 3 --model mps --solver sweep: fit on the per-atom density expansions, contracting "
+                "the bispectrum factor by factor (the dense bispectrum and a dense weight are never built; "
+                "docs/results/sweep_bispectrum.md)"),
+    option("--center-species", action="store_true",
+           help="with --factorised: add the centre atom's species as a leg of the bispectrum"),
     ENERGIES,
     DESCRIPTOR_OPTIONS,
     option("-o", "--output", help="save the fitted model (descriptor settings, split and training range "
@@ -143,6 +149,12 @@ def check_options(args: argparse.Namespace) -> None:
         raise CLIError(f"--learning-rate {args.learning_rate:g}: must be a positive number")
     check_output_file(args.output, "-o/--output")
     check_output_dir(args.cache, "--cache")
+    if args.factorised:
+        from tnmat.commands.fit_factorised import check_factorised
+
+        check_factorised(args)
+    elif args.center_species:
+        raise CLIError("--center-species: available with --factorised (the bispectrum's centre-species leg)")
 
 
 def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
@@ -234,6 +246,10 @@ def run(args: argparse.Namespace) -> int:
     if np.ptp(y[sp["train"]]) == 0:
         raise CLIError(f"{args.data}: target {target!r} is the same ({y[sp['train'][0]]:.6g} eV) for every "
                        "training structure; there is nothing to learn (fit a target that varies)")
+    if args.factorised:
+        from tnmat.commands.fit_factorised import run_factorised
+
+        return run_factorised(args, ds, target, sp, estimator(args))
     calc, units = descriptor(args, ds.species), target_units(ds, target)
     X = cached_descriptors(calc, ds, local=args.local, cache_dir=args.cache, progress=not args.quiet)
     test_ds = sp["test_ds"] or ds
