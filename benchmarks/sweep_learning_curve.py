@@ -107,6 +107,76 @@ def compare(sweep: dict, adam: dict) -> dict[str, Any]:
     return out
 
 
+def compare_rich(rich: dict, paper: dict) -> dict[str, Any]:
+    """The networks of a run on richer inputs (``rich``: ttn, mps, dense = closed-form ridge, gpr-rbf where
+    run) against GPR-RBF on those inputs and the stored paper-preset GPR-RBF (``paper``, r6n4l3); the
+    target is checked against each GPR-RBF column, and sizes without a GPR-RBF fit are listed as missing."""
+    columns = {"ttn (sweep)": (rich, "ttn"), "mps (sweep)": (rich, "mps"), "ridge (dense sweep)": (rich, "dense"),
+               "gpr-rbf (same inputs)": (rich, "gpr-rbf"), "gpr-rbf (paper r6n4l3)": (paper, "gpr-rbf")}
+    refs = ("gpr-rbf (same inputs)", "gpr-rbf (paper r6n4l3)")
+    out: dict[str, Any] = {"models": list(columns), "random": [], "official": {}, "target": {}}
+    sizes = sorted({n for (m, fam, n) in rich if fam == "random" and m == "ttn"})
+    for n in sizes:
+        entry: dict[str, Any] = {"n_train": n}
+        for name, (rows, model) in columns.items():
+            r = rows.get((model, "random", n))
+            entry[name] = {k: _num(r, k) for k in ("mae_mean", "mae_std", "rmse_mean", "rmse_std", "n_parameters")}
+            entry[name]["n_splits"] = None if r is None else int(r["n_splits"])
+        for name in columns:
+            mae = entry[name]["mae_mean"]
+            for ref in refs:
+                g = entry[ref]["mae_mean"]
+                entry[name][f"mae_ratio_to_{ref}"] = None if mae is None or g is None else mae / g
+        out["random"].append(entry)
+    for name, (rows, model) in columns.items():
+        r = rows.get((model, "official", 2400))
+        out["official"][name] = {k: _num(r, k) for k in ("mae_mean", "rmse_mean")}
+    for name in columns:
+        if name.startswith("gpr"):
+            continue
+        for ref in refs:
+            ratios = {e["n_train"]: e[name][f"mae_ratio_to_{ref}"] for e in out["random"]}
+            t = {"sizes_not_below": [n for n, v in ratios.items() if v is not None and v > 1.0],
+                 "sizes_without_20pct_gain": [n for n, v in ratios.items()
+                                              if v is not None and n in LOW_SIZES and v > 1.0 - REQUIRED_GAIN],
+                 "sizes_missing_reference": [n for n, v in ratios.items() if v is None]}
+            t["met"] = not (t["sizes_not_below"] or t["sizes_without_20pct_gain"] or t["sizes_missing_reference"])
+            out["target"][f"{name} vs {ref}"] = t
+    return out
+
+
+def markdown_rich(res: dict[str, Any], units: str) -> str:
+    """Table of :func:`compare_rich` (MAE mean +- std; brackets: ratio to GPR-RBF on the same inputs, then to
+    the paper-preset GPR-RBF) and the target verdicts."""
+    models = res["models"]
+    refs = ("gpr-rbf (same inputs)", "gpr-rbf (paper r6n4l3)")
+    lines = [f"Test MAE ({units}), mean +- std over the random splits; in brackets the ratio to GPR-RBF on the "
+             "same inputs / to the paper-preset GPR-RBF (r6n4l3).", "",
+             "| n_train | " + " | ".join(models) + " |", "|---:|" + "---:|" * len(models)]
+    for e in res["random"]:
+        cells = []
+        for m in models:
+            v = e[m]
+            if v["mae_mean"] is None:
+                cells.append("not run")
+                continue
+            cell = f"{v['mae_mean']:.1f} +- {v['mae_std']:.1f}"
+            if not m.startswith("gpr"):
+                rs = [v[f"mae_ratio_to_{r}"] for r in refs]
+                cell += " (" + " / ".join("-" if r is None else f"{r:.2f}" for r in rs) + ")"
+            cells.append(cell)
+        lines.append(f"| {e['n_train']} | " + " | ".join(cells) + " |")
+    off = res["official"]
+    lines += ["", "Official split (1920 fit + 480 validation / 600 test), test MAE / RMSE: " + ", ".join(
+        f"{m} {v['mae_mean']:.1f} / {v['rmse_mean']:.1f}" for m, v in off.items() if v["mae_mean"] is not None), ""]
+    for m, t in res["target"].items():
+        verdict = "met" if t["met"] else "missed"
+        lines.append(f"- {m}: target {verdict} (MAE above the reference at n = {t['sizes_not_below'] or 'none'}; "
+                     f"less than 20 % below it at n = {t['sizes_without_20pct_gain'] or 'none'} of 50-200; "
+                     f"reference not run at n = {t['sizes_missing_reference'] or 'none'})")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(res: dict[str, Any], units: str) -> str:
     """The comparison table (MAE mean +- std over the random splits, ratio to GPR-RBF) and the verdicts."""
     models = res["models"]
@@ -170,7 +240,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--adam-dir", type=Path)
     ap.add_argument("--title", default="")
     ap.add_argument("--select-fits", nargs=2, type=Path, metavar=("SRC", "DST"))
+    ap.add_argument("--rich-dir", type=Path, help="a run on richer inputs (ttn, mps, dense, gpr-rbf): compared "
+                    "with GPR-RBF on its inputs and the paper run's GPR-RBF (--paper-dir)")
+    ap.add_argument("--paper-dir", type=Path)
     args = ap.parse_args(argv)
+    if args.rich_dir:
+        rich, paper = read_rows(args.rich_dir), read_rows(args.paper_dir)
+        units = next((r.get("units") for r in rich.values() if r.get("units")), "meV/cation")
+        res = compare_rich(rich, paper)
+        res.update(rich_dir=str(args.rich_dir), paper_dir=str(args.paper_dir), units=units)
+        _write(args.rich_dir / "comparison.json", json.dumps(res, indent=1) + "\n")
+        _write(args.rich_dir / "comparison.md", markdown_rich(res, units))
+        plot(res, args.rich_dir / "comparison.png", units, args.title or str(args.rich_dir.name))
+        print(markdown_rich(res, units))
+        return
     if args.select_fits:
         print(f"kept {select_fits(*args.select_fits)} fits in {args.select_fits[1]}")
         return

@@ -36,7 +36,7 @@ import torch
 from tnmat import LegTensor
 from tnmat.data import load_nmd18
 from tnmat.descriptors import AtomicDensity, Invariants
-from tnmat.training.sweep import DEFAULT_ALPHAS
+from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig
 from tnmat.training.sweep_solve import ridge_local_solve
 
 TARGETS = {"formation_energy": ("formation_energy", "meV/cation"), "band_gap": ("bandgap", "meV")}
@@ -130,13 +130,44 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, tr
     def predict(rows: np.ndarray) -> np.ndarray:
         return ((x[rows] - mu) / sd) @ m + b
 
-    return predict, x.shape[1], {"alpha": sol.lam}
+    return predict, x.shape[1], {"alpha": sol.lam, "val_rmse_best": sol.val_mse**0.5}
+
+
+def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfitted estimator)
+    """A sweep-fitted network from ``KIND[:BOND[:OPTION...]]``: KIND mps, ttn or mpo; an option is a number
+    (the MPO's input offset), ``gcv`` (no validation rows: every strength by GCV on all rows, passes stopped
+    on the training RMSE), ``alpha=A`` (one ridge strength at every step), ``cut=C`` (singular-value
+    cutoff), ``sweeps=N`` or ``seed=S``."""
+    from tnmat.training.estimators import MPORegressor, MPSRegressor, TTNRegressor
+
+    kind, *opts = model.split(":")
+    cls = {"mps": MPSRegressor, "mpo": MPORegressor, "ttn": TTNRegressor}[kind]
+    kw: dict = {"solver": "sweep", "bond_dim": int(opts[0]) if opts else bond, "n_sweeps": n_sweeps,
+                "dtype": "float64", "validation_fraction": 0.2, "random_state": 0}
+    for opt in opts[1:]:
+        if opt == "gcv":
+            kw["validation_fraction"] = 0.0
+        elif opt.startswith("cut="):
+            kw["svd_cutoff"] = float(opt[4:])
+        elif opt.startswith("sweeps="):
+            kw["n_sweeps"] = int(opt[7:])
+        elif opt.startswith("alpha="):  # one ridge strength for every local solve (no per-step choice)
+            kw["alphas"] = [float(opt[6:])]
+        elif opt.startswith("seed="):
+            kw["random_state"] = int(opt[5:])
+        elif kind == "mpo":
+            kw["input_offset"] = float(opt)
+        else:
+            raise SystemExit(f"unknown model option {opt!r} in {model!r}")
+    return cls(**kw)
 
 
 def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str], bond: int, scale: float,
-               n_sweeps: int) -> list[dict]:
+               n_sweeps: int, holdout: bool = False) -> list[dict]:
+    from sklearn.base import clone
+
     from tnmat.baselines import GPRRegressor
-    from tnmat.training.estimators import MPORegressor, MPSRegressor, TTNRegressor
+    from tnmat.training.estimators import TTNRegressor
 
     train, test, fit, val = split_rows(split)
     x = X.values.reshape(X.values.shape[0], -1).numpy()
@@ -148,6 +179,7 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
             if model == "ridge":
                 predict, n_par, info = fit_ridge(x, y, fit, val, train)
                 pred = predict(test)
+                info["holdout_val_rmse"] = info["val_rmse_best"] * float(y[fit].std()) * scale
             elif model == "gpr-rbf":
                 est = GPRRegressor(kernel="rbf", random_state=0).fit(x[train], y[train])
                 pred, n_par = est.predict(x[test]), len(train)
@@ -161,18 +193,19 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
                 info = {"bond_dims": [m.bond_dims_ for m in members],
                         "member_test_mae": [float(np.mean(np.abs(m.predict(X.select(test)) - y[test])) * scale)
                                             for m in members]}
-            else:  # "mps", "ttn:16", "mpo:4:1" (kind, bond dimension, MPO input offset)
-                kind, *opts = model.split(":")
-                cls = {"mps": MPSRegressor, "mpo": MPORegressor, "ttn": TTNRegressor}[kind]
-                extra = {"input_offset": float(opts[1])} if kind == "mpo" and len(opts) > 1 else {}
-                est = cls(solver="sweep", bond_dim=int(opts[0]) if opts else bond, n_sweeps=n_sweeps,
-                          dtype="float64", validation_fraction=0.2, random_state=0, **extra)
+            else:  # "mps", "ttn:16", "mpo:4:1", "ttn:8:gcv", "ttn:8:cut=1e-3" (see tn_estimator)
+                est = tn_estimator(model, bond, n_sweeps)
+                if holdout:  # the same settings fitted on the fit rows, scored on the validation rows
+                    h = clone(est).fit(X.select(fit), y[fit])
+                    herr = (h.predict(X.select(val)) - y[val]) * scale
+                    info["holdout_val_rmse"] = float(np.sqrt(np.mean(herr**2)))
+                    info["holdout_val_mae"] = float(np.mean(np.abs(herr)))
                 est.fit(X.select(train), y[train])
                 pred, n_par = est.predict(X.select(test)), est.n_parameters_
-                info = {"bond_dims": est.bond_dims_, "passes": est.n_epochs_, "best_pass": est.best_epoch_ + 1,
-                        "stop_reason": est.history_["stop_reason"][0],
-                        "val_rmse_per_pass": est.history_["val_rmse"],
-                        "val_rmse_best": est.history_["val_rmse"][est.best_epoch_]}
+                hist = est.history_
+                info.update({"bond_dims": est.bond_dims_, "passes": est.n_epochs_, "best_pass": est.best_epoch_ + 1,
+                             "stop_reason": hist["stop_reason"][0], "val_rmse_per_pass": hist["val_rmse"],
+                             "val_rmse_best": hist["val_rmse"][est.best_epoch_]})
         err = (pred - y[test]) * scale
         rows.append({"model": model, "n_parameters": int(n_par), "fit_seconds": time.perf_counter() - t0,
                      "peak_rss_mib": mem.mib, "test_mae": float(np.mean(np.abs(err))),
@@ -195,6 +228,9 @@ def main() -> None:
     ap.add_argument("--bond-dim", type=int, default=8)
     ap.add_argument("--n-sweeps", type=int, default=6)
     ap.add_argument("--cache", default="cache")
+    ap.add_argument("--holdout", action="store_true",
+                    help="also fit every network on the 80%% fit rows and score it on the 20%% validation rows "
+                         "(holdout_val_rmse: the model-selection column; the test rows are never used to choose)")
     ap.add_argument("--out", default="bench_out/sweep_nmd18.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -217,13 +253,15 @@ def main() -> None:
             if not models:
                 continue
             print(f"{geometry} {target} {name} {X.sizes}", file=sys.stderr, flush=True)
-            for r in run_models(X, targets[key], split, models, args.bond_dim, 1000.0, args.n_sweeps):
+            for r in run_models(X, targets[key], split, models, args.bond_dim, 1000.0, args.n_sweeps,
+                                args.holdout):
                 results.append({"descriptor": name, "geometry": geometry, "target": target, "unit": unit,
                                 "leg_sizes": list(X.sizes), **r})
                 out.parent.mkdir(parents=True, exist_ok=True)
                 tmp = out.with_suffix(".tmp")
                 tmp.write_text(json.dumps({"protocol": __doc__.split("\n\n")[1], "threads": 1,
-                                           "bond_dim": args.bond_dim, "results": results}, indent=1))
+                                           "bond_dim": args.bond_dim, "refine_solves": SweepConfig().refine_solves,
+                                           "results": results}, indent=1))
                 tmp.rename(out)
     print(f"wrote {out}", file=sys.stderr)
 
