@@ -144,7 +144,10 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     ds = load_nmd18(Path(args.nmd18), geometry="relaxed")
     y, split = np.asarray(ds.targets["formation_energy"], dtype=np.float64), np.asarray(ds.metadata["split"])
-    results = json.loads(out.read_text())["results"] if out.exists() else []
+    stored = json.loads(out.read_text()) if out.exists() else {"results": []}
+    results = stored["results"]
+    for r in results:  # rows written before n_sweeps was recorded per row ran under the file's global value
+        r.setdefault("n_sweeps", stored.get("n_sweeps"))
     done = {(r["setting"], r["bond_dim"]) for r in results}
     n_new = 0
     for name in args.settings.split(","):
@@ -153,7 +156,7 @@ def main() -> None:
                 continue
             inp, a_seconds = expansions(ds, name, cache, args.precision)
             print(f"{name} chi {chi}: sizes {inp.sizes}, {len(inp.a)} atoms", file=sys.stderr, flush=True)
-            row = {"setting": name, **parse_setting(name), "precision": args.precision,
+            row = {"setting": name, **parse_setting(name), "precision": args.precision, "n_sweeps": args.n_sweeps,
                    "expansion_seconds": a_seconds, **fit_one(inp, y, split, chi, args.n_sweeps)}
             results.append(row)
             n_new += 1
@@ -162,7 +165,7 @@ def main() -> None:
                   file=sys.stderr, flush=True)
             best = min(results, key=lambda r: r["val_rmse"])
             atomic_write(out, json.dumps({"protocol": __doc__.split("\n\n")[1], "threads": 1,
-                                          "n_sweeps": args.n_sweeps, "references": references(),
+                                          "references": references(),
                                           "chosen_by_validation": {k: best[k] for k in (
                                               "setting", "bond_dim", "val_rmse", "test_mae", "test_rmse")},
                                           "results": results}, indent=1))

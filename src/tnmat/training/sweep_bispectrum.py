@@ -288,18 +288,25 @@ def _atom_design(ctx: _Context, a: torch.Tensor, species: torch.Tensor, cores: S
         kk = torch.einsum("ynz,zlw->ynlw", slots[1][1], slots[1][2])[:, :, li, :]
         d = torch.einsum("pqr,igr->ipqg", c, _slot_tensor(ctx, a, slots[2])[..., 0])
         f = torch.einsum("ieaqg,ipqg->ieap", torch.einsum("enqg,ianq->ieaqg", kk, a), d)
-        return torch.einsum("idpae,pl->idlae", torch.einsum("idp,ieap->idpae", h, f), lsum)
+        # m1 summed inside the product: h spread over its l blocks, then one batched product per atom
+        return torch.einsum("idlp,ieap->idlae", h[:, :, None, :] * lsum.T[None, None], f)
     if k == off + 5:  # (l2, a3)
         h = torch.einsum("xay,ynz,ianq->ixzq", slots[1][0], slots[1][1], a)
         kk = torch.einsum("ynz,zlw->ynlw", slots[2][1], slots[2][2])[:, :, li, 0]
         g = torch.einsum("enr,ianr->iear", kk, a)
         x1 = _first_slot(_slot_tensor(ctx, a, slots[0]), e)
         j = torch.einsum("ibdq,ibqr->idqr", h, torch.einsum("pqr,ipb->ibqr", c, x1))
-        return torch.einsum("idqae,ql->idlae", torch.einsum("idqr,iear->idqae", j, g), lsum)
+        # g does not depend on m2: sum it out of j first
+        return torch.einsum("idlr,iear->idlae", torch.einsum("idqr,ql->idlr", j, lsum), g)
     s, j = divmod(k - off, 3)
     w, r = slots[s], _rest(ctx, a, slots, e, s)
     if j == 0:  # (a_s, n_s)
         z = torch.einsum("zpw,ixpw->ixzp", w[2][:, li, :], r)
         return torch.einsum("ianp,ixzp->ixanz", a, z)
-    t = torch.einsum("xay,ixpw->iaypw", w[0], r)  # (n_s, l_s)
-    return torch.einsum("iynpw,pl->iynlw", torch.einsum("ianp,iaypw->iynpw", a, t), lsum)
+    # (n_s, l_s): explicit batched products in layouts that need no large permuted copies
+    i, p = a.shape[0], a.shape[3]
+    g = a.permute(0, 3, 2, 1) @ w[0].permute(1, 2, 0).reshape(w[0].shape[1], -1)  # (i, lm, n, y x)
+    y, x, wo = w[0].shape[2], w[0].shape[0], r.shape[3]
+    phi = g.reshape(i * p, -1, x) @ r.permute(0, 2, 1, 3).reshape(i * p, x, wo)  # (i lm, n y, w)
+    phi = torch.einsum("ipk,pl->ilk", phi.reshape(i, p, -1), lsum).reshape(i, -1, a.shape[2], y, wo)
+    return phi.permute(0, 3, 2, 1, 4)
