@@ -11,7 +11,8 @@ chosen by the validation RMSE of that 20% (never the test set); every fit's test
 
 Each fit records fit seconds (one thread), the peak resident-memory increase during the fit (10 ms samples),
 the load average, and the dense sizes it avoided (entries of B3 per structure, of the dense weight).
-References from results/sweep/sweep_nmd18.json (same split): ridge and the sweep TTN on B2 r8n8l6.
+References from results/sweep/sweep_nmd18.json (same split): ridge, GPR-RBF and the sweep networks on the
+power spectrum B2 (r6n4l3, r8n8l6).
 Results: JSON to ``--out`` (resumable: finished (setting, chi) pairs are skipped).
 
 Usage: ``python benchmarks/sweep_bispectrum.py --settings r6n4l3,r6n4l3c --bond-dims 8 [--max-fits 1]``
@@ -123,9 +124,27 @@ def references() -> dict:
     path = REPO / "results/sweep/sweep_nmd18.json"
     out = {}
     for r in json.loads(path.read_text())["results"]:
-        if r["geometry"] == "relaxed" and r["target"] == "formation_energy" and r["descriptor"] == "r8n8l6":
-            out[f"B2 r8n8l6 {r['model']}"] = {k: r[k] for k in ("test_mae", "test_rmse", "fit_seconds", "n_parameters")}
+        same = r["geometry"] == "relaxed" and r["target"] == "formation_energy"
+        if same and r["descriptor"] in ("r6n4l3", "r8n8l6"):
+            keys = ("test_mae", "test_rmse", "fit_seconds", "n_parameters")
+            out[f"B2 {r['descriptor']} {r['model']}"] = {k: r[k] for k in keys}
     return out
+
+
+def table(out: Path) -> str:
+    """The results as a Markdown table (for docs/results/sweep_bispectrum.md)."""
+    d = json.loads(out.read_text())
+    lines = ["| setting | chi | val RMSE | test MAE | test RMSE | params | bonds | passes (best) | fit s | "
+             "peak MiB | load |", "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---|"]
+    for r in sorted(d["results"], key=lambda r: r["val_rmse"]):
+        lines.append(f"| b3 {r['setting']} | {r['bond_dim']} | {r['val_rmse']:.2f} | {r['test_mae']:.2f} | "
+                     f"{r['test_rmse']:.2f} | {r['n_parameters']} | {max(r['bond_dims'])} | {r['passes']} "
+                     f"({r['best_pass']}) | {r['fit_seconds']:.0f} | {r['peak_rss_mib']:.0f} | "
+                     f"{r['loadavg_before'][0]} |")
+    for name, r in d["references"].items():
+        lines.append(f"| {name} | | | {r['test_mae']:.2f} | {r['test_rmse']:.2f} | {r['n_parameters']} | | | "
+                     f"{r['fit_seconds']:.0f} | | |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -138,7 +157,11 @@ def main() -> None:
     ap.add_argument("--max-fits", type=int, default=0, help="stop after this many new fits (0: all)")
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--out", default="results/sweep_bispectrum/sweep_bispectrum.json")
+    ap.add_argument("--table", action="store_true", help="print the results in --out as a Markdown table")
     args = ap.parse_args()
+    if args.table:
+        print(table(Path(args.out)))
+        return
     torch.set_num_threads(1)
     cache, out = Path(args.cache), Path(args.out)
     cache.mkdir(parents=True, exist_ok=True)
