@@ -15,7 +15,9 @@ the data) is its own.  Methods:
 - ``tnmat-peratom``/``dscribe-peratom``/``featomic-peratom``: per-atom output (no averaging).
 - ``tnmat-torch-dscribe-eq``: the same with ``backend="torch"`` (the reference path; the compiled numba path
   is the default on CPU).
-- ``*-2jobs``: the same on both cores (``n_jobs=2``; numba threads over structures).
+- ``*-2jobs``: the same on both cores (``n_jobs=2``; numba threads over cost-balanced work units, numba's
+  workqueue threading layer, the default); ``*-2jobs-omp``: the same with numba's OpenMP layer (in a process
+  that imported torch, torch's GNU OpenMP runtime, whose workers spin).
 - ``tnmat-nu3`` / ``tnmat-nu3-torch``: the bispectrum (order 3, full layout) with the compiled kernel and with
   the torch reference, on the first ``--nu3-structures`` structures (the equality of both is checked).
 - ``tnmat-nu3-all``: the bispectrum of all structures with centre species (``center_species=True``), stored
@@ -49,7 +51,8 @@ SPECIES = ["O", "Al", "Ga", "In"]
 HYPER = dict(r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
 METHODS = ["tnmat", "tnmat-dscribe-eq", "tnmat-torch-dscribe-eq", "dscribe", "featomic", "tnmat-peratom",
            "tnmat-dscribe-eq-peratom", "dscribe-peratom", "featomic-peratom", "tnmat-dscribe-eq-2jobs",
-           "tnmat-dscribe-eq-peratom-2jobs", "tnmat-nu3", "tnmat-nu3-torch", "tnmat-nu3-all", "tnmat-nu3-all-2jobs",
+           "tnmat-dscribe-eq-peratom-2jobs", "tnmat-dscribe-eq-2jobs-omp", "tnmat-nu3", "tnmat-nu3-torch",
+           "tnmat-nu3-all", "tnmat-nu3-all-2jobs",
            "nl-vesin", "nl-direct", "nl-ase"]
 
 
@@ -67,7 +70,7 @@ def _frames(root: Path):
 def _tnmat_calc(method: str, threads: int):
     from tnmat.descriptors import AtomicDensity, Invariants
 
-    jobs = 2 if method.endswith("-2jobs") else threads
+    jobs = 2 if "-2jobs" in method else threads
     backend = "torch" if "torch" in method else "auto"
     if "dscribe-eq" in method:
         dens = AtomicDensity.dscribe_equivalent(species=SPECIES, **HYPER)
@@ -85,7 +88,7 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
     import numpy as np
     import torch
 
-    jobs = 2 if method.endswith("-2jobs") else threads
+    jobs = 2 if "-2jobs" in method else threads
     torch.set_num_threads(jobs)  # DScribe runs single-threaded (n_jobs=1): compare like with like
 
     frames = _frames(root)
@@ -218,7 +221,9 @@ def main() -> None:
         for _ in range(args.repeat):
             proc = subprocess.run([sys.executable, __file__, "--one", method, "--nmd18", str(root),
                                    "--nu3-structures", str(args.nu3_structures), "--threads", str(args.threads)],
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True,
+                                  env={**os.environ, **({"NUMBA_THREADING_LAYER": "omp"} if method.endswith("-omp")
+                                                        else {})})
             if proc.returncode != 0:
                 print(f"{method}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
                 break
@@ -250,6 +255,7 @@ def main() -> None:
                                                                                   ["tnmat-torch-dscribe-eq"]),
         "2 jobs / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
         "2 jobs / 1 thread, per atom": ratio("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
+        "2 jobs OpenMP layer / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs-omp", ["tnmat-dscribe-eq"]),
         "tnmat-dscribe-eq-2jobs / dscribe, averaged": ratio("tnmat-dscribe-eq-2jobs", ["dscribe"]),
         "bispectrum compiled / torch reference (same structures)": ratio("tnmat-nu3", ["tnmat-nu3-torch"]),
         "bispectrum all NMD18 centre species (unique) / torch reference": ratio("tnmat-nu3-all",

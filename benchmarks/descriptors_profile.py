@@ -4,7 +4,8 @@ Stages, each timed on its own over the same chunks that ``Invariants.compute`` u
 neighbour search alone (the compiled direct search that the fused kernel also runs), the fused density
 kernel (search + radial x solid harmonics + accumulation + transform), the power spectrum from A (averaged
 and per atom), the unique bispectrum from A (averaged, centre species), and the whole ``compute`` calls
-(the difference is Python glue).  DScribe's sphere (``dscribe_equivalent``), n_max 4, l_max 3.
+(the difference is Python glue), and the same stages by wall time with 1 and 2 numba threads.
+DScribe's sphere (``dscribe_equivalent``), n_max 4, l_max 3.
 
 Usage: ``python benchmarks/descriptors_profile.py [--structures 1000] [--out bench_out/descriptors_profile.json]``
 """
@@ -53,7 +54,7 @@ def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
 
         def direct(atoms=atoms, sp=sp, cell=cell, ptr=ptr) -> None:
             K.density_forward_direct(atoms.positions, cell, np.linalg.inv(cell), np.ones(1, dtype=bool), ptr, sp,
-                                     4, constants(dens))
+                                     4, constants(dens), *K.work_units(np.ones(1), 1))
 
         def pairs(atoms=atoms) -> None:
             pl = build_pairs([atoms], dens.r_cut, dens.species_numbers, method="vesin")
@@ -63,6 +64,51 @@ def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
         out.append({"atoms": len(atoms), "direct_s": _best(direct, repeat), "vesin_pairs_s": _best(pairs, repeat)})
         print(f"  supercell {len(atoms):5d} atoms: direct {out[-1]['direct_s']:.3f} s, "
               f"vesin + pair kernel {out[-1]['vesin_pairs_s']:.3f} s", flush=True)
+    return out
+
+
+def _best_wall(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def two_cores(dens, frames, chunks, repeat: int) -> dict:
+    """Wall seconds of each stage with 1 and 2 numba threads (same chunks): the fused density kernel, the
+    power spectrum from A (averaged), the whole compute call; the remainder of compute is serial Python."""
+    from tnmat.descriptors import Invariants
+    from tnmat.descriptors._compiled import _rows, expand_frames, numba_threads
+    from tnmat.descriptors._invariant_kernels import power_spectrum_rows
+
+    s, n, lmax = 4, 4, 3
+    ats = [np.ascontiguousarray(a.numpy().reshape(a.shape[0], s * n, -1).transpose(0, 2, 1)) for *_, a in chunks]
+    rows = [_rows(atoms, first, stop, True, s, False) for first, stop, atoms, _ in chunks]
+    out = {}
+    for jobs in (1, 2):
+        with numba_threads(jobs):
+            def density() -> None:
+                for first, stop, _, _ in chunks:
+                    expand_frames(dens, frames[first:stop], first)
+
+            def spectrum() -> None:
+                for at, (ptr, idx, scale, n_rows) in zip(ats, rows, strict=True):
+                    power_spectrum_rows(at, ptr, idx, scale, lmax, n, np.empty((n_rows, s, s, n, n, lmax + 1)))
+
+            density(), spectrum()
+            stages = {"density kernel (expand_frames)": _best_wall(density, repeat),
+                      "power spectrum from A, averaged": _best_wall(spectrum, repeat),
+                      "compute, averaged": _best_wall(
+                          lambda jobs=jobs: Invariants(dens, order=2).compute(frames, n_jobs=jobs), repeat)}
+        stages["serial rest of compute"] = (stages["compute, averaged"] - stages["density kernel (expand_frames)"]
+                                            - stages["power spectrum from A, averaged"])
+        out[f"{jobs} threads"] = stages
+    out["ratios 1 / 2 threads"] = {k: out["1 threads"][k] / out["2 threads"][k] for k in out["1 threads"]}
+    for k in out["1 threads"]:
+        print(f"  {k:40s} 1 thread {out['1 threads'][k]:6.3f} s  2 threads {out['2 threads'][k]:6.3f} s  "
+              f"ratio {out['ratios 1 / 2 threads'][k]:.2f}", flush=True)
     return out
 
 
@@ -84,6 +130,7 @@ def main() -> None:
     from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows
     from tnmat.descriptors._kernels import neighbor_pairs
 
+    load_start = os.getloadavg()
     frames = load_nmd18(Path(args.nmd18)).structures[: args.structures]
     n_atoms = sum(len(a) for a in frames)
     dens = AtomicDensity.dscribe_equivalent(species=SPECIES, r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
@@ -131,9 +178,12 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f}")
     for k, v in stages.items():
         print(f"  {k:55s} {v:7.3f} s  {n_atoms / v:9.0f} atoms/s")
+    print("two cores (wall seconds, best of --repeat):")
+    two = two_cores(dens, frames, chunks, args.repeat)
     cross = crossover(frames[0], [int(x) for x in args.crossover.split(",")], args.repeat)
     payload = json.dumps({"structures": args.structures, "atoms": n_atoms, "cpu_seconds": stages,
-                          "direct_vs_vesin_supercells": cross, "load_average": os.getloadavg()}, indent=2)
+                          "two_cores_wall_seconds": two, "direct_vs_vesin_supercells": cross,
+                          "load_average": {"start": load_start, "end": os.getloadavg()}}, indent=2)
     for target in [Path(args.out)] + ([Path(args.copy_to) / Path(args.out).name] if args.copy_to else []):
         atomic_write(target, payload)
         print(f"wrote {target}")

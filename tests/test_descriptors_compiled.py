@@ -175,3 +175,76 @@ def test_bispectrum_thread_count_does_not_change_results():
 def test_unique_only_for_bispectrum():
     with pytest.raises(ValueError, match="unique"):
         Invariants(density(), order=2, unique=True)
+
+
+def test_branch_free_exp_within_one_ulp():
+    from numba import njit
+
+    from tnmat.descriptors._kernels import _exp
+
+    @njit
+    def run(x):
+        out = np.empty_like(x)
+        for q in range(len(x)):
+            out[q] = _exp(x[q])
+        return out
+
+    x = np.concatenate([np.random.default_rng(0).uniform(-708.0, 700.0, 100_000), [0.0, -1e-300, 1.0, -0.5 * np.log(2)],
+                        -np.logspace(-12, 2.8, 1000)])
+    got, ref = run(x), np.exp(x)
+    assert np.max(np.abs(got - ref) / ref) <= 2.3e-16  # one ulp
+    assert run(np.array([0.0]))[0] == 1.0
+    floor = run(np.array([-800.0, -708.0]))
+    assert floor[0] == floor[1] and abs(floor[1] / np.exp(-708.0) - 1) < 2.3e-16  # documented floor
+
+
+def test_work_units_balance_and_cover():
+    from tnmat.descriptors._kernels import work_units
+
+    cost = np.random.default_rng(1).uniform(1.0, 50.0, 37) ** 2
+    for n in (1, 2, 3, 8, 40):
+        ptr, order = work_units(cost, n)
+        assert sorted(order.tolist()) == list(range(len(cost)))  # every structure exactly once
+        assert len(ptr) == min(n, len(cost)) + 1
+        loads = np.array([cost[order[ptr[u]:ptr[u + 1]]].sum() for u in range(len(ptr) - 1)])
+        # greedy longest-first: no unit exceeds the mean by more than one item
+        assert loads.max() <= cost.sum() / len(loads) + cost.max() + 1e-9
+        for u in range(len(ptr) - 1):
+            assert np.all(np.diff(order[ptr[u]:ptr[u + 1]]) > 0)
+
+
+def test_thread_count_does_not_change_pair_kernel(monkeypatch):
+    from tnmat.descriptors import neighbors
+
+    monkeypatch.setattr(neighbors, "DIRECT_MAX_ATOMS", 400)  # the 500-atom cell and the slab take vesin's pairs
+    frames = frames_mixed()
+    one = density().compute(frames, n_jobs=1).values
+    two = density().compute(frames, n_jobs=2).values
+    assert torch.equal(one, two)
+
+
+def test_register_solid_harmonics_equal_table_recurrence():
+    from numba import njit
+
+    from tnmat.descriptors._kernels import _solid_harmonics, _solid_harmonics_values, sh_tables
+    from tnmat.so3 import real_spherical_harmonics
+
+    @njit
+    def both(v, l_max, kappa, top, ca, cb):
+        n = (l_max + 1) ** 2
+        tab, reg = np.empty((4, n)), np.empty(n)
+        cs, ss, pl, dd = np.empty(l_max + 1), np.empty(l_max + 1), np.empty((l_max + 1, l_max + 1)), np.empty((2, 1))
+        _solid_harmonics(v[0], v[1], v[2], l_max, kappa, top, ca, cb, cs, ss, pl, tab, False, dd, dd, pl, pl)
+        _solid_harmonics_values(v[0], v[1], v[2], l_max, kappa, top, ca, cb, reg)
+        return tab[0], reg
+
+    rng = np.random.default_rng(3)
+    for l_max in (0, 1, 2, 3, 6, 12):
+        for v in rng.normal(size=(5, 3)):
+            tab, reg = both(v, l_max, *sh_tables(l_max))
+            assert np.array_equal(tab, reg)
+            # and both are d^l Y_lm (the torch reference)
+            d = np.linalg.norm(v)
+            ref = real_spherical_harmonics(torch.from_numpy(v[None]), l_max, normalize=True)[0].numpy()
+            ls = np.repeat(np.arange(l_max + 1), 2 * np.arange(l_max + 1) + 1)
+            np.testing.assert_allclose(reg, ref * d**ls, rtol=1e-12, atol=1e-12 * np.abs(ref * d**ls).max())

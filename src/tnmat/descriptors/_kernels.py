@@ -19,7 +19,8 @@ import os
 from collections.abc import Iterator
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
@@ -34,17 +35,19 @@ def resolve_jobs(n_jobs: int | None) -> int:
 
 @contextlib.contextmanager
 def numba_threads(n_jobs: int | None) -> Iterator[None]:
-    """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: work is split by
-    structure or atom, each handled by one thread in a fixed order).  The kernels are ``parallel=True``
-    builds for every thread count: with one thread they took 9-20 % less CPU than plain serial builds of the
-    same code (results/descriptors/descriptors_lowload.json -> descriptors_lowload2.json)."""
+    """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: every structure or
+    output row is computed by one thread alone, in a fixed order; the work units only balance the cost).  The
+    kernels are ``parallel=True`` builds for every thread count: with one thread they took 9-20 % less CPU than
+    plain serial builds of the same code (results/descriptors/descriptors_lowload.json -> _lowload2.json)."""
     import numba
 
-    jobs = min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS)
-    if jobs > 1 and numba.config.THREADING_LAYER == "default" and "NUMBA_THREADING_LAYER" not in os.environ:
-        # measured on the shared 2-core machine (load ~8): 2 threads took 2.2x the 1-thread time with the
-        # OpenMP layer (spinning workers), 0.9x with numba's workqueue; takes effect before the first launch
+    if numba.config.THREADING_LAYER == "default" and "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba would pick OpenMP, and in a process that imported torch that is torch's GNU OpenMP runtime,
+        # whose workers spin between parallel regions (OMP_WAIT_POLICY is read when torch loads): with one
+        # other job on the 2-core machine 2 threads took 3.1 s where one took 1.6 s (1500 NMD18 structures);
+        # numba's workqueue layer (sleeping workers) 1.6 s.  Takes effect at the first parallel launch.
         numba.config.THREADING_LAYER = "workqueue"
+    jobs = min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS)
     old = numba.get_num_threads()
     numba.set_num_threads(jobs)
     try:
@@ -144,6 +147,49 @@ def neighbor_pairs(positions, cells, invs, periodic, atom_ptr, r_cut):
     return pair_ptr, out_i, out_j, out_s, out_v
 
 
+# ----------------------------------------------------------------------------- exp
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The int64 bit pattern of a float64 (an LLVM bitcast, no memory round trip)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, x):
+    """The float64 whose bit pattern is the int64 ``x``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238  # ln 2 split in two so that k ln 2 is exact for |k| < 2^20 (Cody-Waite)
+_LN2_LO = 1.9082149292705877e-10
+_SHIFT = 6755399441055744.0  # 1.5 * 2^52: adding it rounds to an integer kept in the low mantissa bits
+_INV_FACT = (1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+             1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0)
+
+
+@njit(cache=True, inline="always")
+def _exp(x):
+    """exp(x) for x <= 700, within 1 ulp of libm (tests): x = k ln 2 + r, |r| <= ln2 / 2, exp(r) by its Taylor
+    polynomial of degree 13 (truncation 4e-18), 2^k built in the exponent bits.  Branch-free, so a loop over
+    it vectorises (libm exp is a call per element and this numba has no SVML): 16 exponentials per pair took
+    46 ns instead of 104 ns.  Below -708 it returns exp(-708) ~ 3e-308 (2^k must stay a normal number)."""
+    xq = max(x, -708.0)
+    kf = xq * _LOG2E + _SHIFT
+    k = kf - _SHIFT
+    r = (xq - k * _LN2_HI) - k * _LN2_LO
+    p = _INV_FACT[0]
+    for c in _INV_FACT[1:]:
+        p = p * r + c
+    return p * _from_bits((_bits(kf) - 0x4338000000000000 + 1023) << 52)
+
+
 # ----------------------------------------------------------------------------- solid harmonics
 
 
@@ -202,6 +248,35 @@ def _solid_harmonics(x, y, z, l_max, kappa, top, ca, cb, cs, ss, pl, out, grad, 
 
 
 @njit(cache=True, inline="always")
+def _solid_harmonics_values(x, y, z, l_max, kappa, top, ca, cb, out):
+    """The values of :func:`_solid_harmonics` (bitwise the same numbers, tested) without scratch arrays: m in
+    the outer loop, so the l recurrence P_l^m = a z P_{l-1}^m - b r^2 P_{l-2}^m and (x + i y)^m live in
+    registers; 20 % less time per pair than the table form (benchmarks/descriptors_profile.py)."""
+    r2 = x * x + y * y + z * z
+    c, s = 1.0, 0.0  # C_m + i S_m = (x + i y)^m
+    for m in range(l_max + 1):
+        p2 = kappa[m]  # P_m^m
+        base = m * m + m
+        out[base + m] = p2 * c
+        if m > 0:
+            out[base - m] = p2 * s
+        if m < l_max:
+            p1 = top[m + 1] * z  # P_{m+1}^m
+            base = (m + 1) * (m + 1) + m + 1
+            out[base + m] = p1 * c
+            if m > 0:
+                out[base - m] = p1 * s
+            for l in range(m + 2, l_max + 1):
+                p = ca[l, m] * z * p1 - cb[l, m] * r2 * p2
+                base = l * l + l
+                out[base + m] = p * c
+                if m > 0:
+                    out[base - m] = p * s
+                p2, p1 = p1, p
+        c, s = x * c - y * s, x * s + y * c
+
+
+@njit(cache=True, inline="always")
 def _cutoff(d, r_cut, width, cosine):
     """(f_c(d), f_c'(d)) of :func:`tnmat.descriptors.radial.cutoff_function`."""
     if not cosine:
@@ -218,11 +293,11 @@ def _cutoff(d, r_cut, width, cosine):
 
 
 @njit(cache=True, inline="always")
-def _accumulate_pair(prim, i, j, si, sj, x, y, z, gamma, parity, l_max, shtab, cut, cs, ss, pl, sh, dd, ee):
+def _accumulate_pair(prim, i, j, si, sj, x, y, z, gamma, parity, l_max, shtab, cut, sh, ex, ee):
     """Add one half-list pair (i, j, v = (x, y, z)) to the primitive coefficients of both centres:
     prim[i, a_j, (n', lm)] += e_{n'l}(d) R_lm(v) and prim[j, a_i, (n', lm)] += (-1)^l e_{n'l}(d) R_lm(v).
     prim rows are flat (n', lm) so that the two updates are contiguous, vectorised loops; ``ee`` is the
-    per-pair product row (length n' n_lm) and ``parity`` the (-1)^l row."""
+    per-pair product row (length n' n_lm), ``sh`` (n_lm) and ``ex`` (n' n_l) scratch, ``parity`` the (-1)^l row."""
     kappa, top, ca, cb = shtab
     n_max, n_l = gamma.shape[0], gamma.shape[1]
     n_lm = n_l * n_l
@@ -230,16 +305,20 @@ def _accumulate_pair(prim, i, j, si, sj, x, y, z, gamma, parity, l_max, shtab, c
     if d2 < 1e-16:
         return False  # two atoms at the same position: the caller raises, naming the structure
     fc, _ = _cutoff(math.sqrt(d2), cut[0], cut[1], cut[2] > 0.5)
-    _solid_harmonics(x, y, z, l_max, kappa, top, ca, cb, cs, ss, pl, sh, False, dd, dd, pl, pl)
-    # e_{n'l} broadcast over m (slice views: contiguous loops without index wraparound, so LLVM vectorises)
+    _solid_harmonics_values(x, y, z, l_max, kappa, top, ca, cb, sh)
+    # n_max * n_l exponentials at once: the loop vectorises (:func:`_exp`); then e_{n'l} broadcast over m
+    # (slice views: contiguous loops without index wraparound, so LLVM vectorises)
+    gflat = gamma.reshape(n_max * n_l)
+    for q in range(n_max * n_l):
+        ex[q] = _exp(-gflat[q] * d2) * fc
     for k in range(n_max):
         ek = ee[k * n_lm : (k + 1) * n_lm]
         for l in range(n_l):
-            e = math.exp(-gamma[k, l] * d2) * fc
+            e = ex[k * n_l + l]
             seg = ek[l * l : (l + 1) * (l + 1)]
             for q in range(2 * l + 1):
                 seg[q] = e
-    sh0 = sh[0]
+    sh0 = sh
     row_i = prim[i, sj]
     row_j = prim[j, si]
     for k in range(n_max):
@@ -283,86 +362,129 @@ def _transform(prim, out, a0, species, transform, self_term):
                 out[a0 + i, species[a0 + i], n, 0] += self_term[n]
 
 
+@njit(cache=True, inline="always")
+def _unit_scratch(order, lo, hi, atom_ptr, n_species, n_max, n_l):
+    """Scratch of one work unit: primitive rows for its largest structure (zeroed per structure, cache-resident)
+    and the per-pair buffers."""
+    big = 1
+    for q in range(lo, hi):
+        big = max(big, atom_ptr[order[q] + 1] - atom_ptr[order[q]])
+    prim = np.empty((big, n_species, n_max * n_l * n_l))
+    return prim, np.empty(n_l * n_l), np.empty(n_max * n_l), np.empty(n_max * n_l * n_l)
+
+
 @njit(cache=True, parallel=True)
-def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts):
-    """A[i, a, n, lm] (float64) of a batch from a grouped half pair list: per structure (in parallel),
-    accumulate the primitive projections of every pair into both centres, then transform.
+def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts, unit_ptr, order):
+    """A[i, a, n, lm] (float64) of a batch from a grouped half pair list: per structure, accumulate the
+    primitive projections of every pair into both centres, then transform.  Structures are processed in work
+    units (``order[unit_ptr[u]:unit_ptr[u + 1]]``, one thread each, balanced by cost: :func:`work_units`);
+    every structure is computed alone, so the result does not depend on the units.
 
     consts = (gamma (n', l), transform (l, n, n'), self_term (n,) or empty, shtab = (kappa, top, ca, cb),
     cut = (r_cut, width, cosine flag)) (:func:`tnmat.descriptors._compiled.constants`)."""
     gamma, transform, self_term, shtab, cut = consts
+    kappa, top, ca, cb = shtab  # tuples of arrays cannot enter a parallel loop's body
     n_max, n_l = gamma.shape[0], gamma.shape[1]
-    out = np.zeros((len(species), n_species, n_max, n_l * n_l))
+    out = np.empty((len(species), n_species, n_max, n_l * n_l))
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
     parity = _parity_row(n_max, n_l)
-    # one scratch block for the chunk, sliced per structure: per-structure allocations (~100 kB, above
-    # malloc's mmap threshold) cost page faults and, with several threads, TLB shootdowns
-    prim_all = np.zeros((len(species), n_species, n_max * n_l * n_l))
-    for f in prange(len(atom_ptr) - 1):
-        a0, a1 = atom_ptr[f], atom_ptr[f + 1]
-        prim = prim_all[a0:a1]
-        cs, ss, pl = np.empty(n_l), np.empty(n_l), np.empty((n_l, n_l))
-        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty(n_max * n_l * n_l)
-        for p in range(pair_ptr[f], pair_ptr[f + 1]):
-            if not _accumulate_pair(prim, pi[p] - a0, pj[p] - a0, species[pi[p]], species[pj[p]], vec[p, 0],
-                                    vec[p, 1], vec[p, 2], gamma, parity, n_l - 1, shtab, cut, cs, ss, pl, sh, dd,
-                                    ee):
-                bad[f] = True
-        _transform(prim, out, a0, species, transform, self_term)
+    for u in prange(len(unit_ptr) - 1):
+        prim_s, sh, ex, ee = _unit_scratch(order, unit_ptr[u], unit_ptr[u + 1], atom_ptr, n_species, n_max, n_l)
+        for q in range(unit_ptr[u], unit_ptr[u + 1]):
+            f = order[q]
+            a0, a1 = atom_ptr[f], atom_ptr[f + 1]
+            prim = prim_s[: a1 - a0]
+            prim[...] = 0.0
+            for p in range(pair_ptr[f], pair_ptr[f + 1]):
+                if not _accumulate_pair(prim, pi[p] - a0, pj[p] - a0, species[pi[p]], species[pj[p]], vec[p, 0],
+                                        vec[p, 1], vec[p, 2], gamma, parity, n_l - 1, (kappa, top, ca, cb), cut, sh,
+                                        ex, ee):
+                    bad[f] = True
+            _transform(prim, out, a0, species, transform, self_term)
     return out, bad
+
+
+@njit(cache=True, inline="always")
+def _direct_structure(pos, cell, inv, periodic, sp, prim, gamma, shtab, cut, parity, scratch):
+    """Fused search + accumulation of one structure (see :func:`density_forward_direct`) into ``prim``
+    (zeroed here); returns False when two atoms coincide."""
+    sh, ex, ee = scratch
+    n_l = gamma.shape[1]
+    r_cut = cut[0]
+    rc2 = r_cut * r_cut
+    n = pos.shape[0]
+    prim[...] = 0.0
+    reach = np.zeros(3)
+    frac = np.zeros((n, 3))
+    if periodic:
+        for k in range(3):
+            reach[k] = r_cut * math.sqrt(inv[0, k] ** 2 + inv[1, k] ** 2 + inv[2, k] ** 2)
+        for a in range(n):
+            for k in range(3):
+                frac[a, k] = pos[a, 0] * inv[0, k] + pos[a, 1] * inv[1, k] + pos[a, 2] * inv[2, k]
+    ok = True
+    for i in range(n):
+        for j in range(i, n):
+            lo0, hi0 = _image_range(frac[j, 0] - frac[i, 0], reach[0])
+            lo1, hi1 = _image_range(frac[j, 1] - frac[i, 1], reach[1])
+            lo2, hi2 = _image_range(frac[j, 2] - frac[i, 2], reach[2])
+            dx0 = pos[j, 0] - pos[i, 0]
+            dy0 = pos[j, 1] - pos[i, 1]
+            dz0 = pos[j, 2] - pos[i, 2]
+            for s0 in range(lo0, hi0 + 1):
+                for s1 in range(lo1, hi1 + 1):
+                    for s2 in range(lo2, hi2 + 1):
+                        if i == j and not (s0 > 0 or (s0 == 0 and (s1 > 0 or (s1 == 0 and s2 > 0)))):
+                            continue
+                        x = dx0 + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
+                        y = dy0 + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
+                        z = dz0 + s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
+                        if x * x + y * y + z * z <= rc2 and not _accumulate_pair(
+                                prim, i, j, sp[i], sp[j], x, y, z, gamma, parity, n_l - 1, shtab, cut, sh, ex,
+                                ee):
+                            ok = False
+    return ok
 
 
 @njit(cache=True, parallel=True)
-def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, consts):
+def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, consts, unit_ptr, order):
     """As :func:`density_forward`, with the neighbour search fused in (no pair list is ever stored): the
     images of :func:`_structure_pairs` are visited and every pair within r_cut is accumulated at once."""
     gamma, transform, self_term, shtab, cut = consts
+    kappa, top, ca, cb = shtab  # tuples of arrays cannot enter a parallel loop's body
     n_max, n_l = gamma.shape[0], gamma.shape[1]
-    r_cut = cut[0]
-    rc2 = r_cut * r_cut
-    out = np.zeros((len(species), n_species, n_max, n_l * n_l))
+    out = np.empty((len(species), n_species, n_max, n_l * n_l))
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
     parity = _parity_row(n_max, n_l)
-    prim_all = np.zeros((len(species), n_species, n_max * n_l * n_l))  # sliced per structure (see above)
-    for f in prange(len(atom_ptr) - 1):
-        a0, a1 = atom_ptr[f], atom_ptr[f + 1]
-        n = a1 - a0
-        prim = prim_all[a0:a1]
-        cs, ss, pl = np.empty(n_l), np.empty(n_l), np.empty((n_l, n_l))
-        sh, dd, ee = np.empty((4, n_l * n_l)), np.empty((2, n_l)), np.empty(n_max * n_l * n_l)
-        pos, cell, inv = positions[a0:a1], cells[f], invs[f]
-        reach = np.zeros(3)
-        frac = np.zeros((n, 3))
-        if periodic[f]:
-            for k in range(3):
-                reach[k] = r_cut * math.sqrt(inv[0, k] ** 2 + inv[1, k] ** 2 + inv[2, k] ** 2)
-            for a in range(n):
-                for k in range(3):
-                    frac[a, k] = pos[a, 0] * inv[0, k] + pos[a, 1] * inv[1, k] + pos[a, 2] * inv[2, k]
-        for i in range(n):
-            si = species[a0 + i]
-            for j in range(i, n):
-                sj = species[a0 + j]
-                lo0, hi0 = _image_range(frac[j, 0] - frac[i, 0], reach[0])
-                lo1, hi1 = _image_range(frac[j, 1] - frac[i, 1], reach[1])
-                lo2, hi2 = _image_range(frac[j, 2] - frac[i, 2], reach[2])
-                dx0 = pos[j, 0] - pos[i, 0]
-                dy0 = pos[j, 1] - pos[i, 1]
-                dz0 = pos[j, 2] - pos[i, 2]
-                for s0 in range(lo0, hi0 + 1):
-                    for s1 in range(lo1, hi1 + 1):
-                        for s2 in range(lo2, hi2 + 1):
-                            if i == j and not (s0 > 0 or (s0 == 0 and (s1 > 0 or (s1 == 0 and s2 > 0)))):
-                                continue
-                            x = dx0 + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
-                            y = dy0 + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
-                            z = dz0 + s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
-                            if x * x + y * y + z * z <= rc2 and not _accumulate_pair(
-                                    prim, i, j, si, sj, x, y, z, gamma, parity, n_l - 1, shtab, cut, cs, ss, pl, sh,
-                                    dd, ee):
-                                bad[f] = True
-        _transform(prim, out, a0, species, transform, self_term)
+    for u in prange(len(unit_ptr) - 1):
+        prim_s, sh, ex, ee = _unit_scratch(order, unit_ptr[u], unit_ptr[u + 1], atom_ptr, n_species, n_max, n_l)
+        for q in range(unit_ptr[u], unit_ptr[u + 1]):
+            f = order[q]
+            a0, a1 = atom_ptr[f], atom_ptr[f + 1]
+            prim = prim_s[: a1 - a0]
+            if not _direct_structure(positions[a0:a1], cells[f], invs[f], periodic[f], species[a0:a1], prim, gamma,
+                                     (kappa, top, ca, cb), cut, parity, (sh, ex, ee)):
+                bad[f] = True
+            _transform(prim, out, a0, species, transform, self_term)
     return out, bad
+
+
+def work_units(cost: np.ndarray, n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """(unit_ptr, order): the items split into ``n_units`` units of near-equal total ``cost`` (longest item
+    first to the least-loaded unit), each unit's items in increasing order.  Only the schedule depends on it:
+    every item is computed alone, so results are identical for any split."""
+    n_units = max(1, min(int(n_units), len(cost)))
+    if n_units == 1:
+        return np.array([0, len(cost)], dtype=np.int64), np.arange(len(cost), dtype=np.int64)
+    load = np.zeros(n_units)
+    owner = np.empty(len(cost), dtype=np.int64)
+    for k in np.argsort(-np.asarray(cost, dtype=np.float64), kind="stable"):
+        u = int(np.argmin(load))
+        owner[k] = u
+        load[u] += cost[k]
+    order = np.argsort(owner, kind="stable").astype(np.int64)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n_units))]).astype(np.int64)
+    return ptr, order
 
 
 @njit(cache=True, parallel=True)
