@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from tnmat.descriptors import _kernels as K
 from tnmat.descriptors import neighbors
-from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows
+from tnmat.descriptors._invariant_kernels import bispectrum_rows, fourbody_full, power_spectrum_rows
 from tnmat.descriptors._kernels import numba_threads, resolve_jobs
 from tnmat.descriptors.neighbors import PairList, _check_frame, build_pairs, species_indices
 from tnmat.legtensor import LegTensor
@@ -190,12 +190,12 @@ def _rows(atoms, first: int, stop: int, average: bool, n_species: int, center: b
 
 def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
                        max_atoms: int, n_jobs: int | None, progress: bool) -> LegTensor:
-    """:meth:`Invariants.compute` for orders 2 and 3 with the compiled kernels (same result layout)."""
+    """:meth:`Invariants.compute` for orders 2, 3 and 4 with the compiled kernels (same result layout)."""
     dens = calc.density
     s, n, lmax = len(dens.species), dens.n_max, dens.l_max
     total = len(frames) if average else sum(len(a) for a in frames)
     values = torch.empty((total, *calc.sizes), dtype=dtype)
-    if not average:  # per-atom chunks hold their rows twice at most (unique + full bispectrum): ~2^25 numbers
+    if not average or calc.order == 4:  # per-atom (or order-4) chunks hold their rows twice at most: ~2^25 numbers
         max_atoms = max(1, min(max_atoms, 2**25 // int(np.prod(calc.sizes))))
     dest = values.numpy()
     sidx = []
@@ -211,6 +211,8 @@ def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bo
             if calc.order == 2:
                 out = block if dtype == torch.float64 else np.empty(block.shape)
                 power_spectrum_rows(at, ptr, order, scale, lmax, n, out.reshape(n_rows, s, s, n, n, lmax + 1))
+            elif calc.order == 4:
+                out = fourbody_full(at, ptr, order, scale, s, n, lmax)
             else:
                 bs = calc._bispectrum()
                 out = bispectrum_rows(at, ptr, order, scale, *bs.tables(), bs.n_unique)

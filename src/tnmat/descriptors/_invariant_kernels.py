@@ -228,3 +228,97 @@ def power_spectrum_rows(at, row_ptr, atoms, scale, l_max, n_max, out):
                 lo, hi = min(p1, p2), max(p1, p2)
                 for l in range(L):
                     out[g, a1, a2, n1, n2, l] = acc[l, lo, hi]
+
+
+@lru_cache(maxsize=8)
+def fourbody_tables(l_max: int) -> tuple[np.ndarray, ...]:
+    """Paths and sparse couplings of the order-4 invariants (left-comb tree of
+    :func:`tnmat.descriptors.invariants.couple_paths` ending on irrep 0, so k3 = l4): paths (T, 5) =
+    (l1, l2, l3, l4, k2), then for W1 = C^{l1 l2 k2}, W2 = C^{k2 l3 l4} and W3 = C^{l4 l4 0} a pointer (T+1) and
+    entries (flat lm index of A or local m of the intermediate) with their values."""
+    L, k_max = l_max + 1, 2 * l_max
+    paths, tabs = [], {w: ([0], [], []) for w in ("w1", "w2", "w3")}
+
+    def add(name: str, c: np.ndarray, index) -> None:
+        ptr, ms, vals = tabs[name]
+        for e in np.argwhere(np.abs(c) > 1e-14 * np.abs(c).max()):
+            ms.append(index(*e))
+            vals.append(c[tuple(e)])
+        ptr.append(len(vals))
+
+    for l1 in range(L):
+        for l2 in range(L):
+            for k2 in range(abs(l1 - l2), min(l1 + l2, k_max) + 1):
+                for l3 in range(L):
+                    for l4 in range(abs(k2 - l3), min(k2 + l3, l_max) + 1):
+                        paths.append((l1, l2, l3, l4, k2))
+                        add("w1", real_clebsch_gordan(l1, l2, k2), lambda a, b, c, l1=l1, l2=l2: (l1 * l1 + a,
+                                                                                                l2 * l2 + b, c))
+                        add("w2", real_clebsch_gordan(k2, l3, l4), lambda a, b, c, l3=l3: (a, l3 * l3 + b, c))
+                        add("w3", real_clebsch_gordan(l4, l4, 0)[:, :, 0], lambda a, b, l4=l4: (a, l4 * l4 + b))
+    out = [np.array(paths, dtype=np.int64).reshape(-1, 5)]
+    for name, width in (("w1", 3), ("w2", 3), ("w3", 2)):
+        ptr, ms, vals = tabs[name]
+        out += [np.array(ptr, dtype=np.int64), np.array(ms, dtype=np.int64).reshape(-1, width), np.array(vals)]
+    return tuple(out)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def fourbody_rows(at, row_ptr, atoms, scale, paths, w1p, w1, w1v, w2p, w2, w2v, w3p, w3, w3v):
+    """out[g, t, p1, p2, p3, p4] = sum over the atoms of row g of scale[atom] B4[p1..p4] on path t of
+    :func:`fourbody_tables`: T2 = [A_l1 A_l2]_k2, T3 = [T2 A_l3]_l4, B4 = [T3 A_l4]_0, each step a sparse
+    contraction vectorised over the last channel.  at: (X, n_lm, P).  Rows in parallel, atoms in a fixed order."""
+    n_rows = len(row_ptr) - 1
+    P = at.shape[2]
+    n_k = 2 * paths[:, 4].max() + 1
+    out = np.zeros((n_rows, paths.shape[0], P, P, P, P))
+    for g in prange(n_rows):
+        t2 = np.empty((n_k, P, P))
+        t3 = np.empty((n_k, P, P, P))
+        for q in range(row_ptr[g], row_ptr[g + 1]):
+            x = atoms[q]
+            ax = at[x]
+            for t in range(paths.shape[0]):
+                t2[: 2 * paths[t, 4] + 1] = 0.0
+                for e in range(w1p[t], w1p[t + 1]):
+                    row = ax[w1[e, 1]]
+                    for p1 in range(P):
+                        v = w1v[e] * ax[w1[e, 0], p1]
+                        dst = t2[w1[e, 2], p1]
+                        for p2 in range(P):
+                            dst[p2] += v * row[p2]
+                t3[: 2 * paths[t, 3] + 1] = 0.0
+                for e in range(w2p[t], w2p[t + 1]):
+                    row = ax[w2[e, 1]]
+                    for p1 in range(P):
+                        for p2 in range(P):
+                            v = w2v[e] * t2[w2[e, 0], p1, p2]
+                            dst = t3[w2[e, 2], p1, p2]
+                            for p3 in range(P):
+                                dst[p3] += v * row[p3]
+                o = out[g, t]
+                for e in range(w3p[t], w3p[t + 1]):
+                    row = ax[w3[e, 1]]
+                    for p1 in range(P):
+                        for p2 in range(P):
+                            for p3 in range(P):
+                                v = scale[x] * w3v[e] * t3[w3[e, 0], p1, p2, p3]
+                                dst = o[p1, p2, p3]
+                                for p4 in range(P):
+                                    dst[p4] += v * row[p4]
+    return out
+
+
+def fourbody_full(at: np.ndarray, row_ptr: np.ndarray, atoms: np.ndarray, scale: np.ndarray, n_species: int,
+                  n_max: int, l_max: int) -> np.ndarray:
+    """Order-4 invariants of every row in the layout of ``Invariants(order=4)``: (rows, a1..a4, n1..n4, l1..l4,
+    k2); entries off the tree's paths are zero."""
+    tabs = fourbody_tables(l_max)
+    paths = tabs[0]
+    b = fourbody_rows(at, row_ptr, atoms, scale, *tabs)
+    L, K, P = l_max + 1, 2 * l_max + 1, n_species * n_max
+    full = np.zeros((b.shape[0], P**4, L, L, L, L, K))
+    for t, (l1, l2, l3, l4, k2) in enumerate(paths):
+        full[:, :, l1, l2, l3, l4, k2] = b[:, t].reshape(b.shape[0], -1)
+    full = full.reshape(b.shape[0], *([n_species, n_max] * 4), L, L, L, L, K)
+    return np.ascontiguousarray(full.transpose(0, 1, 3, 5, 7, 2, 4, 6, 8, 9, 10, 11, 12, 13))

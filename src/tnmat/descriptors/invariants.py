@@ -145,7 +145,7 @@ class _FusionTree:
         return Bispectrum(len(self.density.species) * self.density.n_max, self.density.l_max)
 
     def _compiled(self, device: str | None) -> bool:
-        return self.density.compiled(device) and not self._eq and self.order in (2, 3)
+        return self.density.compiled(device) and not self._eq and self.order in (2, 3, 4)
 
     def expand(self, values: torch.Tensor) -> torch.Tensor:
         """Unique bispectrum entries (..., U) -> the full layout (..., a1, a2, a3, n1, n2, n3, l1, l2, l3):
