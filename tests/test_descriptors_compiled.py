@@ -181,7 +181,7 @@ def test_unique_only_for_bispectrum():
 def test_branch_free_exp_within_one_ulp():
     from numba import njit
 
-    from tnmat.descriptors._kernels import _exp
+    from tnmat.descriptors._pair_math import _exp
 
     @njit
     def run(x):
@@ -227,7 +227,7 @@ def test_thread_count_does_not_change_pair_kernel(monkeypatch):
 def test_register_solid_harmonics_equal_table_recurrence():
     from numba import njit
 
-    from tnmat.descriptors._kernels import _solid_harmonics, _solid_harmonics_values, sh_tables
+    from tnmat.descriptors._pair_math import _solid_harmonics, _solid_harmonics_values, sh_tables
     from tnmat.so3 import real_spherical_harmonics
 
     @njit

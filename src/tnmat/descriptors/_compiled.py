@@ -25,6 +25,7 @@ from tnmat.descriptors import _kernels as K
 from tnmat.descriptors import neighbors
 from tnmat.descriptors._invariant_kernels import bispectrum_rows, fourbody_full, power_spectrum_rows
 from tnmat.descriptors._kernels import numba_threads, resolve_jobs
+from tnmat.descriptors._pair_math import sh_tables
 from tnmat.descriptors.neighbors import PairList, _check_frame, build_pairs, species_indices
 from tnmat.legtensor import LegTensor
 
@@ -43,7 +44,7 @@ def constants(density: AtomicDensity) -> tuple:
         self_term = (t["self"].numpy() / np.sqrt(4 * np.pi)) if density.density == "gaussian" else np.zeros(0)
         cut = np.array([density.r_cut, density.cutoff_width, 1.0 if density.cutoff_function == "cosine" else 0.0])
         density._cache[key] = (np.ascontiguousarray(t["gamma"].numpy()), np.ascontiguousarray(t["transform"].numpy()),
-                               np.ascontiguousarray(self_term), K.sh_tables(density.l_max), cut)
+                               np.ascontiguousarray(self_term), sh_tables(density.l_max), cut)
     return density._cache[key]
 
 
