@@ -43,14 +43,17 @@ LOW_SIZES = (50, 100, 200)  # the target's "at least 20 % lower" range
 REQUIRED_GAIN = 0.20
 
 
-def select_fits(src: Path, dst: Path) -> int:
-    """Copy the lines of ``src`` whose fit is a baseline or sweep-fitted into ``dst`` (gzip, atomic);
-    returns how many were kept."""
+def select_fits(src: Path, dst: Path, models: set[str] | None = None) -> int:
+    """Copy the lines of ``src`` whose fit is a baseline or sweep-fitted (with ``models``: whose model is one
+    of them) into ``dst`` (gzip, atomic); returns how many were kept."""
     kept = []
     for line in gzip.decompress(src.read_bytes()).decode().splitlines():
         if line.strip():
             rec = json.loads(line)
-            if rec.get("model") in BASELINES or (rec.get("params") or {}).get("solver") == "sweep":
+            if models is not None:
+                if rec.get("model") in models:
+                    kept.append(line)
+            elif rec.get("model") in BASELINES or (rec.get("params") or {}).get("solver") == "sweep":
                 kept.append(line)
     tmp = dst.with_name(dst.name + ".tmp")
     tmp.write_bytes(gzip.compress(("\n".join(kept) + "\n").encode(), mtime=0))
@@ -243,9 +246,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rich-dir", type=Path, help="a run on richer inputs (ttn, mps, dense, gpr-rbf): compared "
                     "with GPR-RBF on its inputs and the paper run's GPR-RBF (--paper-dir)")
     ap.add_argument("--paper-dir", type=Path)
+    ap.add_argument("--rich-gpr-dir", type=Path, help="GPR-RBF on the rich inputs, summarised in its own run "
+                    "folder (it covers fewer sizes, and a run's summary needs every model at every size)")
+    ap.add_argument("--only-models", help="with --select-fits: keep the fits of these models (comma-separated)")
     args = ap.parse_args(argv)
     if args.rich_dir:
         rich, paper = read_rows(args.rich_dir), read_rows(args.paper_dir)
+        if args.rich_gpr_dir:
+            rich.update(read_rows(args.rich_gpr_dir))
         units = next((r.get("units") for r in rich.values() if r.get("units")), "meV/cation")
         res = compare_rich(rich, paper)
         res.update(rich_dir=str(args.rich_dir), paper_dir=str(args.paper_dir), units=units)
@@ -255,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown_rich(res, units))
         return
     if args.select_fits:
-        print(f"kept {select_fits(*args.select_fits)} fits in {args.select_fits[1]}")
+        only = None if args.only_models is None else set(args.only_models.split(","))
+        print(f"kept {select_fits(*args.select_fits, only)} fits in {args.select_fits[1]}")
         return
     if args.sweep_dir is None or args.adam_dir is None:
         ap.error("--sweep-dir and --adam-dir are required (or --select-fits SRC DST)")
