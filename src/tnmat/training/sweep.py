@@ -4,7 +4,10 @@
 or :class:`~tnmat.networks.TTN` to standardised targets by alternating least squares over merged pairs of
 cores: each local problem is a closed-form ridge regression (float64, :mod:`sweep_solve`), the merged pair is
 split by a truncated SVD (bond dimension adapts up to ``max_bond_dim``, relative singular-value cutoff
-``svd_cutoff``), and the gauge keeps ||W||_F = ||M||_F so the local ridge penalty is the global one.
+``svd_cutoff``), the split pair is re-fitted by ``refine_solves`` alternating solves of its two factors
+(:func:`~tnmat.training.sweep_solve.refine_split`: the SVD keeps the largest weights, not the best fit; 5
+measured on the README main job, ``benchmarks/sweep_refine.py``), and the gauge keeps ||W||_F = ||M||_F so
+the local ridge penalty is the global one.
 
 Model selection: at every step the ridge strength is chosen from ``alphas`` on the validation rows (or by
 GCV); passes (one pass = all pairs once, alternating direction) stop when the validation RMSE has not
