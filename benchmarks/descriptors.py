@@ -16,8 +16,8 @@ the data) is its own.  Methods:
 - ``tnmat-torch-dscribe-eq``: the same with ``backend="torch"`` (the reference path; the compiled numba path
   is the default on CPU).
 - ``*-2jobs``: the same on both cores (``n_jobs=2``; numba threads over cost-balanced work units, numba's
-  workqueue threading layer, the default); ``*-2jobs-omp``: the same with numba's OpenMP layer (in a process
-  that imported torch, torch's GNU OpenMP runtime, whose workers spin).
+  default threading layer: OpenMP, in a process that imported torch torch's GNU OpenMP runtime);
+  ``*-2jobs-workqueue``: the same with numba's workqueue layer.
 - ``tnmat-nu3`` / ``tnmat-nu3-torch``: the bispectrum (order 3, full layout) with the compiled kernel and with
   the torch reference, on the first ``--nu3-structures`` structures (the equality of both is checked).
 - ``tnmat-nu3-all``: the bispectrum of all structures with centre species (``center_species=True``), stored
@@ -51,7 +51,7 @@ SPECIES = ["O", "Al", "Ga", "In"]
 HYPER = dict(r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
 METHODS = ["tnmat", "tnmat-dscribe-eq", "tnmat-torch-dscribe-eq", "dscribe", "featomic", "tnmat-peratom",
            "tnmat-dscribe-eq-peratom", "dscribe-peratom", "featomic-peratom", "tnmat-dscribe-eq-2jobs",
-           "tnmat-dscribe-eq-peratom-2jobs", "tnmat-dscribe-eq-2jobs-omp", "tnmat-nu3", "tnmat-nu3-torch",
+           "tnmat-dscribe-eq-peratom-2jobs", "tnmat-dscribe-eq-2jobs-workqueue", "tnmat-nu3", "tnmat-nu3-torch",
            "tnmat-nu3-all", "tnmat-nu3-all-2jobs",
            "nl-vesin", "nl-direct", "nl-ase"]
 
@@ -222,8 +222,8 @@ def main() -> None:
             proc = subprocess.run([sys.executable, __file__, "--one", method, "--nmd18", str(root),
                                    "--nu3-structures", str(args.nu3_structures), "--threads", str(args.threads)],
                                   capture_output=True, text=True,
-                                  env={**os.environ, **({"NUMBA_THREADING_LAYER": "omp"} if method.endswith("-omp")
-                                                        else {})})
+                                  env={**os.environ, **({"NUMBA_THREADING_LAYER": "workqueue"}
+                                                        if method.endswith("-workqueue") else {})})
             if proc.returncode != 0:
                 print(f"{method}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
                 break
@@ -255,7 +255,8 @@ def main() -> None:
                                                                                   ["tnmat-torch-dscribe-eq"]),
         "2 jobs / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
         "2 jobs / 1 thread, per atom": ratio("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
-        "2 jobs OpenMP layer / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs-omp", ["tnmat-dscribe-eq"]),
+        "2 jobs workqueue layer / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs-workqueue",
+                                                             ["tnmat-dscribe-eq"]),
         "tnmat-dscribe-eq-2jobs / dscribe, averaged": ratio("tnmat-dscribe-eq-2jobs", ["dscribe"]),
         "bispectrum compiled / torch reference (same structures)": ratio("tnmat-nu3", ["tnmat-nu3-torch"]),
         "bispectrum all NMD18 centre species (unique) / torch reference": ratio("tnmat-nu3-all",

@@ -42,12 +42,11 @@ def numba_threads(n_jobs: int | None) -> Iterator[None]:
     plain serial builds of the same code (results/descriptors/descriptors_lowload.json -> _lowload2.json)."""
     import numba
 
-    if numba.config.THREADING_LAYER == "default" and "NUMBA_THREADING_LAYER" not in os.environ:
-        # numba would pick OpenMP, and in a process that imported torch that is torch's GNU OpenMP runtime,
-        # whose workers spin between parallel regions (OMP_WAIT_POLICY is read when torch loads): with one
-        # other job on the 2-core machine 2 threads took 3.1 s where one took 1.6 s (1500 NMD18 structures);
-        # numba's workqueue layer (sleeping workers) 1.6 s.  Takes effect at the first parallel launch.
-        numba.config.THREADING_LAYER = "workqueue"
+    # threading layer: numba's default (OpenMP where available; in a process that imported torch, torch's GNU
+    # OpenMP runtime).  Measured on the idle 2-core machine (results/descriptors/descriptors_layers.json, all
+    # NMD18): 2 threads 1.74x one thread with OpenMP, 1.14x with numba's workqueue layer.  Its workers spin
+    # between parallel regions (OMP_WAIT_POLICY is read when torch loads), so with other jobs on the cores 2
+    # threads can be slower than one (3.1 s vs 1.6 s with one other job running): hence n_jobs=1 by default.
     jobs = min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS)
     old = numba.get_num_threads()
     numba.set_num_threads(jobs)
