@@ -125,7 +125,7 @@ def _units(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _direct_cost(sizes: np.ndarray, cells: np.ndarray, periodic: np.ndarray, r_cut: float) -> np.ndarray:
     """Relative cost of the fused kernel per structure: its pair count, n^2 (4/3 pi r_cut^3) / 2V for a periodic
     cell (uniform density), n^2 / 2 for an open one, plus n (the per-atom transform).  The pair count predicts
-    the measured per-structure time to 3 % on NMD18."""
+    the measured per-structure time to 5 % on NMD18 (results/descriptors/descriptors_cost_model.json)."""
     n = sizes.astype(np.float64)
     vol = np.abs(np.linalg.det(cells))
     dense = np.where(periodic, 4.0 / 3.0 * np.pi * r_cut**3 / np.where(periodic, vol, 1.0), 1.0)

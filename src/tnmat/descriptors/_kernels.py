@@ -46,7 +46,7 @@ def numba_threads(n_jobs: int | None) -> Iterator[None]:
     # OpenMP runtime).  Measured on the idle 2-core machine (results/descriptors/descriptors_layers.json, all
     # NMD18): 2 threads 1.74x one thread with OpenMP, 1.14x with numba's workqueue layer.  Its workers spin
     # between parallel regions (OMP_WAIT_POLICY is read when torch loads), so with other jobs on the cores 2
-    # threads can be slower than one (3.1 s vs 1.6 s with one other job running): hence n_jobs=1 by default.
+    # threads can be slower than one (2.2x slower at load ~8, docs/results/descriptors.md): n_jobs=1 by default.
     jobs = min(resolve_jobs(n_jobs), numba.config.NUMBA_NUM_THREADS)
     old = numba.get_num_threads()
     numba.set_num_threads(jobs)
