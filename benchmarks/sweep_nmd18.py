@@ -162,6 +162,24 @@ def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfi
     return cls(**kw)
 
 
+def choose_by_cv(model: str, X: LegTensor, y: np.ndarray, train: np.ndarray, bond: int, n_sweeps: int,
+                 scale: float) -> tuple:
+    """``choose:K:SPEC|SPEC|...``: the candidate network with the lowest K-fold cross-validated MAE over the
+    training structures only (folds seeded, 0); returns the unfitted winner and every candidate's CV MAE/RMSE."""
+    _, k, specs = model.split(":", 2)
+    folds = np.array_split(np.random.default_rng(0).permutation(train), int(k))
+    scores = {}
+    for spec in specs.split("|"):
+        err = np.concatenate([
+            (tn_estimator(spec, bond, n_sweeps).fit(X.select(np.setdiff1d(train, f)), y[np.setdiff1d(train, f)])
+             .predict(X.select(f)) - y[f]) * scale for f in folds])
+        scores[spec] = {"cv_mae": float(np.mean(np.abs(err))), "cv_rmse": float(np.sqrt(np.mean(err**2)))}
+        print(f"    cv {spec}: MAE {scores[spec]['cv_mae']:.2f} RMSE {scores[spec]['cv_rmse']:.2f}", file=sys.stderr,
+              flush=True)
+    best = min(scores, key=lambda sp: scores[sp]["cv_mae"])
+    return tn_estimator(best, bond, n_sweeps), {"chosen": best, "cv": scores}
+
+
 def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str], bond: int, scale: float,
                n_sweeps: int, holdout: bool = False) -> list[dict]:
     from sklearn.base import clone
@@ -183,6 +201,11 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
             elif model == "gpr-rbf":
                 est = GPRRegressor(kernel="rbf", random_state=0).fit(x[train], y[train])
                 pred, n_par = est.predict(x[test]), len(train)
+            elif model.startswith("choose:"):  # "choose:5:ttn:8:alpha=1|ttn:8:alpha=10": K-fold CV on train
+                est, info = choose_by_cv(model, X, y, train, bond, n_sweeps, scale)
+                est.fit(X.select(train), y[train])
+                pred, n_par = est.predict(X.select(test)), est.n_parameters_
+                info["bond_dims"] = est.bond_dims_
             elif model.startswith("ttn-ens"):  # "ttn-ens:8:4": mean of 4 sweep-fitted TTNs, random_state 0..3
                 _, chi, k = model.split(":")
                 members = [TTNRegressor(solver="sweep", bond_dim=int(chi), n_sweeps=n_sweeps, dtype="float64",
