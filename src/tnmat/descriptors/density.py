@@ -98,11 +98,12 @@ class AtomicDensity:
     cutoff_function: ``"cosine"`` (smooth switch over ``cutoff_width`` ending at ``r_cut``) or ``"step"``.
     cutoff_width: width of the cosine switching region in Angstrom.
     backend: ``"numba"`` (compiled fused per-pair kernels, CPU), ``"torch"`` (the reference, any device) or
-        ``"auto"`` (numba on CPU, torch on other devices; numba measured 2.7-3x faster on one core for the
-        power spectrum and ~30x for the bispectrum, ``benchmarks/descriptors.py``, docs/results/descriptors.md).
+        ``"auto"`` (numba on CPU, torch on other devices; numba measured 6x faster on one core for the
+        power spectrum and 32x for the bispectrum, ``benchmarks/descriptors.py``, docs/results/descriptors.md).
         Both give the same values to ~1e-14 relative.
-    n_jobs: numba threads (joblib convention: -1 = all cores); results are identical for any value.  Default 1:
-        on the shared 2-core machine two threads measured slower (docs/results/descriptors.md).
+    n_jobs: numba threads (joblib convention: -1 = all cores); results are bitwise identical for any value.
+        Default 1: two threads gave 1.74-1.76x for structure averages on the idle 2-core machine, but were
+        slower than one for per-atom output and on a machine busy with other jobs (docs/results/descriptors.md).
     """
 
     species: tuple[str, ...]
