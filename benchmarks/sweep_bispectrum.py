@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -36,6 +35,9 @@ from tnmat.descriptors import AtomicDensity
 from tnmat.reports import atomic_write
 from tnmat.training.estimators import MPSRegressor
 from tnmat.training.sweep_bispectrum import BispectrumInput
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_nmd18 import PeakRSS  # noqa: E402  (one peak-memory sampler for the sweep benchmarks)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,31 +70,6 @@ def expansions(ds, name: str, cache: Path, precision: str) -> tuple[BispectrumIn
     seconds = seconds or float(z["seconds"])
     return BispectrumInput(torch.from_numpy(z["a"]), torch.from_numpy(z["species"]), torch.from_numpy(z["groups"]),
                            int(z["groups"][-1]) + 1, spec["center"], precision), seconds
-
-
-class PeakRSS:
-    """Peak resident-set-size increase (MiB) while the context is open (10 ms samples)."""
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-        self.mib = (max(self.peak, self._rss()) - self.base) / 2**20
 
 
 def fit_one(inp: BispectrumInput, y: np.ndarray, split: np.ndarray, chi: int, n_sweeps: int) -> dict:

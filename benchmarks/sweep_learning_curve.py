@@ -148,14 +148,9 @@ def compare_rich(rich: dict, paper: dict) -> dict[str, Any]:
     return out
 
 
-def markdown_rich(res: dict[str, Any], units: str) -> str:
-    """Table of :func:`compare_rich` (MAE mean +- std; brackets: ratio to GPR-RBF on the same inputs, then to
-    the paper-preset GPR-RBF) and the target verdicts."""
-    models = res["models"]
-    refs = ("gpr-rbf (same inputs)", "gpr-rbf (paper r6n4l3)")
-    lines = [f"Test MAE ({units}), mean +- std over the random splits; in brackets the ratio to GPR-RBF on the "
-             "same inputs / to the paper-preset GPR-RBF (r6n4l3).", "",
-             "| n_train | " + " | ".join(models) + " |", "|---:|" + "---:|" * len(models)]
+def _mae_table(res: dict[str, Any], models: list[str], bracket: Any) -> list[str]:
+    """Markdown rows: MAE mean +- std per size and model, with ``bracket(model, entry)`` (or None) appended."""
+    lines = ["| n_train | " + " | ".join(models) + " |", "|---:|" + "---:|" * len(models)]
     for e in res["random"]:
         cells = []
         for m in models:
@@ -163,15 +158,33 @@ def markdown_rich(res: dict[str, Any], units: str) -> str:
             if v["mae_mean"] is None:
                 cells.append("not run")
                 continue
-            cell = f"{v['mae_mean']:.1f} +- {v['mae_std']:.1f}"
-            if not m.startswith("gpr"):
-                rs = [v[f"mae_ratio_to_{r}"] for r in refs]
-                cell += " (" + " / ".join("-" if r is None else f"{r:.2f}" for r in rs) + ")"
-            cells.append(cell)
+            b = bracket(m, v)
+            cells.append(f"{v['mae_mean']:.1f} +- {v['mae_std']:.1f}" + ("" if b is None else f" ({b})"))
         lines.append(f"| {e['n_train']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _official_line(res: dict[str, Any], head: str) -> list[str]:
     off = res["official"]
-    lines += ["", "Official split (1920 fit + 480 validation / 600 test), test MAE / RMSE: " + ", ".join(
+    return ["", head + ", test MAE / RMSE: " + ", ".join(
         f"{m} {v['mae_mean']:.1f} / {v['rmse_mean']:.1f}" for m, v in off.items() if v["mae_mean"] is not None), ""]
+
+
+def markdown_rich(res: dict[str, Any], units: str) -> str:
+    """Table of :func:`compare_rich` (MAE mean +- std; brackets: ratio to GPR-RBF on the same inputs, then to
+    the paper-preset GPR-RBF) and the target verdicts."""
+    models = res["models"]
+    refs = ("gpr-rbf (same inputs)", "gpr-rbf (paper r6n4l3)")
+    lines = [f"Test MAE ({units}), mean +- std over the random splits; in brackets the ratio to GPR-RBF on the "
+             "same inputs / to the paper-preset GPR-RBF (r6n4l3).", ""]
+
+    def ratios(m: str, v: dict) -> str | None:
+        if m.startswith("gpr"):
+            return None
+        return " / ".join("-" if v[f"mae_ratio_to_{r}"] is None else f"{v[f'mae_ratio_to_{r}']:.2f}" for r in refs)
+
+    lines += _mae_table(res, models, ratios)
+    lines += _official_line(res, "Official split (1920 fit + 480 validation / 600 test)")
     for m, t in res["target"].items():
         verdict = "met" if t["met"] else "missed"
         lines.append(f"- {m}: target {verdict} (MAE above the reference at n = {t['sizes_not_below'] or 'none'}; "
@@ -183,21 +196,9 @@ def markdown_rich(res: dict[str, Any], units: str) -> str:
 def markdown(res: dict[str, Any], units: str) -> str:
     """The comparison table (MAE mean +- std over the random splits, ratio to GPR-RBF) and the verdicts."""
     models = res["models"]
-    lines = [f"Test MAE ({units}), mean +- std over the random splits; in brackets the ratio to GPR-RBF.", "",
-             "| n_train | " + " | ".join(models) + " |", "|---:|" + "---:|" * len(models)]
-    for e in res["random"]:
-        cells = []
-        for m in models:
-            v = e[m]
-            if v["mae_mean"] is None:
-                cells.append("not run")
-                continue
-            cell = f"{v['mae_mean']:.1f} +- {v['mae_std']:.1f}"
-            cells.append(cell if m == "gpr-rbf" else f"{cell} ({v['mae_ratio_to_gpr_rbf']:.2f})")
-        lines.append(f"| {e['n_train']} | " + " | ".join(cells) + " |")
-    off = res["official"]
-    lines += ["", "Official split (2400 / 600), test MAE / RMSE: " + ", ".join(
-        f"{m} {v['mae_mean']:.1f} / {v['rmse_mean']:.1f}" for m, v in off.items() if v["mae_mean"] is not None), ""]
+    lines = [f"Test MAE ({units}), mean +- std over the random splits; in brackets the ratio to GPR-RBF.", ""]
+    lines += _mae_table(res, models, lambda m, v: None if m == "gpr-rbf" else f"{v['mae_ratio_to_gpr_rbf']:.2f}")
+    lines += _official_line(res, "Official split (2400 / 600)")
     for m, t in res["target"].items():
         verdict = "met" if t["met"] else "missed"
         lines.append(f"- {m}: target {verdict} (MAE above GPR-RBF's at n = {t['sizes_not_below_gpr_rbf'] or 'none'};"

@@ -64,6 +64,37 @@ def _image_range(df: float, reach: float) -> tuple[int, int]:
     return int(math.ceil(-reach - df)), int(math.floor(reach - df))
 
 
+@njit(cache=True, inline="always")
+def _fractional(pos, inv, r_cut, periodic):
+    """Per-axis image reach r_cut |b_k| and fractional coordinates of the atoms (zeros for an open cell:
+    then every image range is the single image 0)."""
+    n = pos.shape[0]
+    reach = np.zeros(3)
+    frac = np.zeros((n, 3))
+    if periodic:
+        for k in range(3):
+            reach[k] = r_cut * math.sqrt(inv[0, k] ** 2 + inv[1, k] ** 2 + inv[2, k] ** 2)
+        for a in range(n):
+            for k in range(3):
+                frac[a, k] = pos[a, 0] * inv[0, k] + pos[a, 1] * inv[1, k] + pos[a, 2] * inv[2, k]
+    return reach, frac
+
+
+@njit(cache=True, inline="always")
+def _image_bounds(frac, reach, i, j):
+    """Lattice images (lo0, hi0, lo1, hi1, lo2, hi2) of atom j that can lie within r_cut of atom i."""
+    lo0, hi0 = _image_range(frac[j, 0] - frac[i, 0], reach[0])
+    lo1, hi1 = _image_range(frac[j, 1] - frac[i, 1], reach[1])
+    lo2, hi2 = _image_range(frac[j, 2] - frac[i, 2], reach[2])
+    return lo0, hi0, lo1, hi1, lo2, hi2
+
+
+@njit(cache=True, inline="always")
+def _skip_self_image(i, j, s0, s1, s2):
+    """Half list: an atom's own images are kept once, for the lexicographically positive shift only."""
+    return i == j and not (s0 > 0 or (s0 == 0 and (s1 > 0 or (s1 == 0 and s2 > 0))))
+
+
 @njit(cache=True)
 def _structure_pairs(pos, cell, inv, periodic, r_cut, out_i, out_j, out_s, out_v, start, fill):
     """Half neighbour list of one structure by direct search over atom pairs and lattice images.
@@ -74,29 +105,18 @@ def _structure_pairs(pos, cell, inv, periodic, r_cut, out_i, out_j, out_s, out_v
     Returns the pair count; writes the pairs from ``start`` when ``fill``."""
     n = pos.shape[0]
     rc2 = r_cut * r_cut
-    reach = np.zeros(3)
-    frac = np.zeros((n, 3))
-    if periodic:
-        for k in range(3):
-            reach[k] = r_cut * math.sqrt(inv[0, k] ** 2 + inv[1, k] ** 2 + inv[2, k] ** 2)
-        for a in range(n):
-            for k in range(3):
-                frac[a, k] = pos[a, 0] * inv[0, k] + pos[a, 1] * inv[1, k] + pos[a, 2] * inv[2, k]
+    reach, frac = _fractional(pos, inv, r_cut, periodic)
     count = 0
     for i in range(n):
         for j in range(i, n):
-            lo0, hi0, lo1, hi1, lo2, hi2 = 0, 0, 0, 0, 0, 0
-            if periodic:
-                lo0, hi0 = _image_range(frac[j, 0] - frac[i, 0], reach[0])
-                lo1, hi1 = _image_range(frac[j, 1] - frac[i, 1], reach[1])
-                lo2, hi2 = _image_range(frac[j, 2] - frac[i, 2], reach[2])
+            lo0, hi0, lo1, hi1, lo2, hi2 = _image_bounds(frac, reach, i, j)
             dx0 = pos[j, 0] - pos[i, 0]
             dy0 = pos[j, 1] - pos[i, 1]
             dz0 = pos[j, 2] - pos[i, 2]
             for s0 in range(lo0, hi0 + 1):
                 for s1 in range(lo1, hi1 + 1):
                     for s2 in range(lo2, hi2 + 1):
-                        if i == j and not (s0 > 0 or (s0 == 0 and (s1 > 0 or (s1 == 0 and s2 > 0)))):
+                        if _skip_self_image(i, j, s0, s1, s2):
                             continue
                         dx = dx0 + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
                         dy = dy0 + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
@@ -272,27 +292,18 @@ def _direct_structure(pos, cell, inv, periodic, sp, prim, gamma, shtab, cut, par
     rc2 = r_cut * r_cut
     n = pos.shape[0]
     prim[...] = 0.0
-    reach = np.zeros(3)
-    frac = np.zeros((n, 3))
-    if periodic:
-        for k in range(3):
-            reach[k] = r_cut * math.sqrt(inv[0, k] ** 2 + inv[1, k] ** 2 + inv[2, k] ** 2)
-        for a in range(n):
-            for k in range(3):
-                frac[a, k] = pos[a, 0] * inv[0, k] + pos[a, 1] * inv[1, k] + pos[a, 2] * inv[2, k]
+    reach, frac = _fractional(pos, inv, r_cut, periodic)
     ok = True
     for i in range(n):
         for j in range(i, n):
-            lo0, hi0 = _image_range(frac[j, 0] - frac[i, 0], reach[0])
-            lo1, hi1 = _image_range(frac[j, 1] - frac[i, 1], reach[1])
-            lo2, hi2 = _image_range(frac[j, 2] - frac[i, 2], reach[2])
+            lo0, hi0, lo1, hi1, lo2, hi2 = _image_bounds(frac, reach, i, j)
             dx0 = pos[j, 0] - pos[i, 0]
             dy0 = pos[j, 1] - pos[i, 1]
             dz0 = pos[j, 2] - pos[i, 2]
             for s0 in range(lo0, hi0 + 1):
                 for s1 in range(lo1, hi1 + 1):
                     for s2 in range(lo2, hi2 + 1):
-                        if i == j and not (s0 > 0 or (s0 == 0 and (s1 > 0 or (s1 == 0 and s2 > 0)))):
+                        if _skip_self_image(i, j, s0, s1, s2):
                             continue
                         x = dx0 + s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
                         y = dy0 + s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
