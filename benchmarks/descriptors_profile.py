@@ -27,12 +27,13 @@ from tnmat.reports import atomic_write
 SPECIES = ("O", "Al", "Ga", "In")
 
 
-def _best(fn, repeat: int) -> float:
+def _best(fn, repeat: int, clock=time.process_time) -> float:
+    """Fastest of ``repeat`` calls of ``fn`` by ``clock`` (CPU seconds by default)."""
     best = float("inf")
     for _ in range(repeat):
-        c0 = time.process_time()
+        c0 = clock()
         fn()
-        best = min(best, time.process_time() - c0)
+        best = min(best, clock() - c0)
     return best
 
 
@@ -68,12 +69,7 @@ def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
 
 
 def _best_wall(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return _best(fn, repeat, clock=time.perf_counter)
 
 
 def two_cores(dens, frames, chunks, repeat: int) -> dict:

@@ -71,6 +71,20 @@ def _num(row: dict[str, Any] | None, column: str) -> float | None:
     return None if row is None or row.get(column) in (None, "") else float(row[column])
 
 
+def _size_entry(rows: dict, model: str, n: int) -> dict[str, Any]:
+    """Mean/std MAE and RMSE, parameters and split count of ``model`` at ``n`` random-split structures."""
+    r = rows.get((model, "random", n))
+    entry = {k: _num(r, k) for k in ("mae_mean", "mae_std", "rmse_mean", "rmse_std", "n_parameters")}
+    entry["n_splits"] = None if r is None else int(r["n_splits"])
+    return entry
+
+
+def _official(columns: dict[str, tuple[dict, str]]) -> dict[str, dict[str, float | None]]:
+    """Official-split (2400) MAE and RMSE of every column."""
+    return {name: {k: _num(rows.get((model, "official", 2400)), k) for k in ("mae_mean", "rmse_mean")}
+            for name, (rows, model) in columns.items()}
+
+
 def compare(sweep: dict, adam: dict) -> dict[str, Any]:
     """Per size: MAE/RMSE mean and std of each network and GPR-RBF, ratios to GPR-RBF, target verdicts."""
     for key, row in sweep.items():
@@ -84,17 +98,13 @@ def compare(sweep: dict, adam: dict) -> dict[str, Any]:
         entry: dict[str, Any] = {"n_train": n}
         for name, (rows, model) in columns.items():
             r = rows.get((model, "random", n))
-            entry[name] = {k: _num(r, k) for k in ("mae_mean", "mae_std", "rmse_mean", "rmse_std", "n_parameters")}
-            entry[name]["n_splits"] = None if r is None else int(r["n_splits"])
-            entry[name]["params"] = None if r is None else json.loads(r["params"])
+            entry[name] = {**_size_entry(rows, model, n), "params": None if r is None else json.loads(r["params"])}
         gpr = entry["gpr-rbf"]["mae_mean"]
         for name in columns:
             mae = entry[name]["mae_mean"]
             entry[name]["mae_ratio_to_gpr_rbf"] = None if mae is None or gpr is None else mae / gpr
         out["random"].append(entry)
-    for name, (rows, model) in columns.items():
-        r = rows.get((model, "official", 2400))
-        out["official"][name] = {k: _num(r, k) for k in ("mae_mean", "rmse_mean")}
+    out["official"] = _official(columns)
     for name in columns:
         if name == "gpr-rbf":
             continue
@@ -122,18 +132,14 @@ def compare_rich(rich: dict, paper: dict) -> dict[str, Any]:
     for n in sizes:
         entry: dict[str, Any] = {"n_train": n}
         for name, (rows, model) in columns.items():
-            r = rows.get((model, "random", n))
-            entry[name] = {k: _num(r, k) for k in ("mae_mean", "mae_std", "rmse_mean", "rmse_std", "n_parameters")}
-            entry[name]["n_splits"] = None if r is None else int(r["n_splits"])
+            entry[name] = _size_entry(rows, model, n)
         for name in columns:
             mae = entry[name]["mae_mean"]
             for ref in refs:
                 g = entry[ref]["mae_mean"]
                 entry[name][f"mae_ratio_to_{ref}"] = None if mae is None or g is None else mae / g
         out["random"].append(entry)
-    for name, (rows, model) in columns.items():
-        r = rows.get((model, "official", 2400))
-        out["official"][name] = {k: _num(r, k) for k in ("mae_mean", "rmse_mean")}
+    out["official"] = _official(columns)
     for name in columns:
         if name.startswith("gpr"):
             continue
