@@ -9,8 +9,8 @@ named ``r{r_cut}n{n_max}l{l_max}[c]`` (``c``: the centre-species leg) for the po
   of the training structures) then refitted on all 2400;
 * GPR-RBF: :class:`tnmat.baselines.GPRRegressor` (marginal likelihood, all 2400 training structures);
 * MPS / MPO / TTN with ``solver="sweep"``: strengths, passes chosen on the same 20%, refitted on all 2400;
-  ``ttn-ens:CHI:K``: the mean prediction of K such TTNs with random_state 0..K-1 (each seed draws its own
-  validation fifth and initial network).
+  ``ens:K:SPEC``: the mean prediction of K networks SPEC with random_state 0..K-1 (each seed draws its own
+  validation fifth, if any, and initial network); ``ttn-ens:CHI:K`` = ``ens:K:ttn:CHI``.
 
 Every fit records test MAE/RMSE (meV/cation for the formation energy, meV for the band gap), parameters,
 fit seconds (one thread) and the peak resident-memory increase during the fit (sampled every 10 ms).
@@ -136,8 +136,9 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, tr
 def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfitted estimator)
     """A sweep-fitted network from ``KIND[:BOND[:OPTION...]]``: KIND mps, ttn or mpo; an option is a number
     (the MPO's input offset), ``gcv`` (no validation rows: every strength by GCV on all rows, passes stopped
-    on the training RMSE), ``alpha=A`` (one ridge strength at every step), ``cut=C`` (singular-value
-    cutoff), ``sweeps=N`` or ``seed=S``."""
+    on the training RMSE), ``ev`` / ``ev0`` (every strength by the Bayesian evidence; ``ev0``: no validation
+    rows, passes stopped on the training RMSE), ``alpha=A`` (one ridge strength at every step), ``cut=C``
+    (singular-value cutoff), ``sweeps=N`` or ``seed=S``."""
     from tnmat.training.estimators import MPORegressor, MPSRegressor, TTNRegressor
 
     kind, *opts = model.split(":")
@@ -147,6 +148,10 @@ def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfi
     for opt in opts[1:]:
         if opt == "gcv":
             kw["validation_fraction"] = 0.0
+        elif opt == "ev":  # every strength by the Bayesian evidence (validation rows only stop the passes)
+            kw["alpha_selection"] = "evidence"
+        elif opt == "ev0":  # the evidence, no validation rows at all
+            kw["alpha_selection"], kw["validation_fraction"] = "evidence", 0.0
         elif opt.startswith("cut="):
             kw["svd_cutoff"] = float(opt[4:])
         elif opt.startswith("sweeps="):
@@ -160,6 +165,16 @@ def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfi
         else:
             raise SystemExit(f"unknown model option {opt!r} in {model!r}")
     return cls(**kw)
+
+
+def ensemble_specs(model: str) -> list[str]:
+    """Member specs of ``ens:K:SPEC`` (SPEC with ``seed=0..K-1``) or the older ``ttn-ens:CHI:K``
+    (= ``ens:K:ttn:CHI``)."""
+    if model.startswith("ttn-ens"):
+        _, chi, k = model.split(":")
+        model = f"ens:{k}:ttn:{chi}"
+    _, k, spec = model.split(":", 2)
+    return [f"{spec}:seed={seed}" for seed in range(int(k))]
 
 
 def choose_by_cv(model: str, X: LegTensor, y: np.ndarray, train: np.ndarray, bond: int, n_sweeps: int,
@@ -185,7 +200,6 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
     from sklearn.base import clone
 
     from tnmat.baselines import GPRRegressor
-    from tnmat.training.estimators import TTNRegressor
 
     train, test, fit, val = split_rows(split)
     x = X.values.reshape(X.values.shape[0], -1).numpy()
@@ -206,11 +220,9 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
                 est.fit(X.select(train), y[train])
                 pred, n_par = est.predict(X.select(test)), est.n_parameters_
                 info["bond_dims"] = est.bond_dims_
-            elif model.startswith("ttn-ens"):  # "ttn-ens:8:4": mean of 4 sweep-fitted TTNs, random_state 0..3
-                _, chi, k = model.split(":")
-                members = [TTNRegressor(solver="sweep", bond_dim=int(chi), n_sweeps=n_sweeps, dtype="float64",
-                                        validation_fraction=0.2, random_state=seed).fit(X.select(train), y[train])
-                           for seed in range(int(k))]
+            elif model.startswith(("ttn-ens", "ens:")):  # mean of K sweep fits with random_state 0..K-1
+                members = [tn_estimator(spec, bond, n_sweeps).fit(X.select(train), y[train])
+                           for spec in ensemble_specs(model)]
                 pred = np.mean([m.predict(X.select(test)) for m in members], axis=0)
                 n_par = sum(m.n_parameters_ for m in members)
                 info = {"bond_dims": [m.bond_dims_ for m in members],

@@ -24,7 +24,11 @@ n_sweeps : most passes over the pairs (sweeps stop earlier when the validation R
 svd_cutoff : relative singular-value cutoff of the truncated split (adaptive bond dimension).
 alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 values), chosen on the
     validation rows (GCV without them); with ``validation_fraction`` > 0 the chosen strengths and number
-    of passes are refitted on all training rows.  Fitted: ``bond_dims_``; ``history_`` holds per-pass
+    of passes are refitted on all training rows.
+alpha_selection : "validation" (default, as above) or "evidence": every strength by the Bayesian
+    evidence of the local problem on the training rows (:mod:`tnmat.training.sweep_solve`); validation
+    rows then only stop the passes, and the refit chooses the strengths again on all rows.  Measured in
+    docs/results/sweep.md.  Sweep solver only.  Fitted: ``bond_dims_``; ``history_`` holds per-pass
     "train_rmse", "val_rmse" (standardised target units), "bond_dims", "lambda_median", "seconds",
     "stop_reason".
 
@@ -188,6 +192,7 @@ def _network_init(
     validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
     standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
     device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
+    alpha_selection: str = "validation",
 ) -> None:
     """The constructor of the fixed-model estimators that take exactly the tensor-network parameters (MPS,
     TTN, MERA): one explicit signature, which scikit-learn reads from each class's ``__init__``."""
@@ -206,7 +211,7 @@ class TensorNetworkRegressor(_TensorNetworkEstimator):
         max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
-        verbose: int = 0, callbacks: Sequence[Any] | None = None,
+        verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
     ) -> None:
         self._store_params(locals())
 
@@ -238,7 +243,7 @@ class MPORegressor(_TensorNetworkEstimator):
         max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
-        verbose: int = 0, callbacks: Sequence[Any] | None = None,
+        verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
     ) -> None:
         self._store_params(locals())
 
@@ -291,6 +296,7 @@ class FeatureMapMPSRegressor(_TensorNetworkEstimator):
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
         device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
+        alpha_selection: str = "validation",
     ) -> None:
         self._store_params(locals())
 
@@ -311,6 +317,6 @@ class DenseACERegressor(_TensorNetworkEstimator):
         batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
-        verbose: int = 0, callbacks: Sequence[Any] | None = None,
+        verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
     ) -> None:
         self._store_params(locals())

@@ -10,8 +10,9 @@ measured on the README main job, ``benchmarks/sweep_refine.py``), and the gauge 
 the local ridge penalty is the global one.
 
 Model selection: at every step the ridge strength is chosen from ``alphas`` on the validation rows (or by
-GCV); passes (one pass = all pairs once, alternating direction) stop when the validation RMSE has not
-improved by ``tol`` (relative) for ``patience`` passes.  With ``refit=True`` and refit data given, the
+GCV, or by the Bayesian evidence on the training rows, ``alpha_selection="evidence"``); passes (one pass =
+all pairs once, alternating direction) stop when the validation RMSE has not improved by ``tol``
+(relative) for ``patience`` passes.  With ``refit=True`` and refit data given, the
 network is then refitted from the same initial state on all rows with the chosen per-step strengths and
 the chosen number of passes (holding rows out for good costs accuracy: /work/shared/notes/sweeps.md).
 
@@ -37,7 +38,7 @@ from tnmat.networks.mps import MPS
 from tnmat.networks.tree import MERA, TTN
 from tnmat.training.sweep_chain import ChainSweeper
 from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import LocalSolution, ridge_local_solve
+from tnmat.training.sweep_solve import SELECTIONS, LocalSolution, ridge_local_solve
 from tnmat.training.sweep_tree import TreeSweeper
 
 __all__ = ["SweepConfig", "SweepResult", "sweep_fit", "DEFAULT_ALPHAS", "SWEEP_NETWORKS"]
@@ -72,9 +73,9 @@ class SweepConfig:
             raise ValueError(f"sweep: svd_cutoff={self.svd_cutoff!r} must lie in [0, 1)")
         if len(self.alphas) == 0 or any(not math.isfinite(a) or a < 0 for a in self.alphas):
             raise ValueError(f"sweep: alphas={self.alphas!r} must be a non-empty list of finite numbers >= 0")
-        if self.alpha_selection not in ("validation", "gcv", "fixed"):
-            raise ValueError(f"sweep: alpha_selection={self.alpha_selection!r}; choose 'validation', 'gcv' "
-                             "or 'fixed'")
+        if self.alpha_selection not in SELECTIONS:
+            raise ValueError(f"sweep: alpha_selection={self.alpha_selection!r}; choose one of "
+                             f"{', '.join(SELECTIONS)}")
         if not isinstance(self.refine_solves, int) or self.refine_solves < 1:
             raise ValueError(f"sweep: refine_solves={self.refine_solves!r} must be a positive integer")
         if self.patience < 1:
@@ -231,7 +232,9 @@ def sweep_fit(net: TensorNetwork, train: SweepData, val: SweepData | None = None
         net.load_state_dict(init)
         steps = len(hist["selection"]["trace"]) // max(1, len(hist["selection"]["train_rmse"])) * n_best
         lams = hist["selection"]["lambdas"][:steps]
-        sweeper, refit_hist, _, _, b = _run(net, [refit_data], cfg, n_best, has_val=False, fixed=lams,
+        # the evidence needs no held-out rows: the refit chooses every strength again on all of them
+        fixed = None if cfg.alpha_selection == "evidence" else lams
+        sweeper, refit_hist, _, _, b = _run(net, [refit_data], cfg, n_best, has_val=False, fixed=fixed,
                                             progress=cfg.verbose > 0, stop=False)
         hist["refit"] = refit_hist
         reason += f"; refitted on all {refit_data.n_structures} structures for {n_best} pass(es)"

@@ -40,8 +40,11 @@ def check_sweep_params(est: Any, kind: str) -> None:
     if kind not in ("mps", "mpo", "ttn", "dense"):
         raise ValueError(f"{name}: solver='sweep' supports the mps, mpo, ttn and dense models, not {kind!r}")
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
+    sel = getattr(est, "alpha_selection", "validation")
+    if sel not in ("validation", "evidence"):
+        raise ValueError(f"{name}: alpha_selection={sel!r} is invalid; choose 'validation' or 'evidence'")
     SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=est.n_sweeps,
-                svd_cutoff=est.svd_cutoff, alphas=alphas).check()
+                svd_cutoff=est.svd_cutoff, alphas=alphas, alpha_selection=sel).check()
 
 
 def _data(rows: Rows, y: torch.Tensor) -> SweepData:
@@ -53,10 +56,12 @@ def _data(rows: Rows, y: torch.Tensor) -> SweepData:
 
 
 def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: SweepConfig) -> tuple[float, dict]:
-    """Closed-form ridge on the full weight tensor (strength by validation, else GCV), refit excluded."""
+    """Closed-form ridge on the full weight tensor (strength by validation, else GCV, or by the evidence
+    when ``cfg`` asks for it), refit excluded."""
     tr, vl = train.averaged(), None if val is None else val.averaged()
-    sol = ridge_local_solve(tr.x.reshape(tr.n_structures, -1), tr.y, cfg.alphas,
-                            select="validation" if vl is not None else "gcv",
+    select = cfg.alpha_selection if cfg.alpha_selection in ("evidence", "fixed") else (
+        "validation" if vl is not None else "gcv")
+    sol = ridge_local_solve(tr.x.reshape(tr.n_structures, -1), tr.y, cfg.alphas, select=select,
                             phi_val=None if vl is None else vl.x.reshape(vl.n_structures, -1),
                             y_val=None if vl is None else vl.y, fit_intercept=cfg.fit_intercept)
     param = next(net.parameters())
@@ -76,7 +81,7 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
     cfg = SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=int(est.n_sweeps),
                       svd_cutoff=float(est.svd_cutoff), alphas=alphas, fit_intercept=intercept is not None,
-                      verbose=int(est.verbose))
+                      alpha_selection=getattr(est, "alpha_selection", "validation"), verbose=int(est.verbose))
     train = _data(train_rows, y_train)
     val = None if val_rows is None else _data(val_rows, y_val)
     device = next(net.parameters()).device
@@ -84,8 +89,9 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
     if isinstance(net, DenseACE):
         if refit_rows is not None:  # the strength is chosen on the held-out rows; the refit uses all of them
             b, hist = _fit_dense(net, train, val, cfg)
-            cfg = SweepConfig(alphas=(hist["lambdas"][0],), alpha_selection="fixed",
-                              fit_intercept=cfg.fit_intercept)
+            if cfg.alpha_selection != "evidence":  # the evidence chooses again on all rows
+                cfg = SweepConfig(alphas=(hist["lambdas"][0],), alpha_selection="fixed",
+                                  fit_intercept=cfg.fit_intercept)
             b, _ = _fit_dense(net, _data(*refit_rows()), None, cfg)
         else:
             b, hist = _fit_dense(net, train, val, cfg)
