@@ -13,7 +13,9 @@ named ``r{r_cut}n{n_max}l{l_max}[c]`` (``c``: the centre-species leg) for the po
   validation fifth, if any, and initial network); ``ttn-ens:CHI:K`` = ``ens:K:ttn:CHI``.
 
 Every fit records test MAE/RMSE (meV/cation for the formation energy, meV for the band gap), parameters,
-fit seconds (one thread) and the peak resident-memory increase during the fit (sampled every 10 ms).
+fit seconds (one thread), the peak resident-memory increase during the fit (sampled every 10 ms) and its
+test errors; ``paired_mae_differences`` gives every model's MAE minus GPR-RBF's and ridge's on the same
+test structures with a 95 % paired bootstrap interval.
 Descriptors are cached under ``cache/`` (outside git).  Results: JSON to ``--out`` (default
 bench_out/sweep_nmd18.json); copy it to results/sweep/ to commit.
 
@@ -244,11 +246,33 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
         err = (pred - y[test]) * scale
         rows.append({"model": model, "n_parameters": int(n_par), "fit_seconds": time.perf_counter() - t0,
                      "peak_rss_mib": mem.mib, "test_mae": float(np.mean(np.abs(err))),
-                     "test_rmse": float(np.sqrt(np.mean(err**2))), **info})
+                     "test_rmse": float(np.sqrt(np.mean(err**2))), **info,
+                     "test_errors": [round(float(e), 4) for e in err]})
         r = rows[-1]
         print(f"  {model:8s} MAE {r['test_mae']:7.2f} RMSE {r['test_rmse']:7.2f} params {r['n_parameters']:7d} "
               f"fit {r['fit_seconds']:6.1f} s  mem +{r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
     return rows
+
+
+def paired_mae_differences(rows: list[dict], refs: tuple[str, ...] = ("gpr-rbf", "ridge"), n_boot: int = 4000
+                           ) -> list[dict]:
+    """MAE(model) - MAE(reference) on the same test structures, with a 95 % paired bootstrap interval
+    (resampling test structures, seed 0): whether a difference is larger than the test set's noise."""
+    out = []
+    by_model = {r["model"]: np.abs(np.asarray(r["test_errors"])) for r in rows if "test_errors" in r}
+    rng = np.random.default_rng(0)
+    for ref in refs:
+        if ref not in by_model:
+            continue
+        idx = rng.integers(0, len(by_model[ref]), size=(n_boot, len(by_model[ref])))
+        for model, a in by_model.items():
+            if model == ref:
+                continue
+            d = a - by_model[ref]
+            boot = d[idx].mean(1)
+            out.append({"model": model, "reference": ref, "mae_difference": float(d.mean()),
+                        "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]})
+    return out
 
 
 def main() -> None:
@@ -294,9 +318,12 @@ def main() -> None:
                                 "leg_sizes": list(X.sizes), **r})
                 out.parent.mkdir(parents=True, exist_ok=True)
                 tmp = out.with_suffix(".tmp")
+                paired = {f"{g}:{t}:{d}": paired_mae_differences(
+                    [r for r in results if (r["geometry"], r["target"], r["descriptor"]) == (g, t, d)])
+                    for g, t, d in {(r["geometry"], r["target"], r["descriptor"]) for r in results}}
                 tmp.write_text(json.dumps({"protocol": __doc__.split("\n\n")[1], "threads": 1,
                                            "bond_dim": args.bond_dim, "refine_solves": SweepConfig().refine_solves,
-                                           "results": results}, indent=1))
+                                           "results": results, "paired_mae_differences": paired}, indent=1))
                 tmp.rename(out)
     print(f"wrote {out}", file=sys.stderr)
 

@@ -2,11 +2,13 @@
 
 All are ``torch.nn.Module``s mapping inputs (batch, d_1, ..., d_N) (or factorised inputs: a list of MPS
 cores (batch, r, d, r') per site) to one scalar per row; see :class:`TensorNetwork`.  :class:`MPOMap` maps
-such a tensor to another one (the MPO autoencoder's encoder and decoder).
+such a tensor to another one (the MPO autoencoder's encoder and decoder).  :func:`direct_sum` merges a
+weighted sum of MPSs or TTNs (an ensemble mean) into one network of the same kind.
 """
 
 from tnmat.networks.base import Factorised, TensorNetwork, chain_to_dense, dense_from_cores, is_factorised
 from tnmat.networks.dense import DenseACE
+from tnmat.networks.direct_sum import direct_sum
 from tnmat.networks.factory import KINDS, compression_threshold, count_parameters, make_network, saturation_bond
 from tnmat.networks.feature_map import FeatureMapMPS, feature_map
 from tnmat.networks.mpo import MPO, MPOMap, mpo_apply, operator_to_dense
@@ -35,4 +37,5 @@ __all__ = [
     "mpo_apply",
     "operator_to_dense",
     "padded_sites",
+    "direct_sum",
 ]
