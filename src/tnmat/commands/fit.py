@@ -53,6 +53,13 @@ OPTIONS = [
                 "passes chosen on the validation part, then refitted on all training structures; default) or "
                 "'adam' (mini-batch gradient descent, --epochs/--patience/--learning-rate/--batch-size)"),
     option("--sweeps", type=int, default=6, help="most passes of --solver sweep (default 6)"),
+    option("--alpha-selection", choices=["validation", "evidence"], default="validation",
+           help="--solver sweep: each local ridge strength chosen on the validation part (default) or by the "
+                "Bayesian evidence on the fitted structures (then --validation-fraction 0 is allowed)"),
+    option("--members", type=int, default=1,
+           help="--solver sweep, --model mps or ttn: fit K networks (seeds SEED..SEED+K-1, strengths by the "
+                "evidence, no structures held out) and keep their mean as one network with summed bonds "
+                "(default 1; NMD18 measurements in docs/results/sweep.md)"),
     option("--target", default=None, help="target key (default: formation_energy for NMD18, mixing_energy for "
                                             "alloys, else energy_per_atom); 'forces' or 'stress' fit an "
                                             "equivariant model (--model mps, mpo or dense) to the structures' "
@@ -102,7 +109,8 @@ def estimator(args: argparse.Namespace):  # noqa: ANN201 (a fresh estimator)
               "bond_dim": args.bond_dim}
     # the sweep applies to the multilinear networks (not the MERA's loops, not the feature map)
     if spec.network in ("mps", "mpo", "ttn", "dense"):
-        wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=args.validation_fraction)
+        wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=held_out(args),
+                      alpha_selection="evidence" if args.members > 1 else args.alpha_selection)
     elif args.solver == "sweep" and "max_epochs" in takes and not args.quiet:
         print(f"note: {args.model} has no sweep fitter (docs/results/sweep.md); it is trained by Adam",
               file=sys.stderr)
@@ -133,14 +141,34 @@ def uses_validation(model: str) -> bool:
     return "validation_fraction" in model_spec(model).parameters
 
 
+def held_out(args: argparse.Namespace) -> float:
+    """The share of training structures held out for validation: none for an ensemble (its members must
+    share one input scaling, and the evidence needs no held-out rows)."""
+    return 0.0 if args.members > 1 else args.validation_fraction
+
+
+def _check_members(args: argparse.Namespace) -> None:
+    from tnmat.training.registry import model_spec
+
+    if args.members < 1:
+        raise CLIError(f"--members {args.members}: must be at least 1")
+    if args.members > 1 and (args.solver != "sweep" or model_spec(args.model).network not in ("mps", "ttn")
+                             or args.factorised):
+        raise CLIError(f"--members {args.members}: needs --solver sweep and --model mps or ttn on dense inputs "
+                       f"(got --model {args.model} --solver {args.solver}"
+                       f"{' --factorised' if args.factorised else ''})")
+
+
 def check_options(args: argparse.Namespace) -> None:
     """Option checks done before any data is read or work starts (each error names its option)."""
     f = args.validation_fraction
     if not 0 <= f < 1:
         raise CLIError(f"--validation-fraction {f:g}: must be in [0, 1)")
-    if f == 0 and uses_validation(args.model):
+    _check_members(args)
+    evidence = args.solver == "sweep" and (args.alpha_selection == "evidence" or args.members > 1)
+    if f == 0 and uses_validation(args.model) and not evidence:
         raise CLIError(f"--validation-fraction 0: model {args.model} uses validation data (early stopping or "
-                       "the sweep's selection); give a fraction in (0, 1)")
+                       "the sweep's selection); give a fraction in (0, 1), or --alpha-selection evidence")
     for name in ("epochs", "patience", "batch_size", "sweeps", "bond_dim"):
         val = getattr(args, name)
         if val is not None and val < 1:
@@ -173,8 +201,8 @@ def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
                else f"a random fifth of {args.data} (seed {args.seed})")
     if len(train) < 2:
         raise CLIError(f"{args.data}: {len(train)} training structure(s); at least 2 are needed")
-    if uses_validation(args.model):
-        fit_idx, val = train_validation_split(train, val_fraction=args.validation_fraction, seed=args.seed)
+    if uses_validation(args.model) and held_out(args) > 0:
+        fit_idx, val = train_validation_split(train, val_fraction=held_out(args), seed=args.seed)
     else:  # the GPRs choose their hyper-parameters by marginal likelihood: every training structure is fitted
         fit_idx, val = train, train[:0]
     return {"train": train, "fit": fit_idx, "val": val, "test": test, "test_ds": test_ds, "how": how}
@@ -186,6 +214,9 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
     h = getattr(reg, "history_", None)
     if not isinstance(h, dict):
         return None
+    if h.get("members"):  # --members: one line for the merged fits
+        return (f"mean of {len(h['members'])} sweep fits (seeds {h['member_random_states']}) merged into one "
+                f"network; member 1: {h['members'][0]['stop_reason'][0]}")
     if h.get("stop_reason"):
         return f"sweeps: {h['stop_reason'][0]}"
     if h.get("lambdas"):  # the dense model under the sweep solver: one closed-form ridge solve
@@ -218,6 +249,23 @@ def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool) -> 
     for w in other:  # anything else is passed on unchanged
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return len(caught) - len(other)
+
+
+def _fit_members(reg: Any, args: argparse.Namespace, X: Any, y: np.ndarray) -> Any:
+    """``--members K``: K fits of ``reg`` with seeds SEED..SEED+K-1 on every training structure, merged into
+    one estimator whose network is their direct sum (:func:`tnmat.training.ensemble.ensemble_mean`)."""
+    from sklearn.base import clone
+
+    from tnmat.training.ensemble import ensemble_mean
+
+    members = []
+    for k in range(args.members):
+        t0 = time.perf_counter()
+        members.append(clone(reg).set_params(random_state=args.seed + k).fit(X, y))
+        if not args.quiet:
+            print(f"  member {k + 1}/{args.members}: bonds {members[-1].bond_dims_}, "
+                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    return ensemble_mean(members)
 
 
 def _ids(ds: Any, idx: np.ndarray) -> list[str]:
@@ -265,7 +313,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"structures: {len(sp['train'] if refit else sp['fit'])} fitted, validation {n_val}, "
           f"{len(sp['test'])} test ({sp['how']})", flush=True)
     t0 = time.perf_counter()
-    n_conv = _fit(model, X, y, sp, refit)
+    if args.members > 1:
+        model.regressor = reg = _fit_members(reg, args, X.select(sp["train"]), y[sp["train"]])
+        n_conv = 0
+    else:
+        n_conv = _fit(model, X, y, sp, refit)
     seconds = time.perf_counter() - t0
     print(f"parameters: {getattr(reg, 'n_parameters_', None)}   fit time: {seconds:.1f} s")
     stop = _stop_report(reg, args)
@@ -277,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
     if refit and hasattr(reg, "bond_dims_"):
         h = reg.history_
         print(f"bond dimensions {reg.bond_dims_}")
-        if h["val_rmse"] and h["val_rmse"][0] is not None:
+        if h.get("val_rmse") and h["val_rmse"][0] is not None:
             print(f"{'validation':10s} RMSE {h['val_rmse'][reg.best_epoch_] * reg.y_std_ * EV_TO_MEV:8.2f} "
                   f"{units}   (chosen pass, before the refit)")
     errors = {}

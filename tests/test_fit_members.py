@@ -1,0 +1,56 @@
+"""``tnmat fit --members K`` and ``--alpha-selection``: the merged ensemble saved as one network predicts, on
+the structures, exactly the mean of K separately fitted networks with the same seeds and settings."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from tnmat.cli import main
+from tnmat.data import embedded_default
+from tnmat.experiments.splits import holdout_split, official_test
+from tnmat.model import StructureModel
+from tnmat.training.estimators import TTNRegressor
+
+SETTINGS = ["--n-max", "2", "--l-max", "2", "--bond-dim", "3", "-q"]
+
+
+def test_members_model_is_the_mean_of_its_members(tmp_path, capsys):
+    model = tmp_path / "ens.tnmat"
+    assert main(["fit", "alloys-small", "--members", "2", *SETTINGS, "-o", str(model)]) == 0
+    assert "mean of 2 sweep fits" in capsys.readouterr().out
+    saved = StructureModel.load(model)
+    ds = embedded_default(small=True)
+    train, _ = holdout_split(len(ds), official=official_test(ds.metadata.get("split")), seed=0)
+    X = saved.descriptor.compute(ds.structures, average=True)
+    members = [TTNRegressor(bond_dim=3, solver="sweep", validation_fraction=0.0, alpha_selection="evidence",
+                            random_state=k).fit(X.select(train), ds.targets["mixing_energy"][train])
+               for k in range(2)]
+    ref = np.mean([m.predict(X) for m in members], axis=0)
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(model), "alloys-small", "-q", "-o", str(preds)]) == 0
+    got = np.array([float(r["predicted_mixing_energy_eV"]) for r in csv.DictReader(open(preds))])
+    # float32 networks (the default dtype): agreement to ~1e-8 eV; the members themselves differ far more
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+    assert np.abs(members[0].predict(X) - members[1].predict(X)).max() > 1e-4
+    assert saved.regressor.bond_dims_ == [a + b for a, b in zip(members[0].bond_dims_, members[1].bond_dims_,
+                                                                strict=True)]
+
+
+def test_evidence_allows_no_validation_part(capsys):
+    assert main(["fit", "alloys-small", "--alpha-selection", "evidence", "--validation-fraction", "0",
+                 *SETTINGS]) == 0
+    assert "validation none" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--members", "2", "--model", "mpo"], "--members 2: needs --solver sweep and --model mps or ttn"),
+    (["--members", "2", "--solver", "adam"], "--members 2: needs --solver sweep"),
+    (["--members", "0"], "--members 0: must be at least 1"),
+    (["--validation-fraction", "0"], "or --alpha-selection evidence"),
+])
+def test_bad_member_options_are_refused_before_work(args, message, capsys):
+    assert main(["fit", "alloys-small", *args, *SETTINGS]) == 2
+    assert message in capsys.readouterr().err
