@@ -1,7 +1,7 @@
 """Cost model of the fused density kernel and the two-thread split it enables (issue 15), on NMD18.
 
 1. Per-structure kernel time (one thread, best of 3, first ``--structures`` structures, DScribe's sphere) against
-   the structure's half-list pair count and the estimate ``n^2 (4/3 pi r_c^3) / 2V`` that ``work_units`` uses:
+   the structure's half-list pair count and the estimate ``n^2 (4/3 pi r_c^3) / 2V`` that ``cost_order`` uses:
    relative scatter of a one-parameter fit.
 2. From those measured times, the best possible 2-thread ratio of the kernel over 1024-atom chunks with numba's
    static split by structure count and with the cost-balanced units (longest first to the least-loaded unit).
@@ -41,7 +41,7 @@ def per_structure(frames, dens) -> np.ndarray:
             inv, ptr = np.linalg.inv(cell), np.array([0, len(a)])
             args = (a.positions.copy(), cell, inv, np.ones(1, dtype=bool), ptr,
                     species_indices(a.numbers, dens.species_numbers, "s"), len(SPECIES), consts,
-                    *K.work_units(np.ones(1), 1))
+                    K.cost_order(np.ones(1)))
             K.density_forward_direct(*args)
             best = min(_timed(K.density_forward_direct, args) for _ in range(3))
             pairs = len(K.neighbor_pairs(a.positions.copy(), cell, inv, np.ones(1, dtype=bool), ptr, dens.r_cut)[1])

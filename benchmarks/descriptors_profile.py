@@ -55,7 +55,7 @@ def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
 
         def direct(atoms=atoms, sp=sp, cell=cell, ptr=ptr) -> None:
             K.density_forward_direct(atoms.positions, cell, np.linalg.inv(cell), np.ones(1, dtype=bool), ptr, sp,
-                                     4, constants(dens), *K.work_units(np.ones(1), 1))
+                                     4, constants(dens), K.cost_order(np.ones(1)))
 
         def pairs(atoms=atoms) -> None:
             pl = build_pairs([atoms], dens.r_cut, dens.species_numbers, method="vesin")

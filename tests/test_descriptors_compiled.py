@@ -199,19 +199,32 @@ def test_branch_free_exp_within_one_ulp():
     assert floor[0] == floor[1] and abs(floor[1] / np.exp(-708.0) - 1) < 2.3e-16  # documented floor
 
 
-def test_work_units_balance_and_cover():
-    from tnmat.descriptors._kernels import work_units
+def test_cost_order_and_work_queue_take_every_item_once():
+    import numba
+    from numba import njit, prange
+
+    from tnmat.descriptors._compiled import numba_threads
+    from tnmat.descriptors._kernels import claim, cost_order
 
     cost = np.random.default_rng(1).uniform(1.0, 50.0, 37) ** 2
-    for n in (1, 2, 3, 8, 40):
-        ptr, order = work_units(cost, n)
-        assert sorted(order.tolist()) == list(range(len(cost)))  # every structure exactly once
-        assert len(ptr) == min(n, len(cost)) + 1
-        loads = np.array([cost[order[ptr[u]:ptr[u + 1]]].sum() for u in range(len(ptr) - 1)])
-        # greedy longest-first: no unit exceeds the mean by more than one item
-        assert loads.max() <= cost.sum() / len(loads) + cost.max() + 1e-9
-        for u in range(len(ptr) - 1):
-            assert np.all(np.diff(order[ptr[u]:ptr[u + 1]]) > 0)
+    order = cost_order(cost)
+    assert sorted(order.tolist()) == list(range(len(cost))) and np.all(np.diff(cost[order]) <= 0)
+
+    @njit(parallel=True)
+    def take(n):
+        queue, seen = np.zeros(1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        for _ in prange(numba.get_num_threads()):
+            while True:
+                k = claim(queue)
+                if k >= n:
+                    break
+                seen[k] += 1
+        return seen
+
+    for jobs in (1, 2):
+        with numba_threads(jobs):
+            seen = take(20000)
+        assert np.all(seen == 1)  # every item taken exactly once, whatever the thread count
 
 
 def test_thread_count_does_not_change_pair_kernel(monkeypatch):

@@ -81,16 +81,19 @@ def _chunk_arrays(density: AtomicDensity, frames: Sequence[Atoms], offset: int) 
             "pbc": pbc, "species": species, "structure": structure}
 
 
-def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int) -> tuple[np.ndarray, np.ndarray,
-                                                                                          np.ndarray]:
-    """(A (N, S, n, lm) float64, atom species (N,), atom structure (N,)) for a chunk of structures."""
+def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int,
+                  buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A (N, S, n, lm) float64, atom species (N,), atom structure (N,)) for a chunk of structures.  With a
+    float64 ``buffer`` of at least N S n lm numbers, A is a view into it (no allocation per chunk: fresh
+    memory costs a page fault per 4 KB, results/descriptors/descriptors_memory7_*.json)."""
     c = _chunk_arrays(density, frames, offset)
     sizes, pbc, species_all = c["sizes"], c["pbc"], c["species"]
     atom_ptr = np.concatenate([[0], np.cumsum(sizes)])
     consts = constants(density)
     n_sp = len(density.species)
+    shape = (len(species_all), n_sp, density.n_max, density.n_lm)
+    out = np.empty(shape) if buffer is None else buffer[: int(np.prod(shape))].reshape(shape)
     direct = (pbc.all(1) | ~pbc.any(1)) & (sizes <= neighbors.DIRECT_MAX_ATOMS)
-    out = np.empty((len(species_all), n_sp, density.n_max, density.n_lm))
     groups = [(np.flatnonzero(direct), True), (np.flatnonzero(~direct), False)]
     for idx, fused in groups:
         if not len(idx):
@@ -98,28 +101,22 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int) 
         whole = len(idx) == len(frames)
         rows = np.arange(len(species_all)) if whole else np.concatenate(
             [np.arange(atom_ptr[k], atom_ptr[k + 1]) for k in idx])
+        dest = out if whole else np.empty((len(rows), *shape[1:]))
         if fused:
             periodic = pbc[idx].all(1)
             cells = np.where(periodic[:, None, None], c["cells"][idx], np.eye(3))
             ptr = np.concatenate([[0], np.cumsum(sizes[idx])])
-            a, bad = K.density_forward_direct(c["positions"][rows], cells, np.linalg.inv(cells), periodic, ptr,
+            _, bad = K.density_forward_direct(c["positions"][rows], cells, np.linalg.inv(cells), periodic, ptr,
                                               species_all[rows], n_sp, consts,
-                                              *_units(_direct_cost(sizes[idx], cells, periodic, density.r_cut)))
+                                              K.cost_order(_direct_cost(sizes[idx], cells, periodic, density.r_cut)),
+                                              dest)
         else:
             pairs = build_pairs([frames[k] for k in idx], density.r_cut, density.species_numbers, method="vesin")
-            a, bad = _pair_forward(density, pairs.vectors.double().numpy(), pairs)
+            _, bad = _pair_forward(density, pairs.vectors.double().numpy(), pairs, dest)
         _raise_coincident(bad, frames, offset, idx)
-        if whole:
-            return a, species_all, c["structure"]
-        out[rows] = a
+        if not whole:
+            out[rows] = dest
     return out, species_all, c["structure"]
-
-
-def _units(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cost-balanced work units, one per numba thread (:func:`~tnmat.descriptors._kernels.work_units`)."""
-    import numba
-
-    return K.work_units(cost, numba.get_num_threads())
 
 
 def _direct_cost(sizes: np.ndarray, cells: np.ndarray, periodic: np.ndarray, r_cut: float) -> np.ndarray:
@@ -132,12 +129,15 @@ def _direct_cost(sizes: np.ndarray, cells: np.ndarray, periodic: np.ndarray, r_c
     return n * n * dense / 2.0 + n
 
 
-def _pair_forward(density: AtomicDensity, vec: np.ndarray, pairs: PairList) -> tuple[np.ndarray, np.ndarray]:
+def _pair_forward(density: AtomicDensity, vec: np.ndarray, pairs: PairList,
+                  out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     cost = np.diff(pairs.pair_ptr).astype(np.float64) + np.diff(pairs.atom_ptr)
+    if out is None:
+        out = np.empty((len(pairs.atom_species), len(density.species), density.n_max, density.n_lm))
     return K.density_forward(np.ascontiguousarray(vec, dtype=np.float64), pairs.center.numpy(),
                              pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
                              pairs.atom_species.numpy().astype(np.int64), len(density.species), constants(density),
-                             *_units(cost))
+                             K.cost_order(cost), out)
 
 
 class DensityFunction(torch.autograd.Function):
@@ -189,22 +189,32 @@ def _rows(atoms, first: int, stop: int, average: bool, n_species: int, center: b
     return ptr, np.argsort(rows, kind="stable"), scale, n_rows
 
 
+def output_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Uninitialised output of :func:`compute_invariants` (the kernels write every entry)."""
+    return torch.empty(shape, dtype=dtype)
+
+
 def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
                        max_atoms: int, n_jobs: int | None, progress: bool) -> LegTensor:
     """:meth:`Invariants.compute` for orders 2, 3 and 4 with the compiled kernels (same result layout)."""
     dens = calc.density
     s, n, lmax = len(dens.species), dens.n_max, dens.l_max
     total = len(frames) if average else sum(len(a) for a in frames)
-    values = torch.empty((total, *calc.sizes), dtype=dtype)
+    values = output_tensor((total, *calc.sizes), dtype)
     if not average or calc.order == 4:  # per-atom (or order-4) chunks hold their rows twice at most: ~2^25 numbers
         max_atoms = max(1, min(max_atoms, 2**25 // int(np.prod(calc.sizes))))
     dest = values.numpy()
     sidx = []
     done = 0
     bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(calc).__name__)
-    for first, stop, atoms, a in dens.iter_chunks(frames, dtype=torch.float64, max_atoms=max_atoms, n_jobs=n_jobs):
+    at_buf = np.empty(0)
+    for first, stop, atoms, a in dens.iter_chunks(frames, dtype=torch.float64, max_atoms=max_atoms, n_jobs=n_jobs,
+                                                  reuse=True):
         x = a.shape[0]
-        at = np.ascontiguousarray(a.numpy().reshape(x, s * n, -1).transpose(0, 2, 1))
+        if at_buf.size < a.numel():  # one buffer for every chunk (a chunk holds more than max_atoms rarely)
+            at_buf = np.empty(max(a.numel(), max_atoms * s * n * dens.n_lm))
+        at = at_buf[: a.numel()].reshape(x, dens.n_lm, s * n)
+        np.copyto(at, a.numpy().reshape(x, s * n, -1).transpose(0, 2, 1))
         ptr, order, scale, n_rows = _rows(atoms, first, stop, average, s, calc.center_species)
         k = stop - first if average else x
         block = dest[done : done + k]

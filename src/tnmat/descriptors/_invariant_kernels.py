@@ -24,9 +24,11 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+from tnmat.descriptors._kernels import claim
 from tnmat.so3 import real_clebsch_gordan
 
 
@@ -202,32 +204,46 @@ def power_spectrum_rows(at, row_ptr, atoms, scale, l_max, n_max, out):
     """out[g, a1, a2, n1, n2, l] = sum over the atoms of row g of
     scale[atom] (-1)^l / sqrt(2l+1) sum_m A[(a1 n1), lm] A[(a2 n2), lm] (B2, paper eq. 11, real basis), written
     in the final layout.  at: (X, n_lm, P) with P = species x n_max.  Only p1 <= p2 is accumulated per atom;
-    the mirror is copied once per row."""
+    the mirror is copied once per row.  The threads take rows from a shared queue (:func:`claim`); each row is
+    computed by one thread, its atoms in a fixed order, so the result does not depend on the thread count."""
     n_rows = len(row_ptr) - 1
     P = at.shape[2]
     L = l_max + 1
-    for g in prange(n_rows):
-        acc = np.zeros((L, P, P))
-        for q in range(row_ptr[g], row_ptr[g + 1]):
-            x = atoms[q]
-            ax = at[x]
+    queue = np.zeros(1, dtype=np.int64)
+    for _ in prange(numba.get_num_threads()):
+        acc = np.empty((L, P, P))
+        while True:
+            g = claim(queue)
+            if g >= n_rows:
+                break
+            _power_spectrum_row(at, row_ptr, atoms, scale, n_max, g, acc, out)
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _power_spectrum_row(at, row_ptr, atoms, scale, n_max, g, acc, out):
+    """Row g of :func:`power_spectrum_rows`, accumulated in ``acc`` (L, P, P) (zeroed here)."""
+    L, P = acc.shape[0], acc.shape[1]
+    acc[...] = 0.0
+    for q in range(row_ptr[g], row_ptr[g + 1]):
+        x = atoms[q]
+        ax = at[x]
+        for l in range(L):
+            c = scale[x] * (1.0 if l % 2 == 0 else -1.0) / math.sqrt(2 * l + 1)
+            for lm in range(l * l, (l + 1) * (l + 1)):
+                row = ax[lm]
+                for p1 in range(P):
+                    v = c * row[p1]
+                    dst = acc[l, p1, p1:]
+                    src = row[p1:]
+                    for i in range(P - p1):
+                        dst[i] += v * src[i]
+    for p1 in range(P):
+        a1, n1 = p1 // n_max, p1 % n_max
+        for p2 in range(P):
+            a2, n2 = p2 // n_max, p2 % n_max
+            lo, hi = min(p1, p2), max(p1, p2)
             for l in range(L):
-                c = scale[x] * (1.0 if l % 2 == 0 else -1.0) / math.sqrt(2 * l + 1)
-                for lm in range(l * l, (l + 1) * (l + 1)):
-                    row = ax[lm]
-                    for p1 in range(P):
-                        v = c * row[p1]
-                        dst = acc[l, p1, p1:]
-                        src = row[p1:]
-                        for i in range(P - p1):
-                            dst[i] += v * src[i]
-        for p1 in range(P):
-            a1, n1 = p1 // n_max, p1 % n_max
-            for p2 in range(P):
-                a2, n2 = p2 // n_max, p2 % n_max
-                lo, hi = min(p1, p2), max(p1, p2)
-                for l in range(L):
-                    out[g, a1, a2, n1, n2, l] = acc[l, lo, hi]
+                out[g, a1, a2, n1, n2, l] = acc[l, lo, hi]
 
 
 @lru_cache(maxsize=8)

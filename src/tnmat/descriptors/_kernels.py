@@ -18,10 +18,29 @@ import math
 import os
 from collections.abc import Iterator
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from tnmat.descriptors._pair_math import _cutoff, _exp, _solid_harmonics, _solid_harmonics_values
+
+
+@intrinsic
+def claim(typingctx, counter):
+    """Atomically ``old = counter[0]; counter[0] += 1; return old`` (int64): the next item of a shared work
+    queue.  Threads that loop ``while (k := claim(c)) < n`` take items as they become free (dynamic scheduling:
+    a thread slowed by another process on its core takes fewer items), while numba's prange splits statically."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [context.get_constant(types.intp,
+                                                                                                      0)])
+        return builder.atomic_rmw("add", ptr, context.get_constant(types.int64, 1), "seq_cst")
+    return types.int64(counter), codegen
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
@@ -241,34 +260,38 @@ def _transform(prim, out, a0, species, transform, self_term):
 
 
 @njit(cache=True, inline="always")
-def _unit_scratch(order, lo, hi, atom_ptr, n_species, n_max, n_l):
-    """Scratch of one work unit: primitive rows for its largest structure (zeroed per structure, cache-resident)
+def _thread_scratch(atom_ptr, n_species, n_max, n_l):
+    """Scratch of one thread: primitive rows for the largest structure (zeroed per structure, cache-resident)
     and the per-pair buffers."""
     big = 1
-    for q in range(lo, hi):
-        big = max(big, atom_ptr[order[q] + 1] - atom_ptr[order[q]])
+    for f in range(len(atom_ptr) - 1):
+        big = max(big, atom_ptr[f + 1] - atom_ptr[f])
     prim = np.empty((big, n_species, n_max * n_l * n_l))
     return prim, np.empty(n_l * n_l), np.empty(n_max * n_l), np.empty(n_max * n_l * n_l)
 
 
 @njit(cache=True, parallel=True)
-def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts, unit_ptr, order):
+def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts, order, out):
     """A[i, a, n, lm] (float64) of a batch from a grouped half pair list: per structure, accumulate the
-    primitive projections of every pair into both centres, then transform.  Structures are processed in work
-    units (``order[unit_ptr[u]:unit_ptr[u + 1]]``, one thread each, balanced by cost: :func:`work_units`);
-    every structure is computed alone, so the result does not depend on the units.
+    primitive projections of every pair into both centres, then transform, into ``out`` (N, S, n, lm) (every
+    entry written; a buffer the caller reuses across chunks).  The threads take structures one
+    at a time from a shared queue in the order ``order`` (most expensive first: :func:`cost_order`); every
+    structure is computed by one thread alone, so the result does not depend on who took it.
 
     consts = (gamma (n', l), transform (l, n, n'), self_term (n,) or empty, shtab = (kappa, top, ca, cb),
     cut = (r_cut, width, cosine flag)) (:func:`tnmat.descriptors._compiled.constants`)."""
     gamma, transform, self_term, shtab, cut = consts
     kappa, top, ca, cb = shtab  # tuples of arrays cannot enter a parallel loop's body
     n_max, n_l = gamma.shape[0], gamma.shape[1]
-    out = np.empty((len(species), n_species, n_max, n_l * n_l))
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
     parity = _parity_row(n_max, n_l)
-    for u in prange(len(unit_ptr) - 1):
-        prim_s, sh, ex, ee = _unit_scratch(order, unit_ptr[u], unit_ptr[u + 1], atom_ptr, n_species, n_max, n_l)
-        for q in range(unit_ptr[u], unit_ptr[u + 1]):
+    queue = np.zeros(1, dtype=np.int64)
+    for _ in prange(numba.get_num_threads()):
+        prim_s, sh, ex, ee = _thread_scratch(atom_ptr, n_species, n_max, n_l)
+        while True:
+            q = claim(queue)
+            if q >= len(order):
+                break
             f = order[q]
             a0, a1 = atom_ptr[f], atom_ptr[f + 1]
             prim = prim_s[: a1 - a0]
@@ -316,18 +339,21 @@ def _direct_structure(pos, cell, inv, periodic, sp, prim, gamma, shtab, cut, par
 
 
 @njit(cache=True, parallel=True)
-def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, consts, unit_ptr, order):
+def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, consts, order, out):
     """As :func:`density_forward`, with the neighbour search fused in (no pair list is ever stored): the
     images of :func:`_structure_pairs` are visited and every pair within r_cut is accumulated at once."""
     gamma, transform, self_term, shtab, cut = consts
     kappa, top, ca, cb = shtab  # tuples of arrays cannot enter a parallel loop's body
     n_max, n_l = gamma.shape[0], gamma.shape[1]
-    out = np.empty((len(species), n_species, n_max, n_l * n_l))
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
     parity = _parity_row(n_max, n_l)
-    for u in prange(len(unit_ptr) - 1):
-        prim_s, sh, ex, ee = _unit_scratch(order, unit_ptr[u], unit_ptr[u + 1], atom_ptr, n_species, n_max, n_l)
-        for q in range(unit_ptr[u], unit_ptr[u + 1]):
+    queue = np.zeros(1, dtype=np.int64)
+    for _ in prange(numba.get_num_threads()):
+        prim_s, sh, ex, ee = _thread_scratch(atom_ptr, n_species, n_max, n_l)
+        while True:
+            q = claim(queue)
+            if q >= len(order):
+                break
             f = order[q]
             a0, a1 = atom_ptr[f], atom_ptr[f + 1]
             prim = prim_s[: a1 - a0]
@@ -338,22 +364,11 @@ def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, 
     return out, bad
 
 
-def work_units(cost: np.ndarray, n_units: int) -> tuple[np.ndarray, np.ndarray]:
-    """(unit_ptr, order): the items split into ``n_units`` units of near-equal total ``cost`` (longest item
-    first to the least-loaded unit), each unit's items in increasing order.  Only the schedule depends on it:
-    every item is computed alone, so results are identical for any split."""
-    n_units = max(1, min(int(n_units), len(cost)))
-    if n_units == 1:
-        return np.array([0, len(cost)], dtype=np.int64), np.arange(len(cost), dtype=np.int64)
-    load = np.zeros(n_units)
-    owner = np.empty(len(cost), dtype=np.int64)
-    for k in np.argsort(-np.asarray(cost, dtype=np.float64), kind="stable"):
-        u = int(np.argmin(load))
-        owner[k] = u
-        load[u] += cost[k]
-    order = np.argsort(owner, kind="stable").astype(np.int64)
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n_units))]).astype(np.int64)
-    return ptr, order
+def cost_order(cost: np.ndarray) -> np.ndarray:
+    """Items by decreasing ``cost`` (ties in index order): the queue order of the density kernels, so that the
+    last items the threads take are the cheapest (longest-processing-time first).  Only the schedule depends
+    on it: every item is computed alone, so results are identical for any order and thread count."""
+    return np.argsort(-np.asarray(cost, dtype=np.float64), kind="stable").astype(np.int64)
 
 
 @njit(cache=True, parallel=True)

@@ -285,11 +285,14 @@ class AtomicDensity:
 
     def iter_chunks(
         self, frames: Sequence[Atoms], *, dtype: torch.dtype = torch.float64, device: str | None = None,
-        max_atoms: int = 1024, n_jobs: int | None = None,
+        max_atoms: int = 1024, n_jobs: int | None = None, reuse: bool = False,
     ) -> Iterator[tuple[int, int, PairList | ChunkAtoms, torch.Tensor]]:
         """Yield (first, stop, atoms, A) for consecutive chunks of frames (bounded memory); ``atoms`` has
-        ``atom_species`` and ``atom_structure`` (the pair list on the torch path)."""
+        ``atom_species`` and ``atom_structure`` (the pair list on the torch path).  ``reuse`` (compiled path,
+        float64): every chunk's A is written into one buffer, so a yielded A is overwritten by the next chunk;
+        for callers that are done with a chunk before asking for the next (no fresh memory per chunk)."""
         compiled = self.compiled(device)
+        buffer = np.empty(max_atoms * len(self.species) * self.n_max * self.n_lm) if reuse and compiled else None
         start = 0
         n = len(frames)
         while start < n:
@@ -301,7 +304,8 @@ class AtomicDensity:
                 from tnmat.descriptors._compiled import expand_frames, numba_threads
 
                 with numba_threads(self.n_jobs if n_jobs is None else n_jobs):
-                    a, sp, st = expand_frames(self, frames[start:stop], start)
+                    big = buffer is not None and atoms * len(self.species) * self.n_max * self.n_lm > buffer.size
+                    a, sp, st = expand_frames(self, frames[start:stop], start, None if big else buffer)
                 yield start, stop, ChunkAtoms(torch.from_numpy(sp), torch.from_numpy(st)), \
                     torch.from_numpy(a).to(dtype)
                 start = stop
