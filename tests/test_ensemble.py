@@ -44,3 +44,30 @@ def test_members_with_other_scalings_are_refused() -> None:
     ttn = TTNRegressor(solver="sweep", bond_dim=2, dtype="float64", validation_fraction=0.0).fit(x, y)
     with pytest.raises(ValueError, match="member 1 is a TTNRegressor"):
         ensemble_mean([mps, ttn])
+
+
+@pytest.mark.parametrize("cls", [MPSRegressor, TTNRegressor])
+@pytest.mark.parametrize("vf", [0.0, 0.25])
+def test_n_members_fits_one_network_no_worse_than_its_members(cls, vf, tmp_path) -> None:
+    """Jensen: the mean of the members' predictions has a training MSE at most the members' mean MSE; the
+    merged bonds are the sums of the members' bonds; save/load keeps the merged network."""
+    x, y = _data()
+    est = cls(solver="sweep", bond_dim=2, dtype="float64", n_members=3, validation_fraction=vf,
+              alpha_selection="evidence" if vf == 0 else "validation", random_state=0).fit(x, y)
+    h = est.history_
+    assert len(h["member_bond_dims"]) == 3
+    assert est.bond_dims_ == [sum(b) for b in zip(*h["member_bond_dims"], strict=True)]
+    mse = float(np.mean(((est.predict(x) - y) / est.y_std_) ** 2))
+    assert mse <= float(np.mean(np.square(h["member_train_rmse"]))) * (1 + 1e-10)
+    loaded = cls.load(est.save(tmp_path / "members.pt"))
+    np.testing.assert_allclose(loaded.predict(x), est.predict(x), atol=1e-12, rtol=0)
+
+
+def test_n_members_is_validated() -> None:
+    from tnmat.training.estimators import MPORegressor
+
+    x, y = _data()
+    with pytest.raises(ValueError, match="n_members=2 applies to the sweep-fitted MPS and TTN"):
+        MPORegressor(solver="sweep", n_members=2).fit(x, y)
+    with pytest.raises(ValueError, match="n_members=0"):
+        TTNRegressor(solver="sweep", n_members=0).fit(x, y)

@@ -57,8 +57,8 @@ OPTIONS = [
            help="--solver sweep: each local ridge strength chosen on the validation part (default) or by the "
                 "Bayesian evidence on the fitted structures (then --validation-fraction 0 is allowed)"),
     option("--members", type=int, default=1,
-           help="--solver sweep, --model mps or ttn: fit K networks (seeds SEED..SEED+K-1, strengths by the "
-                "evidence, no structures held out) and keep their mean as one network with summed bonds "
+           help="--solver sweep, --model mps or ttn: fit K networks from independent initial states (strengths "
+                "by the evidence, no structures held out) and keep their mean as one network with summed bonds "
                 "(default 1; NMD18 measurements in docs/results/sweep.md)"),
     option("--target", default=None, help="target key (default: formation_energy for NMD18, mixing_energy for "
                                             "alloys, else energy_per_atom); 'forces' or 'stress' fit an "
@@ -110,7 +110,8 @@ def estimator(args: argparse.Namespace):  # noqa: ANN201 (a fresh estimator)
     # the sweep applies to the multilinear networks (not the MERA's loops, not the feature map)
     if spec.network in ("mps", "mpo", "ttn", "dense"):
         wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=held_out(args),
-                      alpha_selection="evidence" if args.members > 1 else args.alpha_selection)
+                      alpha_selection="evidence" if args.members > 1 else args.alpha_selection,
+                      n_members=args.members)
     elif args.solver == "sweep" and "max_epochs" in takes and not args.quiet:
         print(f"note: {args.model} has no sweep fitter (docs/results/sweep.md); it is trained by Adam",
               file=sys.stderr)
@@ -214,9 +215,9 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
     h = getattr(reg, "history_", None)
     if not isinstance(h, dict):
         return None
-    if h.get("members"):  # --members: one line for the merged fits
-        return (f"mean of {len(h['members'])} sweep fits (seeds {h['member_random_states']}) merged into one "
-                f"network; member 1: {h['members'][0]['stop_reason'][0]}")
+    if h.get("member_bond_dims"):  # --members: one line for the merged fits
+        return (f"mean of {len(h['member_bond_dims'])} sweep fits merged into one network (member bonds "
+                f"{h['member_bond_dims']}); member 1: {h['stop_reason'][0]}")
     if h.get("stop_reason"):
         return f"sweeps: {h['stop_reason'][0]}"
     if h.get("lambdas"):  # the dense model under the sweep solver: one closed-form ridge solve
@@ -249,23 +250,6 @@ def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool) -> 
     for w in other:  # anything else is passed on unchanged
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return len(caught) - len(other)
-
-
-def _fit_members(reg: Any, args: argparse.Namespace, X: Any, y: np.ndarray) -> Any:
-    """``--members K``: K fits of ``reg`` with seeds SEED..SEED+K-1 on every training structure, merged into
-    one estimator whose network is their direct sum (:func:`tnmat.training.ensemble.ensemble_mean`)."""
-    from sklearn.base import clone
-
-    from tnmat.training.ensemble import ensemble_mean
-
-    members = []
-    for k in range(args.members):
-        t0 = time.perf_counter()
-        members.append(clone(reg).set_params(random_state=args.seed + k).fit(X, y))
-        if not args.quiet:
-            print(f"  member {k + 1}/{args.members}: bonds {members[-1].bond_dims_}, "
-                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-    return ensemble_mean(members)
 
 
 def _ids(ds: Any, idx: np.ndarray) -> list[str]:
@@ -313,11 +297,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"structures: {len(sp['train'] if refit else sp['fit'])} fitted, validation {n_val}, "
           f"{len(sp['test'])} test ({sp['how']})", flush=True)
     t0 = time.perf_counter()
-    if args.members > 1:
-        model.regressor = reg = _fit_members(reg, args, X.select(sp["train"]), y[sp["train"]])
-        n_conv = 0
-    else:
-        n_conv = _fit(model, X, y, sp, refit)
+    n_conv = _fit(model, X, y, sp, refit)
     seconds = time.perf_counter() - t0
     print(f"parameters: {getattr(reg, 'n_parameters_', None)}   fit time: {seconds:.1f} s")
     stop = _stop_report(reg, args)

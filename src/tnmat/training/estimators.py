@@ -28,7 +28,11 @@ alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 value
 alpha_selection : "validation" (default, as above) or "evidence": every strength by the Bayesian
     evidence of the local problem on the training rows (:mod:`tnmat.training.sweep_solve`); validation
     rows then only stop the passes, and the refit chooses the strengths again on all rows.  Measured in
-    docs/results/sweep.md.  Sweep solver only.  Fitted: ``bond_dims_``; ``history_`` holds per-pass
+    docs/results/sweep.md.  Sweep solver only.
+n_members : sweep-fitted MPS / TTN only: fit this many networks from the initial states of seeds
+    random_state, random_state + 1, ... on the same rows and keep their mean, folded into one network of
+    the same kind whose bonds are the sums of theirs (:func:`tnmat.networks.direct_sum`).  Default 1.
+Fitted: ``bond_dims_``; ``history_`` holds per-pass
     "train_rmse", "val_rmse" (standardised target units), "bond_dims", "lambda_median", "seconds",
     "stop_reason".
 
@@ -130,7 +134,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
         from tnmat.training.sweep_train import fit_by_sweeps
 
         return fit_by_sweeps(self, net, train_rows, y_train, val_rows=val_rows, y_val=y_val, intercept=intercept,
-                             refit_rows=refit_rows)
+                             refit_rows=refit_rows, generator=generator)
 
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> _TensorNetworkEstimator:
         """Fit on descriptors (see the base class), or by sweeps on a factorised bispectrum input
@@ -192,7 +196,7 @@ def _network_init(
     validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
     standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
     device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-    alpha_selection: str = "validation",
+    alpha_selection: str = "validation", n_members: int = 1,
 ) -> None:
     """The constructor of the fixed-model estimators that take exactly the tensor-network parameters (MPS,
     TTN, MERA): one explicit signature, which scikit-learn reads from each class's ``__init__``."""
@@ -212,6 +216,7 @@ class TensorNetworkRegressor(_TensorNetworkEstimator):
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
+        n_members: int = 1,
     ) -> None:
         self._store_params(locals())
 
@@ -244,6 +249,7 @@ class MPORegressor(_TensorNetworkEstimator):
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
+        n_members: int = 1,
     ) -> None:
         self._store_params(locals())
 
@@ -296,7 +302,7 @@ class FeatureMapMPSRegressor(_TensorNetworkEstimator):
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
         device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-        alpha_selection: str = "validation",
+        alpha_selection: str = "validation", n_members: int = 1,
     ) -> None:
         self._store_params(locals())
 
@@ -318,5 +324,6 @@ class DenseACERegressor(_TensorNetworkEstimator):
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
+        n_members: int = 1,
     ) -> None:
         self._store_params(locals())

@@ -43,6 +43,12 @@ def check_sweep_params(est: Any, kind: str) -> None:
     sel = getattr(est, "alpha_selection", "validation")
     if sel not in ("validation", "evidence"):
         raise ValueError(f"{name}: alpha_selection={sel!r} is invalid; choose 'validation' or 'evidence'")
+    k = getattr(est, "n_members", 1)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{name}: n_members={k!r} is invalid: must be a positive integer")
+    if k > 1 and kind not in ("mps", "ttn"):
+        raise ValueError(f"{name}: n_members={k} applies to the sweep-fitted MPS and TTN (their sum is one "
+                         f"network of the same kind), not to {kind!r}")
     SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=est.n_sweeps,
                 svd_cutoff=est.svd_cutoff, alphas=alphas, alpha_selection=sel).check()
 
@@ -72,9 +78,34 @@ def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: Swee
     return sol.intercept, hist
 
 
+def _fit_members(est: Any, net: nn.Module, train: SweepData, val: SweepData | None, cfg: SweepConfig,
+                 refit: SweepData | None, generator: torch.Generator | None) -> tuple[nn.Module, Any]:
+    """``n_members`` sweep fits from independent initial networks (seeds drawn from ``generator``), folded
+    into one network by the direct sum with weights 1/K; returns it and the first member's result (its
+    intercept replaced by the members' mean)."""
+    from dataclasses import replace
+
+    from tnmat.networks.direct_sum import direct_sum
+
+    results = [sweep_fit(net, train, val, cfg, refit_data=refit)]
+    dtype = next(net.parameters()).dtype
+    for _ in range(1, int(est.n_members)):
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        member = est._build_network(est._network_sizes(est.leg_sizes_), dtype=dtype, seed=seed)
+        results.append(sweep_fit(member, train, val, cfg, refit_data=refit))
+    # the members' own records: bonds and final training RMSE (of the refit when there is one)
+    last = [r.history["refit"]["train_rmse"][-1] if "refit" in r.history
+            else r.history["selection"]["train_rmse"][r.n_passes - 1] for r in results]
+    first = replace(results[0], intercept=float(sum(r.intercept for r in results) / len(results)))
+    first.history = {**first.history, "member_bond_dims": [r.bond_dims for r in results],
+                     "member_train_rmse": last}
+    return direct_sum([r.network for r in results]), first
+
+
 def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Tensor, *, val_rows: Rows | None,
                   y_val: torch.Tensor | None, intercept: nn.Parameter | None,
-                  refit_rows: Callable[[], tuple[Rows, torch.Tensor]] | None) -> TrainResult:
+                  refit_rows: Callable[[], tuple[Rows, torch.Tensor]] | None,
+                  generator: torch.Generator | None = None) -> TrainResult:
     """Fit ``net`` by two-site sweeps (closed form for the dense model), then, when validation rows were
     split off the training set, refit on all of them with the chosen settings.  Sets ``est.network_``
     (the fitted network, with its new bond dimensions) and the intercept; returns the history."""
@@ -98,12 +129,18 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
         history, n_passes, best, stopped = hist, 1, 0, False
     else:
         refit = None if refit_rows is None else _data(*refit_rows())
-        res = sweep_fit(net, train, val, cfg, refit_data=refit)
+        if getattr(est, "n_members", 1) > 1:
+            net, res = _fit_members(est, net, train, val, cfg, refit, generator)
+        else:
+            res = sweep_fit(net, train, val, cfg, refit_data=refit)
         sel = res.history["selection"]
         b = res.intercept
         history = {k: list(sel[k]) for k in ("train_rmse", "val_rmse", "bond_dims", "lambda_median", "seconds",
                                              "discarded_max")}
         history["stop_reason"] = [res.stop_reason]
+        for key in ("member_bond_dims", "member_train_rmse"):  # n_members > 1
+            if key in res.history:
+                history[key] = res.history[key]
         if "refit" in res.history:
             history["refit_train_rmse"] = list(res.history["refit"]["train_rmse"])
             history["refit_seconds"] = list(res.history["refit"]["seconds"])
