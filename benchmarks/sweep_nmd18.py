@@ -10,7 +10,9 @@ named ``r{r_cut}n{n_max}l{l_max}[c]`` (``c``: the centre-species leg) for the po
 * GPR-RBF: :class:`tnmat.baselines.GPRRegressor` (marginal likelihood, all 2400 training structures);
 * MPS / MPO / TTN with ``solver="sweep"``: strengths, passes chosen on the same 20%, refitted on all 2400;
   ``ens:K:SPEC``: the mean prediction of K networks SPEC with random_state 0..K-1 (each seed draws its own
-  validation fifth, if any, and initial network); ``ttn-ens:CHI:K`` = ``ens:K:ttn:CHI``.
+  validation fifth, if any, and initial network); ``ttn-ens:CHI:K`` = ``ens:K:ttn:CHI``;
+  ``sum:K:SPEC``: the same mean merged into one network (:func:`tnmat.training.ensemble.ensemble_mean`,
+  bonds summed; SPEC must hold no rows out, e.g. ``ttn:8:ev0``).
 
 Every fit records test MAE/RMSE (meV/cation for the formation energy, meV for the band gap), parameters,
 fit seconds (one thread), the peak resident-memory increase during the fit (sampled every 10 ms) and its
@@ -228,6 +230,16 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
                 pred = np.mean([m.predict(X.select(test)) for m in members], axis=0)
                 n_par = sum(m.n_parameters_ for m in members)
                 info = {"bond_dims": [m.bond_dims_ for m in members],
+                        "member_test_mae": [float(np.mean(np.abs(m.predict(X.select(test)) - y[test])) * scale)
+                                            for m in members]}
+            elif model.startswith("sum:"):  # "sum:4:ttn:8:ev0": the ensemble merged into one network
+                from tnmat.training.ensemble import ensemble_mean
+
+                members = [tn_estimator(spec, bond, n_sweeps).fit(X.select(train), y[train])
+                           for spec in ensemble_specs(model)]
+                est = ensemble_mean(members)
+                pred, n_par = est.predict(X.select(test)), est.n_parameters_
+                info = {"bond_dims": est.bond_dims_, "member_bond_dims": [m.bond_dims_ for m in members],
                         "member_test_mae": [float(np.mean(np.abs(m.predict(X.select(test)) - y[test])) * scale)
                                             for m in members]}
             else:  # "mps", "ttn:16", "mpo:4:1", "ttn:8:gcv", "ttn:8:cut=1e-3" (see tn_estimator)
