@@ -26,8 +26,10 @@ the data) is its own.  Methods:
 
 Every tnmat method first evaluates two structures untimed (loading the cached compiled kernels, about 1 s;
 ``first_call_s``); ``--compile`` also times the first call with an empty numba cache (the one-time JIT cost).
-The machine is shared, so the JSON records the load average around every method and ``--repeat`` keeps the
-fastest of several runs; compare ratios from one run.
+The machine is shared, so the JSON records the load average around every method; ``--repeat`` runs every
+method several times, interleaved (repetition by repetition), and the JSON keeps the fastest run, every run's
+seconds, and ratios of both the fastest (``ratios``) and the median runs (``ratios_median``); compare ratios
+from one invocation.
 
 Usage: ``python benchmarks/descriptors.py [--nmd18 PATH] [--out bench_out/descriptors.json]``.
 """
@@ -39,6 +41,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -216,9 +219,13 @@ def main() -> None:
     for m in ("tnmat-nu3", "tnmat-nu3-torch"):  # written by this run's subprocesses for the equality check
         (Path(os.environ.get("TMPDIR", "/tmp")) / f"tnmat_bench_{m}.pt").unlink(missing_ok=True)
     load_start = os.getloadavg()
-    for method in args.methods.split(","):
-        runs = []
-        for _ in range(args.repeat):
+    methods = args.methods.split(",")
+    samples: dict[str, list[dict]] = {m: [] for m in methods}
+    failed: set[str] = set()
+    for _ in range(args.repeat):  # interleaved: each repetition runs every method once, so drift hits all alike
+        for method in methods:
+            if method in failed:
+                continue
             proc = subprocess.run([sys.executable, __file__, "--one", method, "--nmd18", str(root),
                                    "--nu3-structures", str(args.nu3_structures), "--threads", str(args.threads)],
                                   capture_output=True, text=True,
@@ -226,45 +233,59 @@ def main() -> None:
                                                         if method.endswith("-workqueue") else {})})
             if proc.returncode != 0:
                 print(f"{method}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
-                break
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                failed.add(method)
+                continue
+            samples[method].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"  {method:30s} {samples[method][-1]['seconds']:8.2f} s  load "
+                  f"{samples[method][-1]['load_before']:.1f}", file=sys.stderr)
+    for runs in samples.values():
         if not runs:
             continue
         r = min(runs, key=lambda x: x["seconds"])
         r["all_seconds"] = [x["seconds"] for x in runs]
+        r["median_seconds"] = statistics.median(r["all_seconds"])
         r["structures_per_s"] = r["n_structures"] / r["seconds"]
         r["atoms_per_s"] = r["n_atoms"] / r["seconds"]
+        r["atoms_per_s_median"] = r["n_atoms"] / r["median_seconds"]
         r["atoms_per_cpu_s"] = r["n_atoms"] / r["cpu_seconds"]
         r["mb_per_atom"] = (r["peak_rss_mb"] - r["data_rss_mb"]) / r["n_atoms"]
         results.append(r)
-        print(f"  {method:30s} {r['seconds']:8.2f} s  load {r['load_before']:.1f}", file=sys.stderr)
     by = {r["method"]: r for r in results}
 
-    def ratio(a: str, refs: list[str], key: str = "atoms_per_s") -> float | None:
+    default_key = ["atoms_per_s"]
+
+    def ratio(a: str, refs: list[str], key: str | None = None) -> float | None:
+        key = key or default_key[0]
         rs = [by[m][key] for m in refs if m in by]
         return by[a][key] / max(rs) if a in by and rs else None
 
-    ratios = {
-        "tnmat / faster(dscribe, featomic), averaged": ratio("tnmat", ["dscribe", "featomic"]),
-        "tnmat-dscribe-eq / dscribe (identical output), averaged, 1 thread": ratio("tnmat-dscribe-eq", ["dscribe"]),
-        "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), 1 thread": ratio(
-            "tnmat-dscribe-eq-peratom", ["dscribe-peratom"]),
-        "tnmat-peratom / faster(dscribe, featomic), per atom": ratio("tnmat-peratom", ["dscribe-peratom",
-                                                                                         "featomic-peratom"]),
-        "tnmat-dscribe-eq / tnmat-torch-dscribe-eq (compiled / torch path)": ratio("tnmat-dscribe-eq",
-                                                                                  ["tnmat-torch-dscribe-eq"]),
-        "2 jobs / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
-        "2 jobs / 1 thread, per atom": ratio("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
-        "2 jobs workqueue layer / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs-workqueue",
-                                                             ["tnmat-dscribe-eq"]),
-        "tnmat-dscribe-eq-2jobs / dscribe, averaged": ratio("tnmat-dscribe-eq-2jobs", ["dscribe"]),
-        "bispectrum compiled / torch reference (same structures)": ratio("tnmat-nu3", ["tnmat-nu3-torch"]),
-        "bispectrum all NMD18 centre species (unique) / torch reference": ratio("tnmat-nu3-all",
-                                                                                ["tnmat-nu3-torch"]),
-        "bispectrum 2 jobs / 1 thread": ratio("tnmat-nu3-all-2jobs", ["tnmat-nu3-all"]),
-        "vesin / ase neighbour list": ratio("nl-vesin", ["nl-ase"]),
-        "direct / vesin neighbour list": ratio("nl-direct", ["nl-vesin"]),
-    }
+    def table() -> dict:
+        return {
+            "tnmat / faster(dscribe, featomic), averaged": ratio("tnmat", ["dscribe", "featomic"]),
+            "tnmat-dscribe-eq / dscribe (identical output), averaged, 1 thread": ratio("tnmat-dscribe-eq", ["dscribe"]),
+            "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), 1 thread": ratio(
+                "tnmat-dscribe-eq-peratom", ["dscribe-peratom"]),
+            "tnmat-peratom / faster(dscribe, featomic), per atom": ratio("tnmat-peratom", ["dscribe-peratom",
+                                                                                             "featomic-peratom"]),
+            "tnmat-dscribe-eq / tnmat-torch-dscribe-eq (compiled / torch path)": ratio("tnmat-dscribe-eq",
+                                                                                      ["tnmat-torch-dscribe-eq"]),
+            "2 jobs / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
+            "2 jobs / 1 thread, per atom": ratio("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
+            "2 jobs workqueue layer / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs-workqueue",
+                                                                 ["tnmat-dscribe-eq"]),
+            "tnmat-dscribe-eq-2jobs / dscribe, averaged": ratio("tnmat-dscribe-eq-2jobs", ["dscribe"]),
+            "bispectrum compiled / torch reference (same structures)": ratio("tnmat-nu3", ["tnmat-nu3-torch"]),
+            "bispectrum all NMD18 centre species (unique) / torch reference": ratio("tnmat-nu3-all",
+                                                                                    ["tnmat-nu3-torch"]),
+            "bispectrum 2 jobs / 1 thread": ratio("tnmat-nu3-all-2jobs", ["tnmat-nu3-all"]),
+            "vesin / ase neighbour list": ratio("nl-vesin", ["nl-ase"]),
+            "direct / vesin neighbour list": ratio("nl-direct", ["nl-vesin"]),
+        }
+
+    ratios = table()
+    default_key[0] = "atoms_per_s_median"
+    ratios_median = table()  # medians over --repeat: the typical run, not the luckiest
+    default_key[0] = "atoms_per_s"
     # one-thread methods compared by CPU time: less sensitive to the other jobs on the shared machine
     ratios_cpu = {
         "tnmat-dscribe-eq / dscribe (identical output), averaged, CPU time": ratio(
@@ -301,11 +322,13 @@ def main() -> None:
               f"{r['load_before']:5.1f}")
     print()
     for k, v in {**ratios, **ratios_cpu}.items():
-        print(f"{k:70s} {'n/a' if v is None else f'{v:.2f}x'}")
+        med = ratios_median.get(k)
+        print(f"{k:70s} {'n/a' if v is None else f'{v:.2f}x'}" + ("" if med is None else f"  (median {med:.2f}x)"))
     for k, v in checks.items():
         print(f"{k:70s} {v}")
     payload = json.dumps({"settings": HYPER, "species": SPECIES, "nu3_structures": args.nu3_structures,
-                          "repeat": args.repeat, "results": results, "ratios": ratios, "ratios_cpu_time": ratios_cpu,
+                          "repeat": args.repeat, "results": results, "ratios": ratios, "ratios_median": ratios_median,
+                          "ratios_cpu_time": ratios_cpu,
                           "checks": checks,
                           "load_average": {"start": load_start, "end": os.getloadavg()},
                           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
