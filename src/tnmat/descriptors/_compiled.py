@@ -189,9 +189,40 @@ def _rows(atoms, first: int, stop: int, average: bool, n_species: int, center: b
     return ptr, np.argsort(rows, kind="stable"), scale, n_rows
 
 
-def output_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Uninitialised output of :func:`compute_invariants` (the kernels write every entry)."""
-    return torch.empty(shape, dtype=dtype)
+#: Outputs of at least this many bytes are mapped up front (:func:`output_tensor`).
+POPULATE_BYTES = 64 * 2**20
+_MADV_POPULATE_WRITE = 23  # Linux >= 5.14
+
+
+def _populate(t: torch.Tensor, n_jobs: int) -> None:
+    """Map the pages of ``t`` now, ``n_jobs`` threads over equal slices (madvise MADV_POPULATE_WRITE; ctypes
+    releases the GIL, so the slices are mapped in parallel).  Where the call is unsupported nothing happens
+    and the kernels fault the pages in as they write."""
+    import ctypes
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = 4096
+    lo = -(-t.data_ptr() // page) * page
+    hi = (t.data_ptr() + t.numel() * t.element_size()) // page * page
+    cuts = [lo + (hi - lo) // page * k // n_jobs * page for k in range(n_jobs)] + [hi]
+    with ThreadPoolExecutor(n_jobs) as pool:
+        list(pool.map(lambda k: madvise(cuts[k], cuts[k + 1] - cuts[k], _MADV_POPULATE_WRITE), range(n_jobs)))
+
+
+def output_tensor(shape: tuple[int, ...], dtype: torch.dtype, n_jobs: int = 1) -> torch.Tensor:
+    """Uninitialised output of :func:`compute_invariants` (the kernels write every entry).  4 KB pages
+    (torch.empty): 2 MB huge pages took 3x longer to map on first touch on the 2-core VM.  A large output
+    (per-atom NMD18: 1.5 GB) is mapped up front by ``n_jobs`` threads in parallel rather than page by page
+    inside the kernels (results/descriptors/descriptors_memory7_*.json)."""
+    t = torch.empty(shape, dtype=dtype)
+    if t.numel() * t.element_size() >= POPULATE_BYTES:
+        _populate(t, n_jobs)
+    return t
 
 
 def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
@@ -200,7 +231,7 @@ def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bo
     dens = calc.density
     s, n, lmax = len(dens.species), dens.n_max, dens.l_max
     total = len(frames) if average else sum(len(a) for a in frames)
-    values = output_tensor((total, *calc.sizes), dtype)
+    values = output_tensor((total, *calc.sizes), dtype, resolve_jobs(dens.n_jobs if n_jobs is None else n_jobs))
     if not average or calc.order == 4:  # per-atom (or order-4) chunks hold their rows twice at most: ~2^25 numbers
         max_atoms = max(1, min(max_atoms, 2**25 // int(np.prod(calc.sizes))))
     dest = values.numpy()
