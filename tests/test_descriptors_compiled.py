@@ -118,6 +118,18 @@ def test_thread_count_does_not_change_results():
     assert torch.equal(one, two)  # bitwise: every structure is summed by one thread in a fixed order
 
 
+def test_output_mapped_up_front_gives_the_same_values(monkeypatch):
+    from tnmat.descriptors import _compiled
+
+    frames = [random_crystal(k, n=3 + k % 4) for k in range(6)]
+    calc = Invariants(density(), order=2)
+    plain = calc.compute(frames, average=False, n_jobs=2).values
+    monkeypatch.setattr(_compiled, "POPULATE_BYTES", 0)  # every output goes through madvise(POPULATE_WRITE)
+    for jobs in (1, 2):
+        assert torch.equal(calc.compute(frames, average=False, n_jobs=jobs).values, plain)
+        assert torch.equal(calc.compute(frames, n_jobs=jobs).values, calc.compute(frames, n_jobs=1).values)
+
+
 def test_coincident_atoms_named():
     atoms = random_crystal(2)
     atoms.positions[1] = atoms.positions[0]

@@ -209,6 +209,8 @@ def _populate(t: torch.Tensor, n_jobs: int) -> None:
     page = 4096
     lo = -(-t.data_ptr() // page) * page
     hi = (t.data_ptr() + t.numel() * t.element_size()) // page * page
+    if hi <= lo:
+        return
     cuts = [lo + (hi - lo) // page * k // n_jobs * page for k in range(n_jobs)] + [hi]
     with ThreadPoolExecutor(n_jobs) as pool:
         list(pool.map(lambda k: madvise(cuts[k], cuts[k + 1] - cuts[k], _MADV_POPULATE_WRITE), range(n_jobs)))

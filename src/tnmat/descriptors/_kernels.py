@@ -6,8 +6,9 @@ the closed-form projections ``e_{n'l}(d) = exp(-gamma_{n'l} d^2) f_c(d)`` times 
 (the mirrored one with the parity ``(-1)^l``), then the per-l Loewdin transform is applied once per atom.
 No per-pair intermediate arrays: one pair's 16-100 numbers live in small scratch buffers.
 
-Parallelism is over structures (``prange``): every structure is handled by one thread in a fixed order, so
-results are bitwise identical for any thread count.  ``cache=True`` stores the machine code next to this
+Parallelism is over structures: one ``prange`` iteration per thread, each taking structures from a shared
+atomic queue (:func:`claim`), most expensive first; every structure is handled by one thread in a fixed order,
+so results are bitwise identical for any thread count.  ``cache=True`` stores the machine code next to this
 file (``__pycache__``); the first call in a fresh environment compiles for ~10-20 s, later processes load it.
 """
 
@@ -56,7 +57,7 @@ def resolve_jobs(n_jobs: int | None) -> int:
 @contextlib.contextmanager
 def numba_threads(n_jobs: int | None) -> Iterator[None]:
     """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: every structure or
-    output row is computed by one thread alone, in a fixed order; the work units only balance the cost).  The
+    output row is computed by one thread alone, in a fixed order; the work queue only decides which).  The
     kernels are ``parallel=True`` builds for every thread count: with one thread they took 9-20 % less CPU than
     plain serial builds of the same code (results/descriptors/descriptors_lowload.json -> _lowload2.json)."""
     import numba
