@@ -69,3 +69,27 @@ def test_unsupported_or_mismatched_networks_are_refused() -> None:
         direct_sum([MPS((2, 3), 2, seed=0)] * 2, [1.0])
     with pytest.raises(ValueError, match="no networks"):
         direct_sum([])
+
+
+def test_row_entries_is_the_largest_intermediate_of_the_dense_forward(monkeypatch) -> None:
+    """Predictions are chunked by row_entries (a merged ensemble has large bonds): it must equal the
+    largest intermediate the dense forward actually builds, per row."""
+    import tnmat.networks.tree as tree
+
+    seen: list[int] = []
+    apply = tree._apply_pair
+
+    def spy(x, node, p):
+        out = apply(x, node, p)
+        seen.append(out[0].numel())
+        return out
+
+    monkeypatch.setattr(tree, "_apply_pair", spy)
+    sizes = (4, 4, 3, 5, 2)
+    merged = direct_sum([TTN(sizes, 4, dtype=torch.float64, seed=s) for s in range(3)])
+    with torch.no_grad():
+        merged(torch.randn(2, *sizes, dtype=torch.float64))
+    assert merged.row_entries() == max(max(seen), 4 * 4 * 3 * 5 * 2)
+    mps = direct_sum([MPS(sizes, 4, dtype=torch.float64, seed=s) for s in range(3)])
+    states = [int(c.shape[-1]) * int(torch.tensor(sizes[k + 1:]).prod()) for k, c in enumerate(mps.cores)]
+    assert mps.row_entries() == max(max(states), 4 * 4 * 3 * 5 * 2)

@@ -8,6 +8,7 @@ represents x[b, s_1..s_N] = X_1[b, :, s_1, :] ... X_N[b, :, s_N, :].
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -93,6 +94,11 @@ class TensorNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"sizes={self.sizes}, bond_dim={self.bond_dim}"
+
+    def row_entries(self) -> int:
+        """Largest intermediate tensor of the dense forward, in entries per input row (predictions are
+        chunked by it, so a network with large bonds, e.g. a merged ensemble, cannot exhaust memory)."""
+        return math.prod(self.sizes)
 
     # ------------------------------------------------------------------ to implement
     def _forward_dense(self, x: torch.Tensor) -> torch.Tensor:

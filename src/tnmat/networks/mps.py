@@ -6,6 +6,7 @@ boundaries chi_0 = chi_N = 1 and uniform virtual bond chi elsewhere; index order
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -86,6 +87,11 @@ class MPS(TensorNetwork):
         g = make_generator(seed, generator)
         cores = mps_cores_init(self.sizes, self.bond_dim, self.init, g)
         self.cores = nn.ParameterList([nn.Parameter(c.to(dtype)) for c in cores])
+
+    def row_entries(self) -> int:
+        """Largest state of :meth:`_forward_dense` per row: chi_k times the legs d_{k+1} ... d_N."""
+        rest = [math.prod(self.sizes[k + 1 :]) for k in range(len(self.sizes))]
+        return max(math.prod(self.sizes), *(int(c.shape[-1]) * r for c, r in zip(self.cores, rest, strict=True)))
 
     def _forward_dense(self, x: torch.Tensor) -> torch.Tensor:
         # Fig. 8b order: contract the input into core 1, then sweep; state (b, chi_k, d_{k+1} ... d_N)

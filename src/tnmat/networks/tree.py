@@ -15,6 +15,7 @@ the layer output is a general tensor, not a product of node vectors (the latent 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -117,6 +118,17 @@ class _Tree(TensorNetwork):
             layers.append(TreeLayer(gates, nodes))
             dims = new_dims
         self.layers = nn.ModuleList(layers)
+
+    def row_entries(self) -> int:
+        """Largest intermediate of :meth:`_forward_dense` per row: the layers contract pair after pair, so
+        after pair j the row holds the outputs c_0..c_j next to the legs not yet contracted."""
+        dims = list(self.leaf_sizes)
+        peak = math.prod(dims)
+        for layer in self.layers:
+            for j, w in enumerate(layer.isometries):
+                dims[j : j + 2] = [int(w.shape[-1])]
+                peak = max(peak, math.prod(dims))
+        return peak
 
     # ------------------------------------------------------------------ contraction
     def _pad(self, x: torch.Tensor) -> torch.Tensor:

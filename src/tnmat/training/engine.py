@@ -82,6 +82,8 @@ def predict_rows(net: torch.nn.Module, rows: Rows, *, intercept: torch.Tensor | 
         n = rows.n_structures
         per = 1 if rows.counts is None else max(1, math.ceil(rows.n_rows / max(n, 1)))
         chunk = max(1, max_rows // per)
+        if hasattr(net, "row_entries"):  # at most ~2^24 entries (128 MiB in float64) per intermediate
+            chunk = min(chunk, max(1, (1 << 24) // (per * net.row_entries())))
         device = rows.device
         outs = [forward_structures(net, rows, torch.arange(s, min(s + chunk, n), device=device), intercept)
                 for s in range(0, n, chunk)]
