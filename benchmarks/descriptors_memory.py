@@ -16,6 +16,9 @@ difference ``torch-4k`` or ``numpy-thp`` minus ``pretouched`` is the cost of the
 where it is spent.  ``--touch`` also times writing a fresh 1.5 GB array alone (1 and 2 threads, 4 KB and 2 MB
 pages).  Runs are interleaved (mode, threads) within each repetition so that drift affects all alike.
 
+``--modes default@1024,default@8192`` compares chunk sizes (``max_atoms``); ``--hog`` keeps one core busy with
+a spinning process meanwhile (a machine with another job).
+
 Usage: ``python benchmarks/descriptors_memory.py [--repeat 3] [--out bench_out/descriptors_memory.json]``.
 """
 
@@ -64,6 +67,8 @@ def run_compute(root: Path, mode: str, jobs: int, average: bool) -> dict:
     from tnmat.descriptors import AtomicDensity, Invariants
     from tnmat.descriptors import _compiled as C
 
+    label = mode
+    mode, _, chunk = mode.partition("@")  # MODE@N: chunks of N atoms (default: compute's own)
     frames = load_nmd18(root).structures
     dens = AtomicDensity.dscribe_equivalent(species=SPECIES, r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
     calc = Invariants(dens, order=2)
@@ -78,8 +83,9 @@ def run_compute(root: Path, mode: str, jobs: int, average: bool) -> dict:
         buf.numpy().fill(0.0)
         C.output_tensor = lambda shape, dtype, n_jobs=1: buf
     load = os.getloadavg()[0]
-    out = _measure(lambda: calc.compute(frames, average=average, n_jobs=jobs, progress=False))
-    return {"mode": mode, "jobs": jobs, "average": average, "atoms": sum(len(a) for a in frames),
+    out = _measure(lambda: calc.compute(frames, average=average, n_jobs=jobs, progress=False,
+                                        max_atoms=int(chunk) if chunk else None))
+    return {"mode": label, "jobs": jobs, "average": average, "atoms": sum(len(a) for a in frames),
             "output_gb": rows * 1024 * 8 / 1e9, "load_before": load, **out}
 
 
@@ -128,6 +134,8 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--averaged", action="store_true", help="also structure-averaged output (24 MB)")
     ap.add_argument("--touch", action="store_true", help="also the bare 1.5 GB first-touch timing")
+    ap.add_argument("--hog", action="store_true", help="keep one core busy with a spinning process meanwhile "
+                                                       "(a machine with another job)")
     ap.add_argument("--out", default="bench_out/descriptors_memory.json")
     ap.add_argument("--copy-to", default=None)
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -142,8 +150,21 @@ def main() -> None:
     if not (root / "train.csv").exists():
         sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
     cases = [(m, j, "atom") for m in args.modes.split(",") for j in (1, 2)]
-    cases += [("default", j, "avg") for j in (1, 2)] if args.averaged else []
+    # averaged output (24 MB): only the library's own allocation modes (the output is too small to matter)
+    cases += [(m, j, "avg") for m in args.modes.split(",") if m.startswith("default") for j in (1, 2)
+              if args.averaged]
     runs, touches, load_start = [], [], os.getloadavg()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.hog else None
+    try:
+        _loop(args, root, cases, runs, touches)
+    finally:
+        if hog is not None:
+            hog.kill()
+    _report(args, cases, runs, touches, load_start)
+
+
+def _loop(args, root: Path, cases: list, runs: list, touches: list) -> None:
+    """All repetitions, each running every case once (interleaved)."""
     for rep in range(args.repeat):
         for mode, jobs, avg in cases:
             r = _spawn(["--nmd18", str(root), "--one", f"compute:{mode}:{jobs}:{avg}"])
@@ -154,6 +175,10 @@ def main() -> None:
             for jobs in (1, 2):
                 for pages in ("4K", "2M"):
                     touches.append({**_spawn(["--one", f"touch:{jobs}:{pages}"]), "repetition": rep})
+
+
+def _report(args, cases: list, runs: list, touches: list, load_start) -> None:
+    """Medians and per-repetition ratios; prints them and writes the JSON."""
     summary = {}
     for mode, jobs, avg in cases:
         sel = [r for r in runs if (r["mode"], r["jobs"], r["average"]) == (mode, jobs, avg == "avg")]
@@ -166,7 +191,7 @@ def main() -> None:
                  == (mode, avg == "avg") and a["jobs"] == 1 and b["jobs"] == 2]
         per_rep = [one / two for one, two in pairs]
         ratios[f"{name}: 1 thread / 2 threads wall, per repetition"] = per_rep
-    payload = {"runs": runs, "summary": summary, "ratios": ratios, "touch": touches,
+    payload = {"runs": runs, "summary": summary, "ratios": ratios, "touch": touches, "hog": args.hog,
                "load_average": {"start": load_start, "end": os.getloadavg()}, "cpus": os.cpu_count()}
     for k, v in summary.items():
         print(f"{k:40s} wall {v['wall_s']['median']:.2f} [{v['wall_s']['min']:.2f}-{v['wall_s']['max']:.2f}] "
