@@ -41,7 +41,7 @@ def per_structure(frames, dens) -> np.ndarray:
             inv, ptr = np.linalg.inv(cell), np.array([0, len(a)])
             args = (a.positions.copy(), cell, inv, np.ones(1, dtype=bool), ptr,
                     species_indices(a.numbers, dens.species_numbers, "s"), len(SPECIES), consts,
-                    K.cost_order(np.ones(1)))
+                    K.cost_order(np.ones(1)), np.empty((len(a), len(SPECIES), 4, 16)), 1)
             K.density_forward_direct(*args)
             best = min(_timed(K.density_forward_direct, args) for _ in range(3))
             pairs = len(K.neighbor_pairs(a.positions.copy(), cell, inv, np.ones(1, dtype=bool), ptr, dens.r_cut)[1])

@@ -4,8 +4,8 @@ The per-atom power spectrum of NMD18 is 185 070 atoms x 1024 float64 = 1.5 GB of
 times ``Invariants(dscribe_equivalent density, order=2).compute`` in fresh processes (as
 ``benchmarks/descriptors.py`` does) with 1 and 2 numba threads and three ways to provide the output:
 
-- ``default``: the library's own :func:`tnmat.descriptors._compiled.output_tensor` (4 KB pages, a large
-  output mapped up front by ``n_jobs`` threads with ``madvise(MADV_POPULATE_WRITE)``);
+- ``default``: the library's own :func:`tnmat.descriptors._compiled.output_tensor` (4 KB pages; with one
+  thread a large output is mapped up front with ``madvise(MADV_POPULATE_WRITE)``);
 - ``torch-4k``: ``torch.empty`` (4 KB pages: one page fault per 4 KB on first touch; the session-6 code);
 - ``numpy-thp``: ``numpy.empty`` (numpy advises the kernel to use 2 MB transparent huge pages for large
   arrays, so 512x fewer faults);

@@ -19,6 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 
@@ -55,7 +56,7 @@ def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
 
         def direct(atoms=atoms, sp=sp, cell=cell, ptr=ptr) -> None:
             K.density_forward_direct(atoms.positions, cell, np.linalg.inv(cell), np.ones(1, dtype=bool), ptr, sp,
-                                     4, constants(dens), K.cost_order(np.ones(1)))
+                                     4, constants(dens), K.cost_order(np.ones(1)), np.empty((len(atoms), 4, 4, 16)), 1)
 
         def pairs(atoms=atoms) -> None:
             pl = build_pairs([atoms], dens.r_cut, dens.species_numbers, method="vesin")
@@ -91,7 +92,8 @@ def two_cores(dens, frames, chunks, repeat: int) -> dict:
 
             def spectrum() -> None:
                 for at, (ptr, idx, scale, n_rows) in zip(ats, rows, strict=True):
-                    power_spectrum_rows(at, ptr, idx, scale, lmax, n, np.empty((n_rows, s, s, n, n, lmax + 1)))
+                    power_spectrum_rows(at, ptr, idx, scale, lmax, n, np.empty((n_rows, s, s, n, n, lmax + 1)),
+                                    numba.get_num_threads())
 
             density(), spectrum()
             stages = {"density kernel (expand_frames)": _best_wall(density, repeat),
@@ -152,7 +154,8 @@ def main() -> None:
             center = order == 3
             ptr, idx, scale, n_rows = _rows(atoms, first, stop, average, s, center)
             if order == 2:
-                power_spectrum_rows(at, ptr, idx, scale, lmax, n, np.empty((n_rows, s, s, n, n, lmax + 1)))
+                power_spectrum_rows(at, ptr, idx, scale, lmax, n, np.empty((n_rows, s, s, n, n, lmax + 1)),
+                                    numba.get_num_threads())
             else:
                 bs = Invariants(dens, order=3, unique=True)._bispectrum()
                 bispectrum_rows(at, ptr, idx, scale, *bs.tables(), bs.n_unique)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 import torch
 from ase import Atoms
@@ -109,7 +110,7 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int,
             _, bad = K.density_forward_direct(c["positions"][rows], cells, np.linalg.inv(cells), periodic, ptr,
                                               species_all[rows], n_sp, consts,
                                               K.cost_order(_direct_cost(sizes[idx], cells, periodic, density.r_cut)),
-                                              dest)
+                                              dest, numba.get_num_threads())
         else:
             pairs = build_pairs([frames[k] for k in idx], density.r_cut, density.species_numbers, method="vesin")
             _, bad = _pair_forward(density, pairs.vectors.double().numpy(), pairs, dest)
@@ -137,7 +138,7 @@ def _pair_forward(density: AtomicDensity, vec: np.ndarray, pairs: PairList,
     return K.density_forward(np.ascontiguousarray(vec, dtype=np.float64), pairs.center.numpy(),
                              pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
                              pairs.atom_species.numpy().astype(np.int64), len(density.species), constants(density),
-                             K.cost_order(cost), out)
+                             K.cost_order(cost), out, numba.get_num_threads())
 
 
 class DensityFunction(torch.autograd.Function):
@@ -194,12 +195,10 @@ POPULATE_BYTES = 64 * 2**20
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14
 
 
-def _populate(t: torch.Tensor, n_jobs: int) -> None:
-    """Map the pages of ``t`` now, ``n_jobs`` threads over equal slices (madvise MADV_POPULATE_WRITE; ctypes
-    releases the GIL, so the slices are mapped in parallel).  Where the call is unsupported nothing happens
-    and the kernels fault the pages in as they write."""
+def _populate(t: torch.Tensor) -> None:
+    """Map the pages of ``t`` now (madvise MADV_POPULATE_WRITE: one call instead of a page fault per 4 KB).
+    Where the call is unsupported nothing happens and the kernels fault the pages in as they write."""
     import ctypes
-    from concurrent.futures import ThreadPoolExecutor
 
     try:
         madvise = ctypes.CDLL(None, use_errno=True).madvise
@@ -209,21 +208,20 @@ def _populate(t: torch.Tensor, n_jobs: int) -> None:
     page = 4096
     lo = -(-t.data_ptr() // page) * page
     hi = (t.data_ptr() + t.numel() * t.element_size()) // page * page
-    if hi <= lo:
-        return
-    cuts = [lo + (hi - lo) // page * k // n_jobs * page for k in range(n_jobs)] + [hi]
-    with ThreadPoolExecutor(n_jobs) as pool:
-        list(pool.map(lambda k: madvise(cuts[k], cuts[k + 1] - cuts[k], _MADV_POPULATE_WRITE), range(n_jobs)))
+    if hi > lo:
+        madvise(lo, hi - lo, _MADV_POPULATE_WRITE)
 
 
 def output_tensor(shape: tuple[int, ...], dtype: torch.dtype, n_jobs: int = 1) -> torch.Tensor:
-    """Uninitialised output of :func:`compute_invariants` (the kernels write every entry).  4 KB pages
-    (torch.empty): 2 MB huge pages took 3x longer to map on first touch on the 2-core VM.  A large output
-    (per-atom NMD18: 1.5 GB) is mapped up front by ``n_jobs`` threads in parallel rather than page by page
-    inside the kernels (results/descriptors/descriptors_memory7_*.json)."""
+    """Uninitialised output of :func:`compute_invariants` (the kernels write every entry), in 4 KB pages
+    (torch.empty): 2 MB huge pages took 3x longer to map on first touch on the 2-core VM.  With one thread a
+    large output (per-atom NMD18: 1.5 GB) is mapped up front: 0.52-0.54 s of system time against 0.65-1.8 s
+    for page faults inside the kernels.  With more threads the kernels fault their own rows in parallel,
+    which was as fast as mapping up front: two threads calling madvise on halves did not scale
+    (results/descriptors/descriptors_memory7_*.json)."""
     t = torch.empty(shape, dtype=dtype)
-    if t.numel() * t.element_size() >= POPULATE_BYTES:
-        _populate(t, n_jobs)
+    if n_jobs == 1 and t.numel() * t.element_size() >= POPULATE_BYTES:
+        _populate(t)
     return t
 
 
@@ -254,7 +252,8 @@ def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bo
         with numba_threads(dens.n_jobs if n_jobs is None else n_jobs):
             if calc.order == 2:
                 out = block if dtype == torch.float64 else np.empty(block.shape)
-                power_spectrum_rows(at, ptr, order, scale, lmax, n, out.reshape(n_rows, s, s, n, n, lmax + 1))
+                power_spectrum_rows(at, ptr, order, scale, lmax, n, out.reshape(n_rows, s, s, n, n, lmax + 1),
+                                    numba.get_num_threads())
             elif calc.order == 4:
                 out = fourbody_full(at, ptr, order, scale, s, n, lmax)
             else:

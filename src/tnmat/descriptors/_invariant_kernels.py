@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -200,17 +199,18 @@ def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_uni
 
 
 @njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
-def power_spectrum_rows(at, row_ptr, atoms, scale, l_max, n_max, out):
+def power_spectrum_rows(at, row_ptr, atoms, scale, l_max, n_max, out, n_threads):
     """out[g, a1, a2, n1, n2, l] = sum over the atoms of row g of
     scale[atom] (-1)^l / sqrt(2l+1) sum_m A[(a1 n1), lm] A[(a2 n2), lm] (B2, paper eq. 11, real basis), written
     in the final layout.  at: (X, n_lm, P) with P = species x n_max.  Only p1 <= p2 is accumulated per atom;
     the mirror is copied once per row.  The threads take rows from a shared queue (:func:`claim`); each row is
-    computed by one thread, its atoms in a fixed order, so the result does not depend on the thread count."""
+    computed by one thread, its atoms in a fixed order, so the result does not depend on the thread count
+    (``n_threads``: numba.get_num_threads() of the caller)."""
     n_rows = len(row_ptr) - 1
     P = at.shape[2]
     L = l_max + 1
     queue = np.zeros(1, dtype=np.int64)
-    for _ in prange(numba.get_num_threads()):
+    for _ in prange(n_threads):
         acc = np.empty((L, P, P))
         while True:
             g = claim(queue)

@@ -19,7 +19,6 @@ import math
 import os
 from collections.abc import Iterator
 
-import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -272,12 +271,13 @@ def _thread_scratch(atom_ptr, n_species, n_max, n_l):
 
 
 @njit(cache=True, parallel=True)
-def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts, order, out):
+def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts, order, out, n_threads):
     """A[i, a, n, lm] (float64) of a batch from a grouped half pair list: per structure, accumulate the
     primitive projections of every pair into both centres, then transform, into ``out`` (N, S, n, lm) (every
     entry written; a buffer the caller reuses across chunks).  The threads take structures one
     at a time from a shared queue in the order ``order`` (most expensive first: :func:`cost_order`); every
-    structure is computed by one thread alone, so the result does not depend on who took it.
+    structure is computed by one thread alone, so the result does not depend on who took it.  ``n_threads``:
+    numba.get_num_threads() of the caller (called inside a kernel it would make numba refuse to cache it).
 
     consts = (gamma (n', l), transform (l, n, n'), self_term (n,) or empty, shtab = (kappa, top, ca, cb),
     cut = (r_cut, width, cosine flag)) (:func:`tnmat.descriptors._compiled.constants`)."""
@@ -287,7 +287,7 @@ def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts,
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
     parity = _parity_row(n_max, n_l)
     queue = np.zeros(1, dtype=np.int64)
-    for _ in prange(numba.get_num_threads()):
+    for _ in prange(n_threads):
         prim_s, sh, ex, ee = _thread_scratch(atom_ptr, n_species, n_max, n_l)
         while True:
             q = claim(queue)
@@ -340,7 +340,8 @@ def _direct_structure(pos, cell, inv, periodic, sp, prim, gamma, shtab, cut, par
 
 
 @njit(cache=True, parallel=True)
-def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, consts, order, out):
+def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, n_species, consts, order, out,
+                           n_threads):
     """As :func:`density_forward`, with the neighbour search fused in (no pair list is ever stored): the
     images of :func:`_structure_pairs` are visited and every pair within r_cut is accumulated at once."""
     gamma, transform, self_term, shtab, cut = consts
@@ -349,7 +350,7 @@ def density_forward_direct(positions, cells, invs, periodic, atom_ptr, species, 
     bad = np.zeros(len(atom_ptr) - 1, dtype=np.bool_)
     parity = _parity_row(n_max, n_l)
     queue = np.zeros(1, dtype=np.int64)
-    for _ in prange(numba.get_num_threads()):
+    for _ in prange(n_threads):
         prim_s, sh, ex, ee = _thread_scratch(atom_ptr, n_species, n_max, n_l)
         while True:
             q = claim(queue)

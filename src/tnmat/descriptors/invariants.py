@@ -204,10 +204,10 @@ class _FusionTree:
     ) -> LegTensor:
         """Descriptor of every structure: mean over its atoms (paper eq. 22) when ``average``, else one
         row per atom with ``structure_index``.  Structures are processed in chunks of ``max_atoms`` (default:
-        8192 on the compiled path, where two parallel regions per chunk each end in a barrier: on a machine
-        with another job on one core, 2 threads took 2-3x the 1-thread time with 1024-atom chunks and
-        1.0-1.3x with 8192 (results/descriptors/descriptors_chunks7.json); 1024 on the torch path, whose
-        per-pair intermediates grow with the chunk)."""
+        8192 on the compiled path, where two parallel regions per chunk each end in a barrier: with another
+        process keeping one core busy, 2 threads ran 0.82-0.93x as fast as one with 1024-atom chunks and
+        1.07-1.25x with 8192, all NMD18 (results/descriptors/descriptors_chunks7_loaded.json); 1024 on the
+        torch path, whose per-pair intermediates grow with the chunk)."""
         frames = as_frames(frames, f"{type(self).__name__}.compute")
         if progress is None:
             progress = sys.stderr.isatty()
