@@ -266,6 +266,17 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
     return rows
 
 
+def setup_run(args: argparse.Namespace) -> tuple[Path, Path]:
+    """One torch thread; the NMD18 folder (a clear exit when it is missing) and the descriptor cache."""
+    torch.set_num_threads(1)
+    root = Path(args.nmd18)
+    if not (root / "train.csv").exists():
+        sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    return root, cache
+
+
 def paired_mae_differences(rows: list[dict], refs: tuple[str, ...] = ("gpr-rbf", "ridge"), n_boot: int = 4000
                            ) -> list[dict]:
     """MAE(model) - MAE(reference) on the same test structures, with a 95 % paired bootstrap interval
@@ -304,12 +315,7 @@ def main() -> None:
                          "(holdout_val_rmse: the model-selection column; the test rows are never used to choose)")
     ap.add_argument("--out", default="bench_out/sweep_nmd18.json")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    root = Path(args.nmd18)
-    if not (root / "train.csv").exists():
-        sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    root, cache = setup_run(args)
     out = Path(args.out)
     results = json.loads(out.read_text())["results"] if out.exists() else []
     done = {(r["descriptor"], r["geometry"], r["target"], r["model"]) for r in results}

@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_nmd18 import descriptors  # noqa: E402 (the cached NMD18 descriptors of the official-split run)
+from sweep_nmd18 import descriptors, setup_run  # noqa: E402 (the official-split run's cached descriptors)
 
 MODELS = "gpr-rbf,ridge-ev,ttn:8,ttn:8:ev,ttn:16:ev,ttn:64:ev,ttn:8:ev:x4"
 
@@ -63,12 +62,7 @@ def main() -> None:
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--out", default="bench_out/sweep_small_n.json")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    root = Path(args.nmd18)
-    if not (root / "train.csv").exists():
-        sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    root, cache = setup_run(args)
     X, targets, split = descriptors(root, "relaxed", "r8n8l6", cache)
     y = targets["formation_energy"]
     train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
