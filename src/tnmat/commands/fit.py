@@ -153,6 +153,8 @@ def _check_members(args: argparse.Namespace) -> None:
 
     if args.members < 1:
         raise CLIError(f"--members {args.members}: must be at least 1")
+    if args.alpha_selection != "validation" and args.solver != "sweep":
+        raise CLIError(f"--alpha-selection {args.alpha_selection}: applies to --solver sweep only")
     if args.members > 1 and (args.solver != "sweep" or model_spec(args.model).network not in ("mps", "ttn")
                              or args.factorised):
         raise CLIError(f"--members {args.members}: needs --solver sweep and --model mps or ttn on dense inputs "

@@ -28,11 +28,16 @@ SOLVERS = ("adam", "sweep")
 
 
 def check_sweep_params(est: Any, kind: str) -> None:
-    """Validate ``solver``, ``n_sweeps``, ``svd_cutoff``, ``alphas`` of a tensor-network estimator."""
+    """Validate ``solver``, ``n_sweeps``, ``svd_cutoff``, ``alphas``, ``alpha_selection`` and ``n_members``
+    of a tensor-network estimator."""
     name = type(est).__name__
     if est.solver not in SOLVERS:
         raise ValueError(f"{name}: solver={est.solver!r} is invalid; choose 'adam' or 'sweep'")
     if est.solver != "sweep":
+        changed = [f"{p}={getattr(est, p)!r}" for p, default in (("alpha_selection", "validation"), ("n_members", 1))
+                   if getattr(est, p, default) != default]
+        if changed:  # never ignore an option the user set
+            raise ValueError(f"{name}: {', '.join(changed)} applies to solver='sweep' only")
         return
     if kind == "mera":
         raise ValueError(f"{name}: solver='sweep' does not apply to the MERA (its loops admit no canonical "
