@@ -224,24 +224,20 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
                 est.fit(X.select(train), y[train])
                 pred, n_par = est.predict(X.select(test)), est.n_parameters_
                 info["bond_dims"] = est.bond_dims_
-            elif model.startswith(("ttn-ens", "ens:")):  # mean of K sweep fits with random_state 0..K-1
+            elif model.startswith(("ttn-ens", "ens:", "sum:")):  # K sweep fits with random_state 0..K-1
                 members = [tn_estimator(spec, bond, n_sweeps).fit(X.select(train), y[train])
                            for spec in ensemble_specs(model)]
-                pred = np.mean([m.predict(X.select(test)) for m in members], axis=0)
-                n_par = sum(m.n_parameters_ for m in members)
+                member_pred = [m.predict(X.select(test)) for m in members]
                 info = {"bond_dims": [m.bond_dims_ for m in members],
-                        "member_test_mae": [float(np.mean(np.abs(m.predict(X.select(test)) - y[test])) * scale)
-                                            for m in members]}
-            elif model.startswith("sum:"):  # "sum:4:ttn:8:ev0": the ensemble merged into one network
-                from tnmat.training.ensemble import ensemble_mean
+                        "member_test_mae": [float(np.mean(np.abs(p - y[test])) * scale) for p in member_pred]}
+                if model.startswith("sum:"):  # "sum:4:ttn:8:ev0": the mean merged into one network
+                    from tnmat.training.ensemble import ensemble_mean
 
-                members = [tn_estimator(spec, bond, n_sweeps).fit(X.select(train), y[train])
-                           for spec in ensemble_specs(model)]
-                est = ensemble_mean(members)
-                pred, n_par = est.predict(X.select(test)), est.n_parameters_
-                info = {"bond_dims": est.bond_dims_, "member_bond_dims": [m.bond_dims_ for m in members],
-                        "member_test_mae": [float(np.mean(np.abs(m.predict(X.select(test)) - y[test])) * scale)
-                                            for m in members]}
+                    est = ensemble_mean(members)
+                    pred, n_par = est.predict(X.select(test)), est.n_parameters_
+                    info["member_bond_dims"], info["bond_dims"] = info["bond_dims"], est.bond_dims_
+                else:  # the plain mean of the members' predictions
+                    pred, n_par = np.mean(member_pred, axis=0), sum(m.n_parameters_ for m in members)
             else:  # "mps", "ttn:16", "mpo:4:1", "ttn:8:gcv", "ttn:8:cut=1e-3" (see tn_estimator)
                 est = tn_estimator(model, bond, n_sweeps)
                 if holdout:  # the same settings fitted on the fit rows, scored on the validation rows

@@ -110,7 +110,7 @@ def estimator(args: argparse.Namespace):  # noqa: ANN201 (a fresh estimator)
     # the sweep applies to the multilinear networks (not the MERA's loops, not the feature map)
     if spec.network in ("mps", "mpo", "ttn", "dense"):
         wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=held_out(args),
-                      alpha_selection="evidence" if args.members > 1 else args.alpha_selection,
+                      alpha_selection=alpha_selection(args),
                       n_members=args.members)
     elif args.solver == "sweep" and "max_epochs" in takes and not args.quiet:
         print(f"note: {args.model} has no sweep fitter (docs/results/sweep.md); it is trained by Adam",
@@ -148,6 +148,11 @@ def held_out(args: argparse.Namespace) -> float:
     return 0.0 if args.members > 1 else args.validation_fraction
 
 
+def alpha_selection(args: argparse.Namespace) -> str:
+    """How the sweep chooses its ridge strengths: the evidence for an ensemble, else --alpha-selection."""
+    return "evidence" if args.members > 1 else args.alpha_selection
+
+
 def _check_members(args: argparse.Namespace) -> None:
     from tnmat.training.registry import model_spec
 
@@ -168,7 +173,7 @@ def check_options(args: argparse.Namespace) -> None:
     if not 0 <= f < 1:
         raise CLIError(f"--validation-fraction {f:g}: must be in [0, 1)")
     _check_members(args)
-    evidence = args.solver == "sweep" and (args.alpha_selection == "evidence" or args.members > 1)
+    evidence = args.solver == "sweep" and alpha_selection(args) == "evidence"
     if f == 0 and uses_validation(args.model) and not evidence:
         raise CLIError(f"--validation-fraction 0: model {args.model} uses validation data (early stopping or "
                        "the sweep's selection); give a fraction in (0, 1), or --alpha-selection evidence")

@@ -86,14 +86,17 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int,
                   buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(A (N, S, n, lm) float64, atom species (N,), atom structure (N,)) for a chunk of structures.  With a
     float64 ``buffer`` of at least N S n lm numbers, A is a view into it (no allocation per chunk: fresh
-    memory costs a page fault per 4 KB, results/descriptors/descriptors_memory7_*.json)."""
+    memory costs a page fault per 4 KB, results/descriptors/descriptors_memory7_*.json); a smaller buffer
+    is not used."""
     c = _chunk_arrays(density, frames, offset)
     sizes, pbc, species_all = c["sizes"], c["pbc"], c["species"]
     atom_ptr = np.concatenate([[0], np.cumsum(sizes)])
     consts = constants(density)
     n_sp = len(density.species)
     shape = (len(species_all), n_sp, density.n_max, density.n_lm)
-    out = np.empty(shape) if buffer is None else buffer[: int(np.prod(shape))].reshape(shape)
+    size = int(np.prod(shape))
+    # a chunk larger than the buffer (one structure above max_atoms) gets memory of its own
+    out = buffer[:size].reshape(shape) if buffer is not None and buffer.size >= size else np.empty(shape)
     direct = (pbc.all(1) | ~pbc.any(1)) & (sizes <= neighbors.DIRECT_MAX_ATOMS)
     groups = [(np.flatnonzero(direct), True), (np.flatnonzero(~direct), False)]
     for idx, fused in groups:
@@ -231,7 +234,8 @@ def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bo
     dens = calc.density
     s, n, lmax = len(dens.species), dens.n_max, dens.l_max
     total = len(frames) if average else sum(len(a) for a in frames)
-    values = output_tensor((total, *calc.sizes), dtype, resolve_jobs(dens.n_jobs if n_jobs is None else n_jobs))
+    jobs = dens.n_jobs if n_jobs is None else n_jobs
+    values = output_tensor((total, *calc.sizes), dtype, resolve_jobs(jobs))
     if not average or calc.order == 4:  # per-atom (or order-4) chunks hold their rows twice at most: ~2^25 numbers
         max_atoms = max(1, min(max_atoms, 2**25 // int(np.prod(calc.sizes))))
     dest = values.numpy()
@@ -249,7 +253,7 @@ def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bo
         ptr, order, scale, n_rows = _rows(atoms, first, stop, average, s, calc.center_species)
         k = stop - first if average else x
         block = dest[done : done + k]
-        with numba_threads(dens.n_jobs if n_jobs is None else n_jobs):
+        with numba_threads(jobs):
             if calc.order == 2:
                 out = block if dtype == torch.float64 else np.empty(block.shape)
                 power_spectrum_rows(at, ptr, order, scale, lmax, n, out.reshape(n_rows, s, s, n, n, lmax + 1),

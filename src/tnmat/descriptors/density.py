@@ -306,8 +306,7 @@ class AtomicDensity:
                 from tnmat.descriptors._compiled import expand_frames, numba_threads
 
                 with numba_threads(self.n_jobs if n_jobs is None else n_jobs):
-                    big = buffer is not None and atoms * len(self.species) * self.n_max * self.n_lm > buffer.size
-                    a, sp, st = expand_frames(self, frames[start:stop], start, None if big else buffer)
+                    a, sp, st = expand_frames(self, frames[start:stop], start, buffer)
                 yield start, stop, ChunkAtoms(torch.from_numpy(sp), torch.from_numpy(st)), \
                     torch.from_numpy(a).to(dtype)
                 start = stop
