@@ -125,7 +125,7 @@ def main() -> None:
     from tnmat.data import load_nmd18
     from tnmat.descriptors import AtomicDensity, Invariants
     from tnmat.descriptors._compiled import _rows, expand_frames
-    from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows
+    from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows, row_queue
     from tnmat.descriptors._kernels import neighbor_pairs
 
     load_start = os.getloadavg()
@@ -158,7 +158,8 @@ def main() -> None:
                                     numba.get_num_threads())
             else:
                 bs = Invariants(dens, order=3, unique=True)._bispectrum()
-                bispectrum_rows(at, ptr, idx, scale, *bs.tables(), bs.n_unique)
+                bispectrum_rows(at, ptr, idx, scale, *bs.tables(), row_queue(ptr), np.empty((n_rows, bs.n_unique)),
+                                numba.get_num_threads())
 
     spectrum(True, 3)  # compile / load
     stages = {

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from tnmat.descriptors import _kernels as K
 from tnmat.descriptors import neighbors
-from tnmat.descriptors._invariant_kernels import bispectrum_rows, fourbody_full, power_spectrum_rows
+from tnmat.descriptors._invariant_kernels import bispectrum_rows, fourbody_full, power_spectrum_rows, row_queue
 from tnmat.descriptors._kernels import numba_threads, resolve_jobs
 from tnmat.descriptors._pair_math import sh_tables
 from tnmat.descriptors.neighbors import PairList, _check_frame, build_pairs, species_indices
@@ -228,14 +228,41 @@ def output_tensor(shape: tuple[int, ...], dtype: torch.dtype, n_jobs: int = 1) -
     return t
 
 
-def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
-                       max_atoms: int, n_jobs: int | None, progress: bool) -> LegTensor:
-    """:meth:`Invariants.compute` for orders 2, 3 and 4 with the compiled kernels (same result layout)."""
+def _invariant_rows(calc: Invariants, at: np.ndarray, rows: tuple, block: np.ndarray, dtype: torch.dtype,
+                    n_threads: int) -> None:
+    """Write the invariants of one chunk's rows into ``block`` (this chunk's slice of the output): the power
+    spectrum and the unique bispectrum straight into it in float64, through a float64 copy otherwise."""
     dens = calc.density
     s, n, lmax = len(dens.species), dens.n_max, dens.l_max
-    total = len(frames) if average else sum(len(a) for a in frames)
+    ptr, order, scale, n_rows = rows
+    direct = dtype == torch.float64 and (calc.order == 2 or (calc.order == 3 and calc.unique))
+    res = block if direct else None
+    if calc.order == 2:
+        res = res if res is not None else np.empty(block.shape)
+        power_spectrum_rows(at, ptr, order, scale, lmax, n, res.reshape(n_rows, s, s, n, n, lmax + 1), n_threads)
+    elif calc.order == 4:
+        res = fourbody_full(at, ptr, order, scale, s, n, lmax, n_threads)
+    else:
+        bs = calc._bispectrum()
+        res = res if res is not None else np.empty((n_rows, bs.n_unique))
+        bispectrum_rows(at, ptr, order, scale, *bs.tables(), row_queue(ptr), res.reshape(n_rows, bs.n_unique),
+                        n_threads)
+        if not calc.unique:
+            res = calc.expand(torch.from_numpy(res)).numpy()
+    if res is not block:
+        block[...] = res.reshape(block.shape)
+
+
+def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
+                       max_atoms: int, n_jobs: int | None, progress: bool,
+                       out: torch.Tensor | None = None) -> LegTensor:
+    """:meth:`Invariants.compute` for orders 2, 3 and 4 with the compiled kernels (same result layout), into
+    ``out`` (checked by the caller) or a fresh :func:`output_tensor`."""
+    dens = calc.density
+    s, n = len(dens.species), dens.n_max
     jobs = dens.n_jobs if n_jobs is None else n_jobs
-    values = output_tensor((total, *calc.sizes), dtype, resolve_jobs(jobs))
+    values = out if out is not None else output_tensor(calc.output_shape(frames, average=average), dtype,
+                                                       resolve_jobs(jobs))
     if not average or calc.order == 4:  # per-atom (or order-4) chunks hold their rows twice at most: ~2^25 numbers
         max_atoms = max(1, min(max_atoms, 2**25 // int(np.prod(calc.sizes))))
     dest = values.numpy()
@@ -254,19 +281,7 @@ def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bo
         k = stop - first if average else x
         block = dest[done : done + k]
         with numba_threads(jobs):
-            if calc.order == 2:
-                out = block if dtype == torch.float64 else np.empty(block.shape)
-                power_spectrum_rows(at, ptr, order, scale, lmax, n, out.reshape(n_rows, s, s, n, n, lmax + 1),
-                                    numba.get_num_threads())
-            elif calc.order == 4:
-                out = fourbody_full(at, ptr, order, scale, s, n, lmax)
-            else:
-                bs = calc._bispectrum()
-                out = bispectrum_rows(at, ptr, order, scale, *bs.tables(), bs.n_unique)
-                if not calc.unique:
-                    out = calc.expand(torch.from_numpy(out)).numpy()
-        if out is not block:
-            block[...] = out.reshape(block.shape)
+            _invariant_rows(calc, at, (ptr, order, scale, n_rows), block, dtype, numba.get_num_threads())
         if not average:
             sidx.append(atoms.atom_structure)
         done += k

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from tnmat.descriptors._kernels import claim
+from tnmat.descriptors._kernels import claim, cost_order
 from tnmat.so3 import real_clebsch_gordan
 
 
@@ -147,55 +147,72 @@ def _expansion(P: int, l_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return full, uidx, factor
 
 
+def row_queue(row_ptr: np.ndarray) -> np.ndarray:
+    """Queue order of output rows for the invariant kernels: most atoms first (the per-atom cost of B3 and B4
+    does not depend on the neighbours), so that the last rows the threads take are the cheapest."""
+    return cost_order(np.diff(row_ptr))
+
+
 @njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
-def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, n_unique):
+def bispectrum_rows(at, row_ptr, atoms, scale, triples, w_ptr, w_m, w_val, queue_order, out, n_threads):
     """out[g, u] = sum over the atoms of row g (atoms[row_ptr[g]:row_ptr[g+1]]) of scale[atom] * B3_unique[atom, u].
 
     at: (X, n_lm, P) float64, the expansion with the channel p = species x radial last (the innermost loops
-    run over channels, contiguous).  Rows in parallel; the atoms of a row in a fixed order (deterministic for
-    any thread count)."""
+    run over channels, contiguous); out: (rows, U) float64, every row overwritten.  The ``n_threads`` threads
+    take rows from a shared queue (:func:`claim`) in ``queue_order`` (most atoms first); each row is computed
+    by one thread, its atoms in a fixed order, so the result does not depend on the thread count."""
     n_rows = len(row_ptr) - 1
     P = at.shape[2]
-    out = np.zeros((n_rows, n_unique))
     n_buf = 2 * triples[:, 2].max() + 1
-    for g in prange(n_rows):
+    queue = np.zeros(1, dtype=np.int64)
+    for _ in prange(n_threads):
         tm = np.empty((n_buf, P))
-        orow = out[g]
-        for q in range(row_ptr[g], row_ptr[g + 1]):
-            x = atoms[q]
-            sc = scale[x]
-            ax = at[x]
-            u = 0
-            for t in range(triples.shape[0]):
-                l1, l2, l3 = triples[t, 0], triples[t, 1], triples[t, 2]
-                base3 = l3 * l3
-                n3 = 2 * l3 + 1
-                for p1 in range(P):
-                    p2s = p1 if l1 == l2 else 0
-                    n2 = P - p2s
-                    # T[m3, p2] = sc sum_e w_e A[p1, m1_e] A[p2, m2_e] (m3 = m3_e), vectorised over p2 (the
-                    # slice views let LLVM vectorise: offset indices would need wraparound checks)
+        while True:
+            k = claim(queue)
+            if k >= n_rows:
+                break
+            g = queue_order[k]
+            _bispectrum_row(at, atoms[row_ptr[g] : row_ptr[g + 1]], scale, triples, w_ptr, w_m, w_val, tm, out[g])
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _bispectrum_row(at, row_atoms, scale, triples, w_ptr, w_m, w_val, tm, orow):
+    """One row of :func:`bispectrum_rows` (``orow`` zeroed here), ``tm`` (n_buf, P) scratch."""
+    P = at.shape[2]
+    orow[:] = 0.0
+    for x in row_atoms:
+        sc = scale[x]
+        ax = at[x]
+        u = 0
+        for t in range(triples.shape[0]):
+            l1, l2, l3 = triples[t, 0], triples[t, 1], triples[t, 2]
+            base3 = l3 * l3
+            n3 = 2 * l3 + 1
+            for p1 in range(P):
+                p2s = p1 if l1 == l2 else 0
+                n2 = P - p2s
+                # T[m3, p2] = sc sum_e w_e A[p1, m1_e] A[p2, m2_e] (m3 = m3_e), vectorised over p2 (the
+                # slice views let LLVM vectorise: offset indices would need wraparound checks)
+                for k in range(n3):
+                    trow = tm[k, p2s:]
+                    for i in range(n2):
+                        trow[i] = 0.0
+                for e in range(w_ptr[t], w_ptr[t + 1]):
+                    c = w_val[e] * ax[w_m[e, 0], p1] * sc
+                    trow = tm[w_m[e, 2] - base3, p2s:]
+                    arow = ax[w_m[e, 1], p2s:]
+                    for i in range(n2):
+                        trow[i] += c * arow[i]
+                for p2 in range(p2s, P):
+                    p3s = p2 if l2 == l3 else 0
+                    n3p = P - p3s
+                    dst = orow[u : u + n3p]
                     for k in range(n3):
-                        trow = tm[k, p2s:]
-                        for i in range(n2):
-                            trow[i] = 0.0
-                    for e in range(w_ptr[t], w_ptr[t + 1]):
-                        c = w_val[e] * ax[w_m[e, 0], p1] * sc
-                        trow = tm[w_m[e, 2] - base3, p2s:]
-                        arow = ax[w_m[e, 1], p2s:]
-                        for i in range(n2):
-                            trow[i] += c * arow[i]
-                    for p2 in range(p2s, P):
-                        p3s = p2 if l2 == l3 else 0
-                        n3p = P - p3s
-                        dst = orow[u : u + n3p]
-                        for k in range(n3):
-                            tk = tm[k, p2]
-                            src = ax[base3 + k, p3s:]
-                            for i in range(n3p):
-                                dst[i] += tk * src[i]
-                        u += n3p
-    return out
+                        tk = tm[k, p2]
+                        src = ax[base3 + k, p3s:]
+                        for i in range(n3p):
+                            dst[i] += tk * src[i]
+                    u += n3p
 
 
 @njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
@@ -280,58 +297,72 @@ def fourbody_tables(l_max: int) -> tuple[np.ndarray, ...]:
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def fourbody_rows(at, row_ptr, atoms, scale, paths, w1p, w1, w1v, w2p, w2, w2v, w3p, w3, w3v):
+def fourbody_rows(at, row_ptr, atoms, scale, queue_order, out, n_threads, paths, w1p, w1, w1v, w2p, w2, w2v, w3p,
+                  w3, w3v):
     """out[g, t, p1, p2, p3, p4] = sum over the atoms of row g of scale[atom] B4[p1..p4] on path t of
     :func:`fourbody_tables`: T2 = [A_l1 A_l2]_k2, T3 = [T2 A_l3]_l4, B4 = [T3 A_l4]_0, each step a sparse
-    contraction vectorised over the last channel.  at: (X, n_lm, P).  Rows in parallel, atoms in a fixed order."""
+    contraction vectorised over the last channel.  at: (X, n_lm, P); out (rows, T, P, P, P, P), every row
+    overwritten.  Rows from a shared queue in ``queue_order`` as in :func:`bispectrum_rows` (one thread per row,
+    atoms in a fixed order: the same result for any thread count)."""
     n_rows = len(row_ptr) - 1
     P = at.shape[2]
     n_k = 2 * paths[:, 4].max() + 1
-    out = np.zeros((n_rows, paths.shape[0], P, P, P, P))
-    for g in prange(n_rows):
+    queue = np.zeros(1, dtype=np.int64)
+    for _ in prange(n_threads):
         t2 = np.empty((n_k, P, P))
         t3 = np.empty((n_k, P, P, P))
-        for q in range(row_ptr[g], row_ptr[g + 1]):
-            x = atoms[q]
-            ax = at[x]
-            for t in range(paths.shape[0]):
-                t2[: 2 * paths[t, 4] + 1] = 0.0
-                for e in range(w1p[t], w1p[t + 1]):
-                    row = ax[w1[e, 1]]
-                    for p1 in range(P):
-                        v = w1v[e] * ax[w1[e, 0], p1]
-                        dst = t2[w1[e, 2], p1]
-                        for p2 in range(P):
-                            dst[p2] += v * row[p2]
-                t3[: 2 * paths[t, 3] + 1] = 0.0
-                for e in range(w2p[t], w2p[t + 1]):
-                    row = ax[w2[e, 1]]
-                    for p1 in range(P):
-                        for p2 in range(P):
-                            v = w2v[e] * t2[w2[e, 0], p1, p2]
-                            dst = t3[w2[e, 2], p1, p2]
-                            for p3 in range(P):
-                                dst[p3] += v * row[p3]
-                o = out[g, t]
-                for e in range(w3p[t], w3p[t + 1]):
-                    row = ax[w3[e, 1]]
-                    for p1 in range(P):
-                        for p2 in range(P):
-                            for p3 in range(P):
-                                v = scale[x] * w3v[e] * t3[w3[e, 0], p1, p2, p3]
-                                dst = o[p1, p2, p3]
-                                for p4 in range(P):
-                                    dst[p4] += v * row[p4]
-    return out
+        while True:
+            k = claim(queue)
+            if k >= n_rows:
+                break
+            g = queue_order[k]
+            out[g] = 0.0
+            for x in atoms[row_ptr[g] : row_ptr[g + 1]]:
+                _fourbody_atom(at[x], scale[x], paths, w1p, w1, w1v, w2p, w2, w2v, w3p, w3, w3v, t2, t3, out[g])
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _fourbody_atom(ax, sc, paths, w1p, w1, w1v, w2p, w2, w2v, w3p, w3, w3v, t2, t3, o_row):
+    """Add sc B4 of one atom (expansion ``ax`` (n_lm, P)) to ``o_row`` (T, P, P, P, P)."""
+    P = ax.shape[1]
+    for t in range(paths.shape[0]):
+        t2[: 2 * paths[t, 4] + 1] = 0.0
+        for e in range(w1p[t], w1p[t + 1]):
+            row = ax[w1[e, 1]]
+            for p1 in range(P):
+                v = w1v[e] * ax[w1[e, 0], p1]
+                dst = t2[w1[e, 2], p1]
+                for p2 in range(P):
+                    dst[p2] += v * row[p2]
+        t3[: 2 * paths[t, 3] + 1] = 0.0
+        for e in range(w2p[t], w2p[t + 1]):
+            row = ax[w2[e, 1]]
+            for p1 in range(P):
+                for p2 in range(P):
+                    v = w2v[e] * t2[w2[e, 0], p1, p2]
+                    dst = t3[w2[e, 2], p1, p2]
+                    for p3 in range(P):
+                        dst[p3] += v * row[p3]
+        o = o_row[t]
+        for e in range(w3p[t], w3p[t + 1]):
+            row = ax[w3[e, 1]]
+            for p1 in range(P):
+                for p2 in range(P):
+                    for p3 in range(P):
+                        v = sc * w3v[e] * t3[w3[e, 0], p1, p2, p3]
+                        dst = o[p1, p2, p3]
+                        for p4 in range(P):
+                            dst[p4] += v * row[p4]
 
 
 def fourbody_full(at: np.ndarray, row_ptr: np.ndarray, atoms: np.ndarray, scale: np.ndarray, n_species: int,
-                  n_max: int, l_max: int) -> np.ndarray:
+                  n_max: int, l_max: int, n_threads: int) -> np.ndarray:
     """Order-4 invariants of every row in the layout of ``Invariants(order=4)``: (rows, a1..a4, n1..n4, l1..l4,
     k2); entries off the tree's paths are zero."""
     tabs = fourbody_tables(l_max)
     paths = tabs[0]
-    b = fourbody_rows(at, row_ptr, atoms, scale, *tabs)
+    b = np.empty((len(row_ptr) - 1, paths.shape[0], *(4 * (at.shape[2],))))
+    fourbody_rows(at, row_ptr, atoms, scale, row_queue(row_ptr), b, n_threads, *tabs)
     L, K, P = l_max + 1, 2 * l_max + 1, n_species * n_max
     full = np.zeros((b.shape[0], P**4, L, L, L, L, K))
     for t, (l1, l2, l3, l4, k2) in enumerate(paths):

@@ -200,15 +200,31 @@ class _FusionTree:
     def compute(
         self, frames: Sequence[Atoms] | Atoms, *, average: bool = True, dtype: torch.dtype = torch.float64,
         device: str | None = None, progress: bool | None = None, max_atoms: int | None = None,
-        n_jobs: int | None = None,
+        n_jobs: int | None = None, out: torch.Tensor | None = None,
     ) -> LegTensor:
         """Descriptor of every structure: mean over its atoms (paper eq. 22) when ``average``, else one
         row per atom with ``structure_index``.  Structures are processed in chunks of ``max_atoms`` (default:
         8192 on the compiled path, where two parallel regions per chunk each end in a barrier: with another
         process keeping one core busy, 2 threads ran 0.82-0.93x as fast as one with 1024-atom chunks and
         1.07-1.25x with 8192, all NMD18 (results/descriptors/descriptors_chunks7_loaded.json); 1024 on the
-        torch path, whose per-pair intermediates grow with the chunk)."""
+        torch path, whose per-pair intermediates grow with the chunk).
+
+        ``out``: a tensor the values are written into instead of a fresh one (the result's ``values`` is
+        ``out``): e.g. one buffer reused across the calls of an MD loop, or
+        ``torch.from_numpy(np.memmap(path, mode="w+", ...))`` for a per-atom dataset larger than memory.  It
+        must have shape :meth:`output_shape` ``(frames, average=average)`` = (structures or atoms, *sizes),
+        the ``dtype`` argument, the device the values are computed on (the CPU on the compiled path), be
+        C-contiguous, not require grad and be writable; anything else is refused before any work.  The values
+        are bitwise those of a call without ``out``; a reused buffer also skips the first touch of fresh
+        memory (a page fault per 4 KB), which limited two jobs per atom
+        (results/descriptors/descriptors_idle8_*.json)."""
         frames = as_frames(frames, f"{type(self).__name__}.compute")
+        if out is not None:
+            from tnmat.descriptors._output import check_out
+
+            where = torch.device("cpu") if self._compiled(device) or device is None else torch.device(device)
+            check_out(out, self.output_shape(frames, average=average), dtype, where,
+                      f"{type(self).__name__}.compute")
         if progress is None:
             progress = sys.stderr.isatty()
         if self._compiled(device):
@@ -216,11 +232,23 @@ class _FusionTree:
 
             return compute_invariants(self, frames, average=average, dtype=dtype,
                                       max_atoms=8192 if max_atoms is None else max_atoms, n_jobs=n_jobs,
-                                      progress=progress)
-        max_atoms = 1024 if max_atoms is None else max_atoms
-        sums: list[torch.Tensor] = []
-        per_atom: list[torch.Tensor] = []
+                                      progress=progress, out=out)
+        return self._compute_torch(frames, average=average, dtype=dtype, device=device, progress=progress,
+                                   max_atoms=1024 if max_atoms is None else max_atoms, n_jobs=n_jobs, out=out)
+
+    def output_shape(self, frames: Sequence[Atoms] | Atoms, *, average: bool = True) -> tuple[int, ...]:
+        """Shape of :meth:`compute`'s values for ``frames`` (no descriptor is computed): (number of structures
+        if ``average`` else number of atoms, *:attr:`sizes`); e.g. for a buffer passed as ``out``."""
+        frames = as_frames(frames, f"{type(self).__name__}.output_shape")
+        return (len(frames) if average else sum(len(a) for a in frames), *self.sizes)
+
+    def _compute_torch(self, frames: list[Atoms], *, average: bool, dtype: torch.dtype, device: str | None,
+                       progress: bool, max_atoms: int, n_jobs: int | None, out: torch.Tensor | None) -> LegTensor:
+        """:meth:`compute` on the torch path (the reference, and the path for devices): chunk by chunk, each
+        chunk's rows appended to a list or, with ``out``, written into it."""
+        parts: list[torch.Tensor] = []
         sidx: list[torch.Tensor] = []
+        done = 0
         # bound the per-chunk output (and the fusion-tree intermediates of the same size): high body orders
         # have ~10^5-10^6 entries per atom, so chunks shrink to keep memory near 2^25 numbers
         max_atoms = max(1, min(max_atoms, 2**25 // math.prod(self.sizes)))
@@ -237,17 +265,20 @@ class _FusionTree:
                 acc = b.new_zeros((stop - first, *b.shape[1:]))
                 acc.index_add_(0, local, b)
                 counts = torch.bincount(local, minlength=stop - first).to(b.dtype)
-                sums.append(acc / counts.reshape(-1, *([1] * (b.ndim - 1))))
+                b = acc / counts.reshape(-1, *([1] * (b.ndim - 1)))
             else:
-                per_atom.append(b)
                 sidx.append(pairs.atom_structure)
+            if out is None:
+                parts.append(b)
+            else:
+                out[done : done + b.shape[0]] = b
+            done += b.shape[0]
             bar.update(stop - first)
         bar.close()
         meta = {"calculator": type(self).__name__, "params": self.get_params(), "species": list(self.density.species)}
+        values = out if out is not None else torch.cat(parts) if parts else torch.zeros((0, *self.sizes), dtype=dtype)
         if average:
-            values = torch.cat(sums) if sums else torch.zeros((0, *self.sizes), dtype=dtype)
             return LegTensor(values, self.legs, meta=meta)
-        values = torch.cat(per_atom) if per_atom else torch.zeros((0, *self.sizes), dtype=dtype)
         return LegTensor(values, self.legs, structure_index=torch.cat(sidx) if sidx else None, meta=meta)
 
 
