@@ -12,7 +12,8 @@ same run on the same rows:
 * ``ttn:CAP:ev:xK``: K such TTNs merged into one (``n_members=K``).
 
 Usage: ``python benchmarks/sweep_small_n.py [--nmd18 PATH] [--sizes 50,200,800] [--out JSON]``; the
-descriptors are cached under ``--cache``.  Output: JSON with every fit's test MAE.
+descriptors are cached under ``--cache``.  Output: JSON with every fit's test MAE, rewritten (atomically) after
+every fit; a rerun with the same ``--out`` skips the fits already there, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -66,30 +67,40 @@ def main() -> None:
     X, targets, split = descriptors(root, "relaxed", "r8n8l6", cache)
     y = targets["formation_energy"]
     train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
-    rows = []
+    out = Path(args.out)
+    # every fit is written at once and a rerun skips the fits already in --out: a kill loses one fit
+    rows = json.loads(out.read_text())["fits"] if out.exists() else []
+    done = {(r["n_train"], r["subset"], r["model"]) for r in rows}
     for n in (int(s) for s in args.sizes.split(",")):
         for s in range(args.subsets):
             sub = np.sort(np.random.default_rng(100 + s).choice(train, n, replace=False))
             for spec in args.models.split(","):
+                if (n, s, spec) in done:
+                    continue
                 t0 = time.perf_counter()
                 est = estimator(spec).fit(X.select(sub), y[sub])
                 mae = float(np.mean(np.abs(est.predict(X.select(test)) - y[test]))) * 1000.0
                 rows.append({"n_train": n, "subset": s, "model": spec, "test_mae": mae,
                              "fit_seconds": time.perf_counter() - t0})
+                write_json(out, rows, args.models.split(","))
         summary = {spec: [r["test_mae"] for r in rows if r["n_train"] == n and r["model"] == spec]
                    for spec in args.models.split(",")}
         print(f"{n}: " + "  ".join(f"{k} {np.mean(v):.1f}+-{np.std(v):.1f}" for k, v in summary.items()),
               file=sys.stderr, flush=True)
-    table = {f"{n}:{spec}": {"mean": float(np.mean(v)), "std": float(np.std(v))}
-             for n in {r["n_train"] for r in rows} for spec in args.models.split(",")
-             for v in [[r["test_mae"] for r in rows if r["n_train"] == n and r["model"] == spec]]}
-    out = Path(args.out)
+    write_json(out, rows, args.models.split(","))
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def write_json(out: Path, rows: list[dict], models: list[str]) -> None:
+    """The fits so far and their mean/std test MAE per (size, model), written atomically to ``out``."""
+    table = {f"{n}:{spec}": {"mean": float(np.mean(v)), "std": float(np.std(v)), "n_subsets": len(v)}
+             for n in sorted({r["n_train"] for r in rows}) for spec in models
+             for v in [[r["test_mae"] for r in rows if r["n_train"] == n and r["model"] == spec]] if v}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"protocol": __doc__.split("\n\n")[1], "unit": "meV/cation", "summary": table,
                                "fits": rows}, indent=1))
     tmp.rename(out)
-    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
