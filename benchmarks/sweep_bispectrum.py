@@ -13,9 +13,15 @@ Each fit records fit seconds (one thread), the peak resident-memory increase dur
 the load average, and the dense sizes it avoided (entries of B3 per structure, of the dense weight).
 References from results/sweep/sweep_nmd18.json (same split): ridge, GPR-RBF and the sweep networks on the
 power spectrum B2 (r6n4l3, r8n8l6).
-Results: JSON to ``--out`` (resumable: finished (setting, chi) pairs are skipped).
+``--variants``: ``val`` (the protocol above) and/or ``ev0`` / ``ev0xK``: every ridge strength by the Bayesian
+evidence on all 2400 training structures, none held out (passes stop on the training RMSE), and with ``xK`` K
+such networks from independent initial networks merged into one MPS by the direct sum of their bonds
+(``n_members=K``, as ``tnmat fit --members K``).  These rows have no validation RMSE and take no part in the
+validation choice.
+Results: JSON to ``--out`` (resumable: finished (setting, chi, variant) triples are skipped).
 
-Usage: ``python benchmarks/sweep_bispectrum.py --settings r6n4l3,r6n4l3c --bond-dims 8 [--max-fits 1]``
+Usage: ``python benchmarks/sweep_bispectrum.py --settings r6n4l3,r6n4l3c --bond-dims 8 [--variants val,ev0x4]
+[--max-fits 1]``
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -72,14 +79,31 @@ def expansions(ds, name: str, cache: Path, precision: str) -> tuple[BispectrumIn
                            int(z["groups"][-1]) + 1, spec["center"], precision), seconds
 
 
-def fit_one(inp: BispectrumInput, y: np.ndarray, split: np.ndarray, chi: int, n_sweeps: int) -> dict:
+def variant_kwargs(variant: str) -> dict:
+    """Estimator options of a variant: ``val`` (strengths and passes on a 20 % validation part, refitted) or
+    ``ev0[xK]`` (strengths by the evidence, nothing held out, K merged members)."""
+    if variant == "val":
+        return {"validation_fraction": 0.2}
+    m = re.fullmatch(r"ev0(?:x(\d+))?", variant)
+    if m is None:
+        raise SystemExit(f"unknown variant {variant!r}: val, ev0 or ev0xK")
+    return {"validation_fraction": 0.0, "alpha_selection": "evidence", "n_members": int(m.group(1) or 1)}
+
+
+def _val_rmse(est: MPSRegressor, index: int) -> float | None:
+    v = est.history_["val_rmse"][index]
+    return None if v is None else float(v) * est.y_std_ * 1000.0
+
+
+def fit_one(inp: BispectrumInput, y: np.ndarray, split: np.ndarray, chi: int, n_sweeps: int,
+            variant: str = "val") -> dict:
     train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
     xtr, xte = inp.select(train), inp.select(test)
     load0 = Path("/proc/loadavg").read_text().split()[:3]
     t0 = time.perf_counter()
     with PeakRSS() as mem:
-        est = MPSRegressor(solver="sweep", bond_dim=chi, n_sweeps=n_sweeps, dtype="float64",
-                           validation_fraction=0.2, random_state=0).fit(xtr, y[train])
+        est = MPSRegressor(solver="sweep", bond_dim=chi, n_sweeps=n_sweeps, dtype="float64", random_state=0,
+                           **variant_kwargs(variant)).fit(xtr, y[train])
     fit_s = time.perf_counter() - t0
     pred = est.predict(xte)
     err = (pred - y[test]) * 1000.0
@@ -87,8 +111,10 @@ def fit_one(inp: BispectrumInput, y: np.ndarray, split: np.ndarray, chi: int, n_
     s, n, nl = inp.n_species, int(inp.a.shape[2]), inp.l_max + 1
     dense = (s * n * nl) ** 3 * (s if inp.center_species else 1)
     return {"bond_dim": chi, "test_mae": float(np.mean(np.abs(err))), "test_rmse": float(np.sqrt(np.mean(err**2))),
-            "val_rmse": float(est.history_["val_rmse"][best]) * est.y_std_ * 1000.0,
-            "val_rmse_per_pass": [float(v) * est.y_std_ * 1000.0 for v in est.history_["val_rmse"]],
+            "val_rmse": _val_rmse(est, best), "variant": variant,
+            "val_rmse_per_pass": [_val_rmse(est, i) for i in range(len(est.history_["val_rmse"]))],
+            "train_rmse_per_pass": [float(v) * est.y_std_ * 1000.0 for v in est.history_["train_rmse"]],
+            "member_bond_dims": est.history_.get("member_bond_dims"),
             "passes": est.n_epochs_, "best_pass": best + 1, "stop_reason": est.history_["stop_reason"][0],
             "bond_dims": est.bond_dims_, "n_parameters": est.n_parameters_, "fit_seconds": fit_s,
             "seconds_per_pass": est.history_["seconds"], "peak_rss_mib": mem.mib,
@@ -111,15 +137,17 @@ def references() -> dict:
 def table(out: Path) -> str:
     """The results as a Markdown table (for docs/results/sweep_bispectrum.md)."""
     d = json.loads(out.read_text())
-    lines = ["| setting | chi | val RMSE | test MAE | test RMSE | params | bonds | passes (best) | fit s | "
-             "peak MiB | load |", "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---|"]
-    for r in sorted(d["results"], key=lambda r: r["val_rmse"]):
-        lines.append(f"| b3 {r['setting']} | {r['bond_dim']} | {r['val_rmse']:.2f} | {r['test_mae']:.2f} | "
+    lines = ["| setting | chi | variant | val RMSE | test MAE | test RMSE | params | bonds | passes (best) | fit s | "
+             "peak MiB | load |", "|---|---:|---|---:|---:|---:|---:|---|---|---:|---:|---|"]
+    for r in sorted(d["results"], key=lambda r: (r["val_rmse"] is None, r["val_rmse"] or r["test_mae"])):
+        val = "-" if r["val_rmse"] is None else f"{r['val_rmse']:.2f}"
+        lines.append(f"| b3 {r['setting']} | {r['bond_dim']} | {r.get('variant', 'val')} | {val} | "
+                     f"{r['test_mae']:.2f} | "
                      f"{r['test_rmse']:.2f} | {r['n_parameters']} | {max(r['bond_dims'])} | {r['passes']} "
                      f"({r['best_pass']}) | {r['fit_seconds']:.0f} | {r['peak_rss_mib']:.0f} | "
                      f"{r['loadavg_before'][0]} |")
     for name, r in d["references"].items():
-        lines.append(f"| {name} | | | {r['test_mae']:.2f} | {r['test_rmse']:.2f} | {r['n_parameters']} | | | "
+        lines.append(f"| {name} | | | | {r['test_mae']:.2f} | {r['test_rmse']:.2f} | {r['n_parameters']} | | | "
                      f"{r['fit_seconds']:.0f} | | |")
     return "\n".join(lines)
 
@@ -130,6 +158,7 @@ def main() -> None:
     ap.add_argument("--settings", default="r6n4l3,r6n4l3c")
     ap.add_argument("--bond-dims", default="8")
     ap.add_argument("--n-sweeps", type=int, default=4)
+    ap.add_argument("--variants", default="val", help="comma-separated: val, ev0, ev0xK (see above)")
     ap.add_argument("--precision", default="float32", choices=("float32", "float64"))
     ap.add_argument("--max-fits", type=int, default=0, help="stop after this many new fits (0: all)")
     ap.add_argument("--cache", default="cache")
@@ -148,27 +177,31 @@ def main() -> None:
     results = stored["results"]
     for r in results:  # rows written before n_sweeps was recorded per row ran under the file's global value
         r.setdefault("n_sweeps", stored.get("n_sweeps"))
-    done = {(r["setting"], r["bond_dim"]) for r in results}
+        r.setdefault("variant", "val")
+    done = {(r["setting"], r["bond_dim"], r["variant"]) for r in results}
+    plan = [(name, int(chi), v) for name in args.settings.split(",") for chi in args.bond_dims.split(",")
+            for v in args.variants.split(",")]
+    for v in {v for _, _, v in plan}:
+        variant_kwargs(v)  # refuse an unknown variant before any work
     n_new = 0
-    for name in args.settings.split(","):
-        for chi in (int(c) for c in args.bond_dims.split(",")):
-            if (name, chi) in done or (args.max_fits and n_new >= args.max_fits):
-                continue
-            inp, a_seconds = expansions(ds, name, cache, args.precision)
-            print(f"{name} chi {chi}: sizes {inp.sizes}, {len(inp.a)} atoms", file=sys.stderr, flush=True)
-            row = {"setting": name, **parse_setting(name), "precision": args.precision, "n_sweeps": args.n_sweeps,
-                   "expansion_seconds": a_seconds, **fit_one(inp, y, split, chi, args.n_sweeps)}
-            results.append(row)
-            n_new += 1
-            print(f"  MAE {row['test_mae']:.2f} RMSE {row['test_rmse']:.2f} val RMSE {row['val_rmse']:.2f} "
-                  f"fit {row['fit_seconds']:.0f} s mem +{row['peak_rss_mib']:.0f} MiB bonds {row['bond_dims']}",
-                  file=sys.stderr, flush=True)
-            best = min(results, key=lambda r: r["val_rmse"])
-            atomic_write(out, json.dumps({"protocol": __doc__.split("\n\n")[1], "threads": 1,
-                                          "references": references(),
-                                          "chosen_by_validation": {k: best[k] for k in (
-                                              "setting", "bond_dim", "val_rmse", "test_mae", "test_rmse")},
-                                          "results": results}, indent=1))
+    for name, chi, variant in plan:
+        if (name, chi, variant) in done or (args.max_fits and n_new >= args.max_fits):
+            continue
+        inp, a_seconds = expansions(ds, name, cache, args.precision)
+        print(f"{name} chi {chi} {variant}: sizes {inp.sizes}, {len(inp.a)} atoms", file=sys.stderr, flush=True)
+        row = {"setting": name, **parse_setting(name), "precision": args.precision, "n_sweeps": args.n_sweeps,
+               "expansion_seconds": a_seconds, **fit_one(inp, y, split, chi, args.n_sweeps, variant)}
+        results.append(row)
+        n_new += 1
+        print(f"  MAE {row['test_mae']:.2f} RMSE {row['test_rmse']:.2f} val RMSE {row['val_rmse']} "
+              f"fit {row['fit_seconds']:.0f} s mem +{row['peak_rss_mib']:.0f} MiB bonds {row['bond_dims']}",
+              file=sys.stderr, flush=True)
+        best = min((r for r in results if r["val_rmse"] is not None), key=lambda r: r["val_rmse"], default=None)
+        chosen = None if best is None else {k: best[k] for k in (
+            "setting", "bond_dim", "val_rmse", "test_mae", "test_rmse")}
+        atomic_write(out, json.dumps({"protocol": __doc__.split("\n\n")[1], "threads": 1,
+                                      "references": references(), "chosen_by_validation": chosen,
+                                      "results": results}, indent=1))
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -24,6 +24,7 @@ from torch import nn
 from tnmat.training.engine import TrainResult
 from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig, sweep_fit
 from tnmat.training.sweep_bispectrum import BispectrumInput
+from tnmat.training.sweep_train import fit_members
 
 __all__ = ["BispectrumSweepData", "leg_factors", "absorb_factors", "fit_estimator", "predict_estimator"]
 
@@ -148,9 +149,14 @@ def fit_estimator(est: Any, X: BispectrumInput, y: Any, *, X_val: BispectrumInpu
     net = est._build_network(X.sizes, dtype=torch.float64, seed=seed)
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
     cfg = SweepConfig(max_bond_dim=int(est.bond_dim), n_sweeps=int(est.n_sweeps), svd_cutoff=float(est.svd_cutoff),
-                      alphas=alphas, fit_intercept=bool(est.fit_intercept), verbose=int(est.verbose))
-    res = sweep_fit(net, data(train_inp, y[tr]), None if val_inp is None else data(val_inp, yv), cfg,
-                    refit_data=data(X, y) if va is not None else None)
+                      alphas=alphas, fit_intercept=bool(est.fit_intercept), verbose=int(est.verbose),
+                      alpha_selection=est.alpha_selection)
+    train, val = data(train_inp, y[tr]), None if val_inp is None else data(val_inp, yv)
+    refit = data(X, y) if va is not None else None
+    if est.n_members > 1:  # independent initial networks merged into one MPS, as on dense inputs
+        net, res = fit_members(est, net, train, val, cfg, refit, torch.Generator().manual_seed(seed))
+    else:
+        res = sweep_fit(net, train, val, cfg, refit_data=refit)
     cores = absorb_factors([c.detach() for c in net.cores], factors, X.center_species)
     dtype = torch.float32 if est.dtype == "float32" else torch.float64
     net.cores = nn.ParameterList([nn.Parameter(c.to(dtype).contiguous()) for c in cores])
@@ -172,6 +178,9 @@ def _set_fitted(est: Any, net: nn.Module, X: BispectrumInput, res: Any, sel: dic
     est.history_ = {k: list(sel[k]) for k in ("train_rmse", "val_rmse", "bond_dims", "lambda_median", "seconds",
                                               "discarded_max")}
     est.history_["stop_reason"] = [res.stop_reason]
+    for key in ("member_bond_dims", "member_train_rmse"):  # n_members > 1
+        if key in res.history:
+            est.history_[key] = res.history[key]
     n_passes = len(sel["train_rmse"])
     out = TrainResult(history=est.history_, best_epoch=res.n_passes - 1, n_epochs=n_passes,
                       n_steps=len(sel.get("lambdas", [])), stopped_early=n_passes < int(est.n_sweeps))

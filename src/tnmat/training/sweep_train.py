@@ -83,11 +83,12 @@ def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: Swee
     return sol.intercept, hist
 
 
-def _fit_members(est: Any, net: nn.Module, train: SweepData, val: SweepData | None, cfg: SweepConfig,
-                 refit: SweepData | None, generator: torch.Generator | None) -> tuple[nn.Module, Any]:
-    """``n_members`` sweep fits from independent initial networks (seeds drawn from ``generator``), folded
-    into one network by the direct sum with weights 1/K; returns it and the first member's result (its
-    intercept replaced by the members' mean)."""
+def fit_members(est: Any, net: nn.Module, train: Any, val: Any, cfg: SweepConfig, refit: Any,
+                generator: torch.Generator | None) -> tuple[nn.Module, Any]:
+    """``n_members`` sweep fits from independent initial networks (``net`` first, then networks of its sizes
+    seeded from ``generator``), folded into one network by the direct sum with weights 1/K; returns it and the
+    first member's result (its intercept replaced by the members' mean).  The data are dense or factorised
+    sweep inputs (anything :func:`sweep_fit` takes)."""
     from dataclasses import replace
 
     from tnmat.networks.direct_sum import direct_sum
@@ -96,7 +97,7 @@ def _fit_members(est: Any, net: nn.Module, train: SweepData, val: SweepData | No
     dtype = next(net.parameters()).dtype
     for _ in range(1, int(est.n_members)):
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        member = est._build_network(est._network_sizes(est.leg_sizes_), dtype=dtype, seed=seed)
+        member = est._build_network(tuple(net.sizes), dtype=dtype, seed=seed)
         results.append(sweep_fit(member, train, val, cfg, refit_data=refit))
     # the members' own records: bonds and final training RMSE (of the refit when there is one)
     last = [r.history["refit"]["train_rmse"][-1] if "refit" in r.history
@@ -135,7 +136,7 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
     else:
         refit = None if refit_rows is None else _data(*refit_rows())
         if getattr(est, "n_members", 1) > 1:
-            net, res = _fit_members(est, net, train, val, cfg, refit, generator)
+            net, res = fit_members(est, net, train, val, cfg, refit, generator)
         else:
             res = sweep_fit(net, train, val, cfg, refit_data=refit)
         sel = res.history["selection"]
