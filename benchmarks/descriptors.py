@@ -15,6 +15,9 @@ the data) is its own.  Methods:
 - ``tnmat-peratom``/``dscribe-peratom``/``featomic-peratom``: per-atom output (no averaging).
 - ``tnmat-torch-dscribe-eq``: the same with ``backend="torch"`` (the reference path; the compiled numba path
   is the default on CPU).
+- ``*-reuse``: the same written into a buffer passed as ``out=`` that was touched before the timed call (a
+  buffer reused across calls, as in an MD loop): no first touch of fresh memory; the buffer counts in the
+  memory figure.
 - ``*-2jobs``: the same on both cores (``n_jobs=2``; numba threads over cost-balanced work units, numba's
   default threading layer: OpenMP, in a process that imported torch torch's GNU OpenMP runtime);
   ``*-2jobs-workqueue``: the same with numba's workqueue layer.
@@ -54,7 +57,8 @@ SPECIES = ["O", "Al", "Ga", "In"]
 HYPER = dict(r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
 METHODS = ["tnmat", "tnmat-dscribe-eq", "tnmat-torch-dscribe-eq", "dscribe", "featomic", "tnmat-peratom",
            "tnmat-dscribe-eq-peratom", "dscribe-peratom", "featomic-peratom", "tnmat-dscribe-eq-2jobs",
-           "tnmat-dscribe-eq-peratom-2jobs", "tnmat-dscribe-eq-2jobs-workqueue", "tnmat-nu3", "tnmat-nu3-torch",
+           "tnmat-dscribe-eq-peratom-2jobs", "tnmat-dscribe-eq-peratom-reuse", "tnmat-dscribe-eq-peratom-2jobs-reuse",
+           "tnmat-dscribe-eq-2jobs-workqueue", "tnmat-nu3", "tnmat-nu3-torch",
            "tnmat-nu3-all", "tnmat-nu3-all-2jobs",
            "nl-vesin", "nl-direct", "nl-ase"]
 
@@ -109,9 +113,13 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
         extra["first_call_s"] = time.perf_counter() - t0
     base_rss = _rss_mb()
     load_before = os.getloadavg()[0]
+    buffer = None
+    if calc is not None and "-reuse" in method:
+        # the caller's buffer of an earlier call: allocated and touched (every page mapped) before the timed call
+        buffer = torch.zeros(calc.output_shape(frames, average="peratom" not in method), dtype=torch.float64)
     t0, c0 = time.perf_counter(), time.process_time()
     if calc is not None:
-        out = calc.compute(frames, average="peratom" not in method, progress=False)
+        out = calc.compute(frames, average="peratom" not in method, progress=False, out=buffer)
         shape = tuple(out.values.shape)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         peak = _rss_mb()
@@ -271,6 +279,10 @@ def main() -> None:
                                                                                       ["tnmat-torch-dscribe-eq"]),
             "2 jobs / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
             "2 jobs / 1 thread, per atom": ratio("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
+            "2 jobs / 1 thread, per atom, reused buffer (both)": ratio("tnmat-dscribe-eq-peratom-2jobs-reuse",
+                                                                        ["tnmat-dscribe-eq-peratom-reuse"]),
+            "1 thread, per atom, reused buffer / fresh output": ratio("tnmat-dscribe-eq-peratom-reuse",
+                                                                      ["tnmat-dscribe-eq-peratom"]),
             "2 jobs workqueue layer / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs-workqueue",
                                                                  ["tnmat-dscribe-eq"]),
             "tnmat-dscribe-eq-2jobs / dscribe, averaged": ratio("tnmat-dscribe-eq-2jobs", ["dscribe"]),
@@ -283,6 +295,15 @@ def main() -> None:
         }
 
     ratios = table()
+    # repetition by repetition (interleaved, so each pair ran minutes apart at most): 1-thread s / 2-job s
+    pairs_2jobs = {"averaged": ("tnmat-dscribe-eq", "tnmat-dscribe-eq-2jobs"),
+                   "per atom": ("tnmat-dscribe-eq-peratom", "tnmat-dscribe-eq-peratom-2jobs"),
+                   "per atom, reused buffer": ("tnmat-dscribe-eq-peratom-reuse",
+                                               "tnmat-dscribe-eq-peratom-2jobs-reuse"),
+                   "bispectrum, all NMD18, centre species": ("tnmat-nu3-all", "tnmat-nu3-all-2jobs")}
+    per_repetition = {f"2 jobs / 1 thread, {name}": [one / two for one, two in zip(
+        by[a]["all_seconds"], by[b]["all_seconds"], strict=False)] for name, (a, b) in pairs_2jobs.items()
+        if a in by and b in by}
     default_key[0] = "atoms_per_s_median"
     ratios_median = table()  # medians over --repeat: the typical run, not the luckiest
     default_key[0] = "atoms_per_s"
@@ -324,11 +345,13 @@ def main() -> None:
     for k, v in {**ratios, **ratios_cpu}.items():
         med = ratios_median.get(k)
         print(f"{k:70s} {'n/a' if v is None else f'{v:.2f}x'}" + ("" if med is None else f"  (median {med:.2f}x)"))
+    for k, v in per_repetition.items():
+        print(f"{k:70s} " + ", ".join(f"{x:.2f}x" for x in v))
     for k, v in checks.items():
         print(f"{k:70s} {v}")
     payload = json.dumps({"settings": HYPER, "species": SPECIES, "nu3_structures": args.nu3_structures,
                           "repeat": args.repeat, "results": results, "ratios": ratios, "ratios_median": ratios_median,
-                          "ratios_cpu_time": ratios_cpu,
+                          "ratios_cpu_time": ratios_cpu, "ratios_per_repetition": per_repetition,
                           "checks": checks,
                           "load_average": {"start": load_start, "end": os.getloadavg()},
                           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),

@@ -214,10 +214,10 @@ class _FusionTree:
         ``torch.from_numpy(np.memmap(path, mode="w+", ...))`` for a per-atom dataset larger than memory.  It
         must have shape :meth:`output_shape` ``(frames, average=average)`` = (structures or atoms, *sizes),
         the ``dtype`` argument, the device the values are computed on (the CPU on the compiled path), be
-        C-contiguous, not require grad and be writable; anything else is refused before any work.  The values
-        are bitwise those of a call without ``out``; a reused buffer also skips the first touch of fresh
-        memory (a page fault per 4 KB), which limited two jobs per atom
-        (results/descriptors/descriptors_idle8_*.json)."""
+        C-contiguous, not require grad and be writable; anything else is refused before any work (an error
+        during the work, e.g. a bad structure, can leave it partly written).  The values are bitwise those of
+        a call without ``out``; a reused buffer also skips the first touch of fresh memory (a page fault per
+        4 KB), which limited two jobs per atom (results/descriptors/descriptors_idle8_*.json)."""
         frames = as_frames(frames, f"{type(self).__name__}.compute")
         if out is not None:
             from tnmat.descriptors._output import check_out
