@@ -35,6 +35,23 @@ def test_factorised_bispectrum_fit_save_predict(tmp_path, capsys):
     assert np.mean(err) * 1000 == pytest.approx(test_mae, abs=0.006)
 
 
+def test_factorised_members_merge_into_one_saved_mps(tmp_path, capsys):
+    """--members 2 on the factorised bispectrum: evidence strengths, nothing held out, one merged MPS whose
+    bonds are the members' sums; the saved model predicts what the fit reported."""
+    model = tmp_path / "b3x2.tnmat"
+    args = ["fit", "alloys-small", "--order", "3", "--factorised", "--model", "mps", "--members", "2",
+            "--bond-dim", "3", "--sweeps", "2", "--n-max", "2", "--l-max", "1", "-q", "-o", str(model)]
+    with limit_threads(1):
+        assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "none held out" in text and "mean of 2 sweep fits merged into one network" in text
+    from tnmat.model import StructureModel
+
+    reg = StructureModel.load(model).regressor
+    members = reg.history_["member_bond_dims"]
+    assert reg.bond_dims_ == [a + b for a, b in zip(*members, strict=True)]
+
+
 @pytest.mark.parametrize("bad, why", [(["--order", "2"], "--order 3"), (["--model", "ttn"], "--model mps"),
                                       (["--local"], "--local")])
 def test_factorised_option_errors(bad, why, capsys):

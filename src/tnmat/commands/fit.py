@@ -160,11 +160,9 @@ def _check_members(args: argparse.Namespace) -> None:
         raise CLIError(f"--members {args.members}: must be at least 1")
     if args.alpha_selection != "validation" and args.solver != "sweep":
         raise CLIError(f"--alpha-selection {args.alpha_selection}: applies to --solver sweep only")
-    if args.members > 1 and (args.solver != "sweep" or model_spec(args.model).network not in ("mps", "ttn")
-                             or args.factorised):
-        raise CLIError(f"--members {args.members}: needs --solver sweep and --model mps or ttn on dense inputs "
-                       f"(got --model {args.model} --solver {args.solver}"
-                       f"{' --factorised' if args.factorised else ''})")
+    if args.members > 1 and (args.solver != "sweep" or model_spec(args.model).network not in ("mps", "ttn")):
+        raise CLIError(f"--members {args.members}: needs --solver sweep and --model mps or ttn "
+                       f"(got --model {args.model} --solver {args.solver})")
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -216,6 +214,12 @@ def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
     return {"train": train, "fit": fit_idx, "val": val, "test": test, "test_ds": test_ds, "how": how}
 
 
+def member_report(history: dict) -> str:
+    """One line for ``--members K``: the merged fits, their bonds and how the first member's sweeps ended."""
+    return (f"mean of {len(history['member_bond_dims'])} sweep fits merged into one network (member bonds "
+            f"{history['member_bond_dims']}); member 1: {history['stop_reason'][0]}")
+
+
 def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
     """How training ended: epochs run and why (patience, epoch cap while still improving), or the sweep's
     stop reason; None for models without either (GPR)."""
@@ -223,8 +227,7 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
     if not isinstance(h, dict):
         return None
     if h.get("member_bond_dims"):  # --members: one line for the merged fits
-        return (f"mean of {len(h['member_bond_dims'])} sweep fits merged into one network (member bonds "
-                f"{h['member_bond_dims']}); member 1: {h['stop_reason'][0]}")
+        return member_report(h)
     if h.get("stop_reason"):
         return f"sweeps: {h['stop_reason'][0]}"
     if h.get("lambdas"):  # the dense model under the sweep solver: one closed-form ridge solve

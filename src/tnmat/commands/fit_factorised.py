@@ -35,6 +35,7 @@ def check_factorised(args: argparse.Namespace) -> None:
 def run_factorised(args: argparse.Namespace, ds: Any, target: str, sp: dict[str, Any], reg: Any) -> int:
     """Fit ``reg`` (an MPS estimator, solver sweep) on the factorised bispectrum of the split ``sp``; print the
     report ``tnmat fit`` prints (no applicability range: it needs the dense descriptor) and save."""
+    from tnmat.commands.fit import held_out, member_report
     from tnmat.data.units import target_units
     from tnmat.descriptors import AtomicDensity, Invariants
     from tnmat.metrics import EV_TO_MEV, rmse_mae
@@ -55,14 +56,17 @@ def run_factorised(args: argparse.Namespace, ds: Any, target: str, sp: dict[str,
         if sp["test_ds"] else X
     print(f"{args.model} on {ds.name} ({target}, errors in {units}; factorised bispectrum, legs {X.legs}, "
           f"{len(X.a)} atoms, expansions {time.perf_counter() - t0:.1f} s)")
-    print(f"structures: {len(sp['train'])} fitted, validation {args.validation_fraction:g} of them inside the "
-          f"sweep, then refitted on all; {len(sp['test'])} test ({sp['how']})", flush=True)
+    held = held_out(args)
+    inside = (f"validation {held:g} of them inside the sweep, then refitted on all" if held > 0 else
+              "none held out (ridge strengths by the Bayesian evidence)")
+    print(f"structures: {len(sp['train'])} fitted, {inside}; {len(sp['test'])} test ({sp['how']})", flush=True)
     y = ds.targets[target]
     t0 = time.perf_counter()
     reg.fit(X.select(sp["train"]), y[sp["train"]])
     seconds = time.perf_counter() - t0
     print(f"parameters: {reg.n_parameters_}   fit time: {seconds:.1f} s")
-    print(f"sweeps: {reg.history_['stop_reason'][0]}")
+    print(member_report(reg.history_) if reg.history_.get("member_bond_dims") else
+          f"sweeps: {reg.history_['stop_reason'][0]}")
     print(f"bond dimensions {reg.bond_dims_}")
     val = reg.history_["val_rmse"][reg.best_epoch_]
     if val is not None:
@@ -75,7 +79,7 @@ def run_factorised(args: argparse.Namespace, ds: Any, target: str, sp: dict[str,
     ids = [str(ds.metadata["id"][k]) for k in sp["train"]]
     model.info = {"split": {"test_from": sp["how"], "fitted": ids, "validation": [],
                             "test": [str(test_ds.metadata["id"][k]) for k in sp["test"]],
-                            "validation_fraction": args.validation_fraction, "seed": args.seed},
+                            "validation_fraction": held, "seed": args.seed},
                   "training": {"stop": reg.history_["stop_reason"][0], "fit_seconds": seconds,
                                "factorised_bispectrum": True},
                   "errors": {"test": {"rmse": rmse, "mae": mae}}}
