@@ -27,7 +27,8 @@ def test_mean_of_members_is_one_network(cls, tmp_path) -> None:
     merged = ensemble_mean(members)
     ref = np.mean([m.predict(x) for m in members], axis=0)
     np.testing.assert_allclose(merged.predict(x), ref, atol=1e-12, rtol=0)
-    assert merged.bond_dims_ == [sum(b) for b in zip(*(m.bond_dims_ for m in members), strict=True)]
+    sums = [sum(b) for b in zip(*(m.bond_dims_ for m in members), strict=True)]
+    assert all(b <= s for b, s in zip(merged.bond_dims_, sums, strict=True))  # rounded to the rank of the mean
     loaded = cls.load(merged.save(tmp_path / "ensemble.pt"))
     np.testing.assert_allclose(loaded.predict(x), ref, atol=1e-12, rtol=0)
 
@@ -50,13 +51,14 @@ def test_members_with_other_scalings_are_refused() -> None:
 @pytest.mark.parametrize("vf", [0.0, 0.25])
 def test_n_members_fits_one_network_no_worse_than_its_members(cls, vf, tmp_path) -> None:
     """Jensen: the mean of the members' predictions has a training MSE at most the members' mean MSE; the
-    merged bonds are the sums of the members' bonds; save/load keeps the merged network."""
+    merged bonds are at most the sums of the members' bonds; save/load keeps the merged network."""
     x, y = _data()
     est = cls(solver="sweep", bond_dim=2, dtype="float64", n_members=3, validation_fraction=vf,
               alpha_selection="evidence" if vf == 0 else "validation", random_state=0).fit(x, y)
     h = est.history_
     assert len(h["member_bond_dims"]) == 3
-    assert est.bond_dims_ == [sum(b) for b in zip(*h["member_bond_dims"], strict=True)]
+    sums = [sum(b) for b in zip(*h["member_bond_dims"], strict=True)]
+    assert all(b <= s for b, s in zip(est.bond_dims_, sums, strict=True))
     mse = float(np.mean(((est.predict(x) - y) / est.y_std_) ** 2))
     assert mse <= float(np.mean(np.square(h["member_train_rmse"]))) * (1 + 1e-10)
     loaded = cls.load(est.save(tmp_path / "members.pt"))

@@ -31,8 +31,8 @@ def test_members_model_is_the_python_ensemble(tmp_path, capsys):
     assert main(["predict", str(model), "alloys-small", "-q", "-o", str(preds)]) == 0
     got = np.array([float(r["predicted_mixing_energy_eV"]) for r in csv.DictReader(open(preds))])
     np.testing.assert_allclose(got, ref.predict(X), rtol=0, atol=1e-7)  # the CSV keeps 8 decimals (eV)
-    assert saved.regressor.bond_dims_ == ref.bond_dims_ == [
-        a + b for a, b in zip(*ref.history_["member_bond_dims"], strict=True)]
+    assert saved.regressor.bond_dims_ == ref.bond_dims_
+    assert all(b <= m1 + m2 for b, m1, m2 in zip(ref.bond_dims_, *ref.history_["member_bond_dims"], strict=True))
 
 
 def test_evidence_allows_no_validation_part(capsys):

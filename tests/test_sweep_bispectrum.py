@@ -132,8 +132,8 @@ def test_planted_low_rank_model_is_recovered():
 
 def test_merged_members_with_the_evidence_recover_a_planted_model():
     """n_members=3 with evidence-chosen strengths and nothing held out, on the factorised input: the merged
-    MPS has the summed bonds, acts on the dense bispectrum like on the factorised one, and still predicts
-    held-out structures of a planted bond-2 model exactly (each member does, so their mean does)."""
+    MPS has at most the summed bonds (rounded), acts on the dense bispectrum like on the factorised one, and
+    still predicts held-out structures of a planted bond-2 model exactly (each member does, so their mean does)."""
     frames = _frames(200, seed=4)
     inp = BispectrumInput.from_structures(frames, DENSITY[1], center_species=False)
     y = inp.contract(_random_cores(inp.sizes, 2, seed=11)).numpy() + 0.3
@@ -142,7 +142,8 @@ def test_merged_members_with_the_evidence_recover_a_planted_model():
                        validation_fraction=0.0, alpha_selection="evidence", n_members=3,
                        random_state=0).fit(inp.select(train), y[train])
     members = est.history_["member_bond_dims"]
-    assert len(members) == 3 and est.bond_dims_ == [sum(b) for b in zip(*members, strict=True)]
+    assert len(members) == 3
+    assert all(b <= sum(m) for b, m in zip(est.bond_dims_, zip(*members, strict=True), strict=True))
     pred = est.predict(inp.select(test))
     assert np.abs(pred - y[test]).max() < 1e-6 * np.abs(y[test]).max()
     x = Invariants(DENSITY[1], order=3).compute([frames[i] for i in test], progress=False)

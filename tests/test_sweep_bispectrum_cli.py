@@ -37,7 +37,7 @@ def test_factorised_bispectrum_fit_save_predict(tmp_path, capsys):
 
 def test_factorised_members_merge_into_one_saved_mps(tmp_path, capsys):
     """--members 2 on the factorised bispectrum: evidence strengths, nothing held out, one merged MPS whose
-    bonds are the members' sums; the saved model predicts what the fit reported."""
+    bonds are at most the members' sums; the saved model predicts what the fit reported."""
     model = tmp_path / "b3x2.tnmat"
     args = ["fit", "alloys-small", "--order", "3", "--factorised", "--model", "mps", "--members", "2",
             "--bond-dim", "3", "--sweeps", "2", "--n-max", "2", "--l-max", "1", "-q", "-o", str(model)]
@@ -49,7 +49,7 @@ def test_factorised_members_merge_into_one_saved_mps(tmp_path, capsys):
 
     reg = StructureModel.load(model).regressor
     members = reg.history_["member_bond_dims"]
-    assert reg.bond_dims_ == [a + b for a, b in zip(*members, strict=True)]
+    assert all(b <= m1 + m2 for b, m1, m2 in zip(reg.bond_dims_, *members, strict=True))
 
 
 @pytest.mark.parametrize("bad, why", [(["--order", "2"], "--order 3"), (["--model", "ttn"], "--model mps"),

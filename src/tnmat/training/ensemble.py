@@ -4,8 +4,9 @@ Members fitted on the same data with different ``random_state`` (initial network
 the validation fifth) disagree by their optimisation noise; their mean prediction is lower in error (on
 NMD18, docs/results/sweep.md).  Because the prediction is y_mean + intercept + y_std * W(x_scaled) and the
 weight tensors add (:func:`tnmat.networks.direct_sum`), the mean of members that share the input and
-target scaling is itself one network of the same kind with the summed bond dimensions: it saves, loads,
-predicts and goes through the entanglement tools like any single fit.
+target scaling is itself one network of the same kind with the summed bond dimensions, then rounded to the
+rank of the mean across each bond (:func:`tnmat.networks.rounding.round_network`, lossless at rtol 1e-12): it
+saves, loads, predicts and goes through the entanglement tools like any single fit.
 
 The scalings agree when every member standardises from the same rows: fit them with
 ``validation_fraction=0`` (e.g. with ``alpha_selection="evidence"``, which needs no held-out rows).
@@ -22,6 +23,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from tnmat.networks.direct_sum import direct_sum
+from tnmat.networks.rounding import round_network
 
 __all__ = ["ensemble_mean"]
 
@@ -51,11 +53,11 @@ def _check_members(members: Sequence[Any]) -> None:
 
 def ensemble_mean(members: Sequence[Any]) -> Any:
     """One fitted estimator predicting the mean of ``members`` (fitted MPS or TTN estimators with equal
-    scalings, see the module docstring).  Its ``network_`` is the direct sum of theirs, ``intercept_`` the
+    scalings, see the module docstring).  Its ``network_`` is the rounded direct sum of theirs, ``intercept_`` the
     mean intercept; ``history_`` keeps each member's history under "members"."""
     _check_members(members)
     out = copy.deepcopy(members[0])
-    out.network_ = direct_sum([m.network_ for m in members])
+    out.network_ = round_network(direct_sum([m.network_ for m in members]))  # lossless, rtol 1e-12
     out.intercept_ = float(np.mean([m.intercept_ for m in members]))
     out.n_parameters_ = int(sum(p.numel() for p in out.network_.parameters() if p.requires_grad))
     out.history_ = {"members": [m.history_ for m in members],

@@ -86,12 +86,13 @@ def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: Swee
 def fit_members(est: Any, net: nn.Module, train: Any, val: Any, cfg: SweepConfig, refit: Any,
                 generator: torch.Generator | None) -> tuple[nn.Module, Any]:
     """``n_members`` sweep fits from independent initial networks (``net`` first, then networks of its sizes
-    seeded from ``generator``), folded into one network by the direct sum with weights 1/K; returns it and the
-    first member's result (its intercept replaced by the members' mean).  The data are dense or factorised
-    sweep inputs (anything :func:`sweep_fit` takes)."""
+    seeded from ``generator``), folded into one network by the direct sum with weights 1/K and rounded to the
+    rank of the mean (lossless); returns it and the first member's result (its intercept replaced by the
+    members' mean).  The data are dense or factorised sweep inputs (anything :func:`sweep_fit` takes)."""
     from dataclasses import replace
 
     from tnmat.networks.direct_sum import direct_sum
+    from tnmat.networks.rounding import round_network
 
     results = [sweep_fit(net, train, val, cfg, refit_data=refit)]
     dtype = next(net.parameters()).dtype
@@ -105,7 +106,8 @@ def fit_members(est: Any, net: nn.Module, train: Any, val: Any, cfg: SweepConfig
     first = replace(results[0], intercept=float(sum(r.intercept for r in results) / len(results)))
     first.history = {**first.history, "member_bond_dims": [r.bond_dims for r in results],
                      "member_train_rmse": last}
-    return direct_sum([r.network for r in results]), first
+    # rounded (lossless, rtol 1e-12): the direct sum's bonds can exceed the rank of the mean across them
+    return round_network(direct_sum([r.network for r in results])), first
 
 
 def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Tensor, *, val_rows: Rows | None,
