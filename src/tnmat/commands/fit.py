@@ -214,12 +214,6 @@ def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
     return {"train": train, "fit": fit_idx, "val": val, "test": test, "test_ds": test_ds, "how": how}
 
 
-def member_report(history: dict) -> str:
-    """One line for ``--members K``: the merged fits, their bonds and how the first member's sweeps ended."""
-    return (f"mean of {len(history['member_bond_dims'])} sweep fits merged into one network (member bonds "
-            f"{history['member_bond_dims']}); member 1: {history['stop_reason'][0]}")
-
-
 def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
     """How training ended: epochs run and why (patience, epoch cap while still improving), or the sweep's
     stop reason; None for models without either (GPR)."""
@@ -227,6 +221,8 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
     if not isinstance(h, dict):
         return None
     if h.get("member_bond_dims"):  # --members: one line for the merged fits
+        from tnmat.commands.fit_factorised import member_report
+
         return member_report(h)
     if h.get("stop_reason"):
         return f"sweeps: {h['stop_reason'][0]}"

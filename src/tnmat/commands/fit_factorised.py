@@ -32,10 +32,15 @@ def check_factorised(args: argparse.Namespace) -> None:
                        "leave it out")
 
 
+def member_report(history: dict) -> str:
+    """One line for ``--members K``: the merged fits, their bonds and how the first member's sweeps ended."""
+    return (f"mean of {len(history['member_bond_dims'])} sweep fits merged into one network (member bonds "
+            f"{history['member_bond_dims']}); member 1: {history['stop_reason'][0]}")
+
+
 def run_factorised(args: argparse.Namespace, ds: Any, target: str, sp: dict[str, Any], reg: Any) -> int:
     """Fit ``reg`` (an MPS estimator, solver sweep) on the factorised bispectrum of the split ``sp``; print the
     report ``tnmat fit`` prints (no applicability range: it needs the dense descriptor) and save."""
-    from tnmat.commands.fit import held_out, member_report
     from tnmat.data.units import target_units
     from tnmat.descriptors import AtomicDensity, Invariants
     from tnmat.metrics import EV_TO_MEV, rmse_mae
@@ -56,7 +61,7 @@ def run_factorised(args: argparse.Namespace, ds: Any, target: str, sp: dict[str,
         if sp["test_ds"] else X
     print(f"{args.model} on {ds.name} ({target}, errors in {units}; factorised bispectrum, legs {X.legs}, "
           f"{len(X.a)} atoms, expansions {time.perf_counter() - t0:.1f} s)")
-    held = held_out(args)
+    held = reg.validation_fraction  # what the estimator holds out (none for --members, see tnmat fit)
     inside = (f"validation {held:g} of them inside the sweep, then refitted on all" if held > 0 else
               "none held out (ridge strengths by the Bayesian evidence)")
     print(f"structures: {len(sp['train'])} fitted, {inside}; {len(sp['test'])} test ({sp['how']})", flush=True)
