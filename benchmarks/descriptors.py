@@ -29,7 +29,9 @@ the data) is its own.  Methods:
 
 Every tnmat method first evaluates two structures untimed (loading the cached compiled kernels, about 1 s;
 ``first_call_s``); ``--compile`` also times the first call with an empty numba cache (the one-time JIT cost).
-The machine is shared, so the JSON records the load average around every method; ``--repeat`` runs every
+The machine is shared, so the JSON records the load average around every method and the CPU seconds other
+processes took during its timed call (``others_cpu_s``; ``ratios_undisturbed_repetitions`` keeps the
+repetitions in which both methods of a 2-job ratio saw < 0.2 s); ``--repeat`` runs every
 method several times, interleaved (repetition by repetition), and the JSON keeps the fastest run, every run's
 seconds, and ratios of both the fastest (``ratios``) and the median runs (``ratios_median``); compare ratios
 from one invocation.
@@ -65,6 +67,16 @@ METHODS = ["tnmat", "tnmat-dscribe-eq", "tnmat-torch-dscribe-eq", "dscribe", "fe
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, /proc/stat; 0 where it does not exist)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _frames(root: Path):
@@ -117,11 +129,13 @@ def run_one(method: str, root: Path, nu3_structures: int, threads: int = 1) -> d
     if calc is not None and "-reuse" in method:
         # the caller's buffer of an earlier call: allocated and touched (every page mapped) before the timed call
         buffer = torch.zeros(calc.output_shape(frames, average="peratom" not in method), dtype=torch.float64)
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, busy0 = time.perf_counter(), time.process_time(), _machine_busy_s()
     if calc is not None:
         out = calc.compute(frames, average="peratom" not in method, progress=False, out=buffer)
         shape = tuple(out.values.shape)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+        # CPU seconds other processes took during the timed call (the machine is shared): a disturbed run
+        extra["others_cpu_s"] = max(0.0, _machine_busy_s() - busy0 - cpu_seconds)
         peak = _rss_mb()
         if method in ("tnmat-nu3", "tnmat-nu3-torch"):
             torch.save(out.values, Path(os.environ.get("TMPDIR", "/tmp")) / f"tnmat_bench_{method}.pt")
@@ -245,7 +259,8 @@ def main() -> None:
                 continue
             samples[method].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(f"  {method:30s} {samples[method][-1]['seconds']:8.2f} s  load "
-                  f"{samples[method][-1]['load_before']:.1f}", file=sys.stderr)
+                  f"{samples[method][-1]['load_before']:.1f}  others "
+                  f"{samples[method][-1].get('others_cpu_s', 0.0):.2f} CPU s", file=sys.stderr)
     for runs in samples.values():
         if not runs:
             continue
@@ -304,6 +319,14 @@ def main() -> None:
     per_repetition = {f"2 jobs / 1 thread, {name}": [one / two for one, two in zip(
         by[a]["all_seconds"], by[b]["all_seconds"], strict=False)] for name, (a, b) in pairs_2jobs.items()
         if a in by and b in by}
+    # the same, only from repetitions in which other processes took < 0.2 CPU s during both timed calls
+    undisturbed = {}
+    for name, (a, b) in pairs_2jobs.items():
+        if a in samples and b in samples and samples[a] and samples[b]:
+            quiet = [x["seconds"] / y["seconds"] for x, y in zip(samples[a], samples[b], strict=False)
+                     if max(x.get("others_cpu_s", 0.0), y.get("others_cpu_s", 0.0)) < 0.2]
+            undisturbed[f"2 jobs / 1 thread, {name}"] = {"ratios": quiet, "median": statistics.median(quiet)
+                                                        if quiet else None}
     default_key[0] = "atoms_per_s_median"
     ratios_median = table()  # medians over --repeat: the typical run, not the luckiest
     default_key[0] = "atoms_per_s"
@@ -347,11 +370,14 @@ def main() -> None:
         print(f"{k:70s} {'n/a' if v is None else f'{v:.2f}x'}" + ("" if med is None else f"  (median {med:.2f}x)"))
     for k, v in per_repetition.items():
         print(f"{k:70s} " + ", ".join(f"{x:.2f}x" for x in v))
+    for k, v in undisturbed.items():
+        print(f"{k + ', undisturbed':70s} " + ", ".join(f"{x:.2f}x" for x in v["ratios"]))
     for k, v in checks.items():
         print(f"{k:70s} {v}")
     payload = json.dumps({"settings": HYPER, "species": SPECIES, "nu3_structures": args.nu3_structures,
                           "repeat": args.repeat, "results": results, "ratios": ratios, "ratios_median": ratios_median,
                           "ratios_cpu_time": ratios_cpu, "ratios_per_repetition": per_repetition,
+                          "ratios_undisturbed_repetitions": undisturbed,
                           "checks": checks,
                           "load_average": {"start": load_start, "end": os.getloadavg()},
                           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
