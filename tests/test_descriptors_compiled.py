@@ -278,3 +278,12 @@ def test_register_solid_harmonics_equal_table_recurrence():
             ref = real_spherical_harmonics(torch.from_numpy(v[None]), l_max, normalize=True)[0].numpy()
             ls = np.repeat(np.arange(l_max + 1), 2 * np.arange(l_max + 1) + 1)
             np.testing.assert_allclose(reg, ref * d**ls, rtol=1e-12, atol=1e-12 * np.abs(ref * d**ls).max())
+
+
+def test_chunks_bounded_by_structures():
+    frames = [random_crystal(k, n=2 + k % 3) for k in range(7)]
+    dens = density()
+    chunks = [(first, stop) for first, stop, _, _ in dens.iter_chunks(frames, max_atoms=10**6, max_structures=3)]
+    assert chunks == [(0, 3), (3, 6), (6, 7)]
+    one = [(f, s) for f, s, _, _ in dens.iter_chunks(frames, max_atoms=1, max_structures=3)]
+    assert one == [(k, k + 1) for k in range(7)]  # a chunk holds one structure at least

@@ -263,15 +263,20 @@ def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bo
     jobs = dens.n_jobs if n_jobs is None else n_jobs
     values = out if out is not None else output_tensor(calc.output_shape(frames, average=average), dtype,
                                                        resolve_jobs(jobs))
-    if not average or calc.order == 4:  # per-atom (or order-4) chunks hold their rows twice at most: ~2^25 numbers
-        max_atoms = max(1, min(max_atoms, 2**25 // int(np.prod(calc.sizes))))
+    # a chunk holds its rows twice at most, ~2^25 numbers: per atom, rows are atoms; averaged order 4 (1.7
+    # million numbers per row at n_max 2, l_max 2), rows are structures, and bounding them by atoms instead
+    # left one structure per chunk: one row, so a second thread had nothing to take from the queue
+    rows_cap = max(1, 2**25 // int(np.prod(calc.sizes)))
+    if not average:
+        max_atoms = min(max_atoms, rows_cap)
+    max_structures = rows_cap if average and calc.order == 4 else None
     dest = values.numpy()
     sidx = []
     done = 0
     bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(calc).__name__)
     at_buf = np.empty(0)
     for first, stop, atoms, a in dens.iter_chunks(frames, dtype=torch.float64, max_atoms=max_atoms, n_jobs=n_jobs,
-                                                  reuse=True):
+                                                  reuse=True, max_structures=max_structures):
         x = a.shape[0]
         if at_buf.size < a.numel():  # one buffer for every chunk (a chunk holds more than max_atoms rarely)
             at_buf = np.empty(max(a.numel(), max_atoms * s * n * dens.n_lm))

@@ -287,9 +287,10 @@ class AtomicDensity:
 
     def iter_chunks(
         self, frames: Sequence[Atoms], *, dtype: torch.dtype = torch.float64, device: str | None = None,
-        max_atoms: int = 1024, n_jobs: int | None = None, reuse: bool = False,
+        max_atoms: int = 1024, n_jobs: int | None = None, reuse: bool = False, max_structures: int | None = None,
     ) -> Iterator[tuple[int, int, PairList | ChunkAtoms, torch.Tensor]]:
-        """Yield (first, stop, atoms, A) for consecutive chunks of frames (bounded memory); ``atoms`` has
+        """Yield (first, stop, atoms, A) for consecutive chunks of frames (bounded memory): at most ``max_atoms``
+        atoms and ``max_structures`` structures (a chunk holds one structure at least); ``atoms`` has
         ``atom_species`` and ``atom_structure`` (the pair list on the torch path).  ``reuse`` (compiled path,
         float64): every chunk's A is written into one buffer, so a yielded A is overwritten by the next chunk;
         for callers that are done with a chunk before asking for the next (no fresh memory per chunk)."""
@@ -299,7 +300,8 @@ class AtomicDensity:
         n = len(frames)
         while start < n:
             stop, atoms = start, 0
-            while stop < n and (atoms == 0 or atoms + len(frames[stop]) <= max_atoms):
+            while stop < n and (atoms == 0 or (atoms + len(frames[stop]) <= max_atoms
+                                               and (max_structures is None or stop - start < max_structures))):
                 atoms += len(frames[stop])
                 stop += 1
             if compiled:
