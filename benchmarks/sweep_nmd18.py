@@ -273,6 +273,15 @@ def setup_run(args: argparse.Namespace) -> tuple[Path, Path]:
     return root, cache
 
 
+def official_relaxed_r8n8l6(args: argparse.Namespace) -> tuple[LegTensor, np.ndarray, np.ndarray, np.ndarray]:
+    """(B2 r8n8l6 of relaxed NMD18, formation energies in eV/cation, official train rows, official test rows):
+    the inputs of the small-data and rounding runs (one thread, descriptors cached under ``args.cache``)."""
+    root, cache = setup_run(args)
+    X, targets, split = descriptors(root, "relaxed", "r8n8l6", cache)
+    train, test, _, _ = split_rows(split)
+    return X, targets["formation_energy"], train, test
+
+
 def paired_mae_differences(rows: list[dict], refs: tuple[str, ...] = ("gpr-rbf", "ridge"), n_boot: int = 4000
                            ) -> list[dict]:
     """MAE(model) - MAE(reference) on the same test structures, with a 95 % paired bootstrap interval

@@ -28,7 +28,7 @@ from tnmat.reports import atomic_write
 from tnmat.training.ensemble import ensemble_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_nmd18 import descriptors, setup_run, split_rows, tn_estimator  # noqa: E402 (same inputs and specs)
+from sweep_nmd18 import official_relaxed_r8n8l6, tn_estimator  # noqa: E402 (same inputs and specs)
 
 RTOLS = (0.0, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
@@ -48,10 +48,7 @@ def main() -> None:
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--out", default="bench_out/sweep_rounding.json")
     args = ap.parse_args()
-    root, cache = setup_run(args)
-    X, targets, split = descriptors(root, "relaxed", "r8n8l6", cache)
-    y = targets["formation_energy"]
-    train, test, _, _ = split_rows(split)
+    X, y, train, test = official_relaxed_r8n8l6(args)
     t0 = time.perf_counter()
     members = [tn_estimator(f"ttn:8:ev0:seed={s}", 8, 4).fit(X.select(train), y[train])
                for s in range(args.members)]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_nmd18 import descriptors, setup_run  # noqa: E402 (the official-split run's cached descriptors)
+from sweep_nmd18 import official_relaxed_r8n8l6  # noqa: E402 (the official-split run's cached descriptors)
 
 MODELS = "gpr-rbf,ridge-ev,ttn:8,ttn:8:ev,ttn:16:ev,ttn:64:ev,ttn:8:ev:x4"
 
@@ -63,10 +63,7 @@ def main() -> None:
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--out", default="bench_out/sweep_small_n.json")
     args = ap.parse_args()
-    root, cache = setup_run(args)
-    X, targets, split = descriptors(root, "relaxed", "r8n8l6", cache)
-    y = targets["formation_energy"]
-    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    X, y, train, test = official_relaxed_r8n8l6(args)
     out = Path(args.out)
     # every fit is written at once and a rerun skips the fits already in --out: a kill loses one fit
     rows = json.loads(out.read_text())["fits"] if out.exists() else []
