@@ -218,7 +218,7 @@ def compile_cost(root: Path) -> dict:
     return {"first_call_empty_cache_s": float(proc.stdout.strip().splitlines()[-1])}
 
 
-def main() -> None:
+def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nmd18", default=os.environ.get("TNMAT_NMD18", str(Path(__file__).resolve().parents[2]
                                                                         / "shared/data/nmd18")))
@@ -230,21 +230,17 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time the first call with an empty numba cache")
     ap.add_argument("--copy-to", default=None, help="also write the JSON here (e.g. results/descriptors/)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    root = Path(args.nmd18)
-    if not (root / "train.csv").exists():
-        sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
-    if args.one:
-        print(json.dumps(run_one(args.one, root, args.nu3_structures, args.threads)))
-        return
-    results = []
+    return ap.parse_args()
+
+
+def _collect(args: argparse.Namespace, root: Path, methods: list[str]) -> dict[str, list[dict]]:
+    """Every method's timed runs, each in a fresh subprocess, interleaved: each repetition runs every method
+    once, so drift hits all alike."""
     for m in ("tnmat-nu3", "tnmat-nu3-torch"):  # written by this run's subprocesses for the equality check
         (Path(os.environ.get("TMPDIR", "/tmp")) / f"tnmat_bench_{m}.pt").unlink(missing_ok=True)
-    load_start = os.getloadavg()
-    methods = args.methods.split(",")
     samples: dict[str, list[dict]] = {m: [] for m in methods}
     failed: set[str] = set()
-    for _ in range(args.repeat):  # interleaved: each repetition runs every method once, so drift hits all alike
+    for _ in range(args.repeat):
         for method in methods:
             if method in failed:
                 continue
@@ -261,6 +257,12 @@ def main() -> None:
             print(f"  {method:30s} {samples[method][-1]['seconds']:8.2f} s  load "
                   f"{samples[method][-1]['load_before']:.1f}  others "
                   f"{samples[method][-1].get('others_cpu_s', 0.0):.2f} CPU s", file=sys.stderr)
+    return samples
+
+
+def _summarise(samples: dict[str, list[dict]]) -> list[dict]:
+    """One row per method: its fastest run, with every run's seconds, the median and the rates."""
+    results = []
     for runs in samples.values():
         if not runs:
             continue
@@ -273,76 +275,74 @@ def main() -> None:
         r["atoms_per_cpu_s"] = r["n_atoms"] / r["cpu_seconds"]
         r["mb_per_atom"] = (r["peak_rss_mb"] - r["data_rss_mb"]) / r["n_atoms"]
         results.append(r)
-    by = {r["method"]: r for r in results}
+    return results
 
-    default_key = ["atoms_per_s"]
 
-    def ratio(a: str, refs: list[str], key: str | None = None) -> float | None:
-        key = key or default_key[0]
+RATIOS = {  # name: (method, reference methods: the faster of them)
+    "tnmat / faster(dscribe, featomic), averaged": ("tnmat", ["dscribe", "featomic"]),
+    "tnmat-dscribe-eq / dscribe (identical output), averaged, 1 thread": ("tnmat-dscribe-eq", ["dscribe"]),
+    "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), 1 thread": ("tnmat-dscribe-eq-peratom",
+                                                                                ["dscribe-peratom"]),
+    "tnmat-peratom / faster(dscribe, featomic), per atom": ("tnmat-peratom", ["dscribe-peratom", "featomic-peratom"]),
+    "tnmat-dscribe-eq / tnmat-torch-dscribe-eq (compiled / torch path)": ("tnmat-dscribe-eq",
+                                                                          ["tnmat-torch-dscribe-eq"]),
+    "2 jobs / 1 thread, averaged": ("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
+    "2 jobs / 1 thread, per atom": ("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
+    "2 jobs / 1 thread, per atom, reused buffer (both)": ("tnmat-dscribe-eq-peratom-2jobs-reuse",
+                                                          ["tnmat-dscribe-eq-peratom-reuse"]),
+    "1 thread, per atom, reused buffer / fresh output": ("tnmat-dscribe-eq-peratom-reuse",
+                                                         ["tnmat-dscribe-eq-peratom"]),
+    "2 jobs workqueue layer / 1 thread, averaged": ("tnmat-dscribe-eq-2jobs-workqueue", ["tnmat-dscribe-eq"]),
+    "tnmat-dscribe-eq-2jobs / dscribe, averaged": ("tnmat-dscribe-eq-2jobs", ["dscribe"]),
+    "bispectrum compiled / torch reference (same structures)": ("tnmat-nu3", ["tnmat-nu3-torch"]),
+    "bispectrum all NMD18 centre species (unique) / torch reference": ("tnmat-nu3-all", ["tnmat-nu3-torch"]),
+    "bispectrum 2 jobs / 1 thread": ("tnmat-nu3-all-2jobs", ["tnmat-nu3-all"]),
+    "vesin / ase neighbour list": ("nl-vesin", ["nl-ase"]),
+    "direct / vesin neighbour list": ("nl-direct", ["nl-vesin"]),
+}
+# one-thread methods compared by CPU time: less sensitive to the other jobs on the shared machine
+CPU_RATIOS = {
+    "tnmat-dscribe-eq / dscribe (identical output), averaged, CPU time": ("tnmat-dscribe-eq", ["dscribe"]),
+    "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), CPU time": ("tnmat-dscribe-eq-peratom",
+                                                                                ["dscribe-peratom"]),
+    "tnmat / dscribe (same user settings), averaged, CPU time": ("tnmat", ["dscribe"]),
+    "tnmat-dscribe-eq / tnmat-torch-dscribe-eq, CPU time": ("tnmat-dscribe-eq", ["tnmat-torch-dscribe-eq"]),
+    "bispectrum compiled / torch reference, CPU time": ("tnmat-nu3", ["tnmat-nu3-torch"]),
+    "bispectrum all NMD18 centre species / torch reference, CPU time": ("tnmat-nu3-all", ["tnmat-nu3-torch"]),
+}
+PAIRS_2JOBS = {"averaged": ("tnmat-dscribe-eq", "tnmat-dscribe-eq-2jobs"),
+               "per atom": ("tnmat-dscribe-eq-peratom", "tnmat-dscribe-eq-peratom-2jobs"),
+               "per atom, reused buffer": ("tnmat-dscribe-eq-peratom-reuse", "tnmat-dscribe-eq-peratom-2jobs-reuse"),
+               "bispectrum, all NMD18, centre species": ("tnmat-nu3-all", "tnmat-nu3-all-2jobs")}
+
+
+def _ratios(by: dict[str, dict], table: dict[str, tuple[str, list[str]]], key: str) -> dict[str, float | None]:
+    """method[key] / max(reference[key]) for every entry of ``table`` (None when a method did not run)."""
+    out = {}
+    for name, (a, refs) in table.items():
         rs = [by[m][key] for m in refs if m in by]
-        return by[a][key] / max(rs) if a in by and rs else None
+        out[name] = by[a][key] / max(rs) if a in by and rs else None
+    return out
 
-    def table() -> dict:
-        return {
-            "tnmat / faster(dscribe, featomic), averaged": ratio("tnmat", ["dscribe", "featomic"]),
-            "tnmat-dscribe-eq / dscribe (identical output), averaged, 1 thread": ratio("tnmat-dscribe-eq", ["dscribe"]),
-            "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), 1 thread": ratio(
-                "tnmat-dscribe-eq-peratom", ["dscribe-peratom"]),
-            "tnmat-peratom / faster(dscribe, featomic), per atom": ratio("tnmat-peratom", ["dscribe-peratom",
-                                                                                             "featomic-peratom"]),
-            "tnmat-dscribe-eq / tnmat-torch-dscribe-eq (compiled / torch path)": ratio("tnmat-dscribe-eq",
-                                                                                      ["tnmat-torch-dscribe-eq"]),
-            "2 jobs / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs", ["tnmat-dscribe-eq"]),
-            "2 jobs / 1 thread, per atom": ratio("tnmat-dscribe-eq-peratom-2jobs", ["tnmat-dscribe-eq-peratom"]),
-            "2 jobs / 1 thread, per atom, reused buffer (both)": ratio("tnmat-dscribe-eq-peratom-2jobs-reuse",
-                                                                        ["tnmat-dscribe-eq-peratom-reuse"]),
-            "1 thread, per atom, reused buffer / fresh output": ratio("tnmat-dscribe-eq-peratom-reuse",
-                                                                      ["tnmat-dscribe-eq-peratom"]),
-            "2 jobs workqueue layer / 1 thread, averaged": ratio("tnmat-dscribe-eq-2jobs-workqueue",
-                                                                 ["tnmat-dscribe-eq"]),
-            "tnmat-dscribe-eq-2jobs / dscribe, averaged": ratio("tnmat-dscribe-eq-2jobs", ["dscribe"]),
-            "bispectrum compiled / torch reference (same structures)": ratio("tnmat-nu3", ["tnmat-nu3-torch"]),
-            "bispectrum all NMD18 centre species (unique) / torch reference": ratio("tnmat-nu3-all",
-                                                                                    ["tnmat-nu3-torch"]),
-            "bispectrum 2 jobs / 1 thread": ratio("tnmat-nu3-all-2jobs", ["tnmat-nu3-all"]),
-            "vesin / ase neighbour list": ratio("nl-vesin", ["nl-ase"]),
-            "direct / vesin neighbour list": ratio("nl-direct", ["nl-vesin"]),
-        }
 
-    ratios = table()
-    # repetition by repetition (interleaved, so each pair ran minutes apart at most): 1-thread s / 2-job s
-    pairs_2jobs = {"averaged": ("tnmat-dscribe-eq", "tnmat-dscribe-eq-2jobs"),
-                   "per atom": ("tnmat-dscribe-eq-peratom", "tnmat-dscribe-eq-peratom-2jobs"),
-                   "per atom, reused buffer": ("tnmat-dscribe-eq-peratom-reuse",
-                                               "tnmat-dscribe-eq-peratom-2jobs-reuse"),
-                   "bispectrum, all NMD18, centre species": ("tnmat-nu3-all", "tnmat-nu3-all-2jobs")}
+def _repetition_ratios(by: dict[str, dict], samples: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """2 jobs / 1 thread repetition by repetition (interleaved, so each pair ran minutes apart at most), and
+    the same from the repetitions in which other processes took < 0.2 CPU s during both timed calls."""
     per_repetition = {f"2 jobs / 1 thread, {name}": [one / two for one, two in zip(
-        by[a]["all_seconds"], by[b]["all_seconds"], strict=False)] for name, (a, b) in pairs_2jobs.items()
+        by[a]["all_seconds"], by[b]["all_seconds"], strict=False)] for name, (a, b) in PAIRS_2JOBS.items()
         if a in by and b in by}
-    # the same, only from repetitions in which other processes took < 0.2 CPU s during both timed calls
     undisturbed = {}
-    for name, (a, b) in pairs_2jobs.items():
-        if a in samples and b in samples and samples[a] and samples[b]:
+    for name, (a, b) in PAIRS_2JOBS.items():
+        if samples.get(a) and samples.get(b):
             quiet = [x["seconds"] / y["seconds"] for x, y in zip(samples[a], samples[b], strict=False)
                      if max(x.get("others_cpu_s", 0.0), y.get("others_cpu_s", 0.0)) < 0.2]
             undisturbed[f"2 jobs / 1 thread, {name}"] = {"ratios": quiet, "median": statistics.median(quiet)
                                                         if quiet else None}
-    default_key[0] = "atoms_per_s_median"
-    ratios_median = table()  # medians over --repeat: the typical run, not the luckiest
-    default_key[0] = "atoms_per_s"
-    # one-thread methods compared by CPU time: less sensitive to the other jobs on the shared machine
-    ratios_cpu = {
-        "tnmat-dscribe-eq / dscribe (identical output), averaged, CPU time": ratio(
-            "tnmat-dscribe-eq", ["dscribe"], "atoms_per_cpu_s"),
-        "tnmat-dscribe-eq-peratom / dscribe-peratom (identical output), CPU time": ratio(
-            "tnmat-dscribe-eq-peratom", ["dscribe-peratom"], "atoms_per_cpu_s"),
-        "tnmat / dscribe (same user settings), averaged, CPU time": ratio("tnmat", ["dscribe"], "atoms_per_cpu_s"),
-        "tnmat-dscribe-eq / tnmat-torch-dscribe-eq, CPU time": ratio("tnmat-dscribe-eq", ["tnmat-torch-dscribe-eq"],
-                                                                      "atoms_per_cpu_s"),
-        "bispectrum compiled / torch reference, CPU time": ratio("tnmat-nu3", ["tnmat-nu3-torch"], "atoms_per_cpu_s"),
-        "bispectrum all NMD18 centre species / torch reference, CPU time": ratio(
-            "tnmat-nu3-all", ["tnmat-nu3-torch"], "atoms_per_cpu_s"),
-    }
+    return per_repetition, undisturbed
+
+
+def _checks(by: dict[str, dict], args: argparse.Namespace, root: Path) -> dict:
+    """Agreement of the compiled bispectrum with the torch reference and of the power spectrum with DScribe."""
     checks: dict = {}
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     if (tmp / "tnmat_bench_tnmat-nu3.pt").exists() and (tmp / "tnmat_bench_tnmat-nu3-torch.pt").exists():
@@ -355,6 +355,11 @@ def main() -> None:
             "max_rel_diff_vs_dscribe")
     if args.compile:
         checks.update(compile_cost(root))
+    return checks
+
+
+def _print_report(results: list[dict], ratios: dict, ratios_median: dict, ratios_cpu: dict,
+                  repetitions: tuple[dict, dict], checks: dict) -> None:
     header = f"{'method':30s} {'structures':>10s} {'atoms':>8s} {'seconds':>8s} {'atoms/s':>9s} " \
              f"{'atoms/cpu-s':>11s} {'+MB':>7s} {'KB/atom':>8s} {'load':>5s}"
     print(header)
@@ -368,12 +373,33 @@ def main() -> None:
     for k, v in {**ratios, **ratios_cpu}.items():
         med = ratios_median.get(k)
         print(f"{k:70s} {'n/a' if v is None else f'{v:.2f}x'}" + ("" if med is None else f"  (median {med:.2f}x)"))
+    per_repetition, undisturbed = repetitions
     for k, v in per_repetition.items():
         print(f"{k:70s} " + ", ".join(f"{x:.2f}x" for x in v))
     for k, v in undisturbed.items():
         print(f"{k + ', undisturbed':70s} " + ", ".join(f"{x:.2f}x" for x in v["ratios"]))
     for k, v in checks.items():
         print(f"{k:70s} {v}")
+
+
+def main() -> None:
+    args = _parse()
+    root = Path(args.nmd18)
+    if not (root / "train.csv").exists():
+        sys.exit(f"NMD18 not found at {root}: pass --nmd18 PATH or set TNMAT_NMD18")
+    if args.one:
+        print(json.dumps(run_one(args.one, root, args.nu3_structures, args.threads)))
+        return
+    load_start = os.getloadavg()
+    samples = _collect(args, root, args.methods.split(","))
+    results = _summarise(samples)
+    by = {r["method"]: r for r in results}
+    ratios = _ratios(by, RATIOS, "atoms_per_s")
+    ratios_median = _ratios(by, RATIOS, "atoms_per_s_median")  # medians over --repeat: the typical run
+    ratios_cpu = _ratios(by, CPU_RATIOS, "atoms_per_cpu_s")
+    per_repetition, undisturbed = _repetition_ratios(by, samples)
+    checks = _checks(by, args, root)
+    _print_report(results, ratios, ratios_median, ratios_cpu, (per_repetition, undisturbed), checks)
     payload = json.dumps({"settings": HYPER, "species": SPECIES, "nu3_structures": args.nu3_structures,
                           "repeat": args.repeat, "results": results, "ratios": ratios, "ratios_median": ratios_median,
                           "ratios_cpu_time": ratios_cpu, "ratios_per_repetition": per_repetition,
