@@ -76,7 +76,6 @@ def _round_ttn(layers: list[list[torch.Tensor]], rtol: float) -> list[list[torch
     tol = rtol * float(top.norm()) / max(1, n_bonds)
     one = torch.ones(1, 1, dtype=top.dtype)
     out_proj = [[one] * len(nodes) for nodes in layers]  # basis of every node's output bond
-    in_proj = [[(one, one)] * len(nodes) for nodes in layers]  # bases of its two input bonds
     factors = [one]  # top-down: factor G of the environment of each node's output bond, in node order
     for li in range(n_layers - 1, 0, -1):
         below = []
@@ -84,7 +83,6 @@ def _round_ttn(layers: list[list[torch.Tensor]], rtol: float) -> list[list[torch
             m = torch.einsum("abc,cm->abm", node, factors[j])
             pa, ga = _basis(m.reshape(m.shape[0], -1), tol)
             pb, gb = _basis(m.permute(1, 0, 2).reshape(m.shape[1], -1), tol)
-            in_proj[li][j] = (pa, pb)
             out_proj[li - 1][2 * j], out_proj[li - 1][2 * j + 1] = pa, pb
             below += [ga, gb]
         factors = below
@@ -92,8 +90,9 @@ def _round_ttn(layers: list[list[torch.Tensor]], rtol: float) -> list[list[torch
     for li, nodes in enumerate(layers):
         row = []
         for j, node in enumerate(nodes):
-            pa, pb = in_proj[li][j] if li > 0 else (None, None)
-            w = node if pa is None else torch.einsum("abc,ai,bj->ijc", node, pa, pb)
+            # the input bonds are the outputs of the two nodes below (physical legs in the bottom layer)
+            w = node if li == 0 else torch.einsum("abc,ai,bj->ijc", node, out_proj[li - 1][2 * j],
+                                                  out_proj[li - 1][2 * j + 1])
             row.append(torch.einsum("abc,ck->abk", w, out_proj[li][j]))
         rounded.append(row)
     return rounded
