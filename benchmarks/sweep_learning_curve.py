@@ -120,12 +120,15 @@ def compare(sweep: dict, adam: dict) -> dict[str, Any]:
     return out
 
 
-def compare_rich(rich: dict, paper: dict) -> dict[str, Any]:
+def compare_rich(rich: dict, paper: dict, cap: dict | None = None) -> dict[str, Any]:
     """The networks of a run on richer inputs (``rich``: ttn, mps, dense = closed-form ridge, gpr-rbf where
-    run) against GPR-RBF on those inputs and the stored paper-preset GPR-RBF (``paper``, r6n4l3); the
-    target is checked against each GPR-RBF column, and sizes without a GPR-RBF fit are listed as missing."""
+    run; ``cap``: a TTN run whose bond cap and strengths were chosen per split, same inputs) against GPR-RBF
+    on those inputs and the stored paper-preset GPR-RBF (``paper``, r6n4l3); the target is checked against
+    each GPR-RBF column, and sizes without a GPR-RBF fit are listed as missing."""
     columns = {"ttn (sweep)": (rich, "ttn"), "mps (sweep)": (rich, "mps"), "ridge (dense sweep)": (rich, "dense"),
                "gpr-rbf (same inputs)": (rich, "gpr-rbf"), "gpr-rbf (paper r6n4l3)": (paper, "gpr-rbf")}
+    if cap is not None:
+        columns = {"ttn (cap chosen, evidence)": (cap, "ttn"), **columns}
     refs = ("gpr-rbf (same inputs)", "gpr-rbf (paper r6n4l3)")
     out: dict[str, Any] = {"models": list(columns), "random": [], "official": {}, "target": {}}
     sizes = sorted({n for (m, fam, n) in rich if fam == "random" and m == "ttn"})
@@ -255,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--paper-dir", type=Path)
     ap.add_argument("--rich-gpr-dir", type=Path, help="GPR-RBF on the rich inputs, summarised in its own run "
                     "folder (it covers fewer sizes, and a run's summary needs every model at every size)")
+    ap.add_argument("--cap-dir", type=Path, help="with --rich-dir: a TTN run on the same inputs whose bond cap "
+                    "(e.g. 8 or 64) and ridge strengths were chosen per split (its own column)")
     ap.add_argument("--only-models", help="with --select-fits: keep the fits of these models (comma-separated)")
     args = ap.parse_args(argv)
     if args.rich_dir:
@@ -262,8 +267,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.rich_gpr_dir:
             rich.update(read_rows(args.rich_gpr_dir))
         units = next((r.get("units") for r in rich.values() if r.get("units")), "meV/cation")
-        res = compare_rich(rich, paper)
-        res.update(rich_dir=str(args.rich_dir), paper_dir=str(args.paper_dir), units=units)
+        res = compare_rich(rich, paper, None if args.cap_dir is None else read_rows(args.cap_dir))
+        res.update(rich_dir=str(args.rich_dir), paper_dir=str(args.paper_dir), units=units,
+                   cap_dir=None if args.cap_dir is None else str(args.cap_dir))
         _write(args.rich_dir / "comparison.json", json.dumps(res, indent=1) + "\n")
         _write(args.rich_dir / "comparison.md", markdown_rich(res, units))
         plot(res, args.rich_dir / "comparison.png", units, args.title or str(args.rich_dir.name))

@@ -56,3 +56,31 @@ def test_different_gpr_fits_are_refused():
     adam = _rows({"gpr-rbf": [10.0, 10.0, 10.5, 10.0], "mps": [1.0] * 4})
     with pytest.raises(SystemExit, match="GPR-RBF differs"):
         slc.compare(sweep, adam)
+
+
+RICH = [tuple(REPO / "results" / "learning_curve" / f"paper_{g}{s}" for s in ("_r8n8l6_sweep", "_r8n8l6_sweep_gpr",
+                                                                            "_r8n8l6_cap", ""))
+        for g in ("relaxed", "vegard")]
+
+
+@pytest.mark.parametrize("rich_dir,gpr_dir,cap_dir,paper_dir",
+                         [r for r in RICH if (r[0] / "comparison.json").is_file()], ids=lambda p: p.name)
+def test_committed_rich_comparison_follows_from_the_committed_csvs(rich_dir, gpr_dir, cap_dir, paper_dir):
+    stored = json.loads((rich_dir / "comparison.json").read_text())
+    rich = {**slc.read_rows(rich_dir), **slc.read_rows(gpr_dir)}
+    cap = slc.read_rows(cap_dir) if stored.get("cap_dir") else None
+    res = slc.compare_rich(rich, slc.read_rows(paper_dir), cap)
+    assert res["random"] == stored["random"] and res["target"] == stored["target"]
+
+
+def test_rich_comparison_checks_the_cap_column_against_both_references():
+    rich = _rows({"ttn": [12.0] * 4, "mps": [12.0] * 4, "dense": [12.0] * 4, "gpr-rbf": [10.0, 10.0, 10.0, 10.0]})
+    paper = _rows({"gpr-rbf": [20.0] * 4})
+    cap = _rows({"ttn": [7.9, 8.0, 7.0, 9.0]})
+    res = slc.compare_rich(rich, paper, cap)
+    assert res["models"][0] == "ttn (cap chosen, evidence)"
+    t = res["target"]
+    assert t["ttn (cap chosen, evidence) vs gpr-rbf (same inputs)"]["met"]
+    assert t["ttn (sweep) vs gpr-rbf (same inputs)"]["sizes_not_below"] == [50, 100, 200, 400]
+    assert t["ttn (sweep) vs gpr-rbf (paper r6n4l3)"]["met"]
+    assert "ttn (cap chosen, evidence) vs gpr-rbf (same inputs)" not in slc.compare_rich(rich, paper)["target"]
