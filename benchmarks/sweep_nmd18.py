@@ -138,17 +138,20 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, tr
 
 
 def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfitted estimator)
-    """A sweep-fitted network from ``KIND[:BOND[:OPTION...]]``: KIND mps, ttn or mpo; an option is a number
-    (the MPO's input offset), ``gcv`` (no validation rows: every strength by GCV on all rows, passes stopped
+    """A sweep-fitted network from ``KIND[:BOND[:OPTION...]]``: KIND mps, ttn, mpo or dense (the closed-form
+    ridge of the estimators, BOND ignored); an option is a number (the MPO's input offset), ``gcv`` (no validation rows: every strength by GCV on all rows, passes stopped
     on the training RMSE), ``ev`` / ``ev0`` (every strength by the Bayesian evidence; ``ev0``: no validation
     rows, passes stopped on the training RMSE), ``alpha=A`` (one ridge strength at every step), ``cut=C``
-    (singular-value cutoff), ``sweeps=N`` or ``seed=S``."""
-    from tnmat.training.estimators import MPORegressor, MPSRegressor, TTNRegressor
+    (singular-value cutoff), ``sweeps=N``, ``seed=S`` or ``huber=D`` (the Huber loss with threshold D
+    standard deviations of the target, ``loss="huber"``)."""
+    from tnmat.training.estimators import DenseACERegressor, MPORegressor, MPSRegressor, TTNRegressor
 
     kind, *opts = model.split(":")
-    cls = {"mps": MPSRegressor, "mpo": MPORegressor, "ttn": TTNRegressor}[kind]
-    kw: dict = {"solver": "sweep", "bond_dim": int(opts[0]) if opts else bond, "n_sweeps": n_sweeps,
-                "dtype": "float64", "validation_fraction": 0.2, "random_state": 0}
+    cls = {"mps": MPSRegressor, "mpo": MPORegressor, "ttn": TTNRegressor, "dense": DenseACERegressor}[kind]
+    kw: dict = {"solver": "sweep", "n_sweeps": n_sweeps, "dtype": "float64", "validation_fraction": 0.2,
+                "random_state": 0}
+    if kind != "dense":
+        kw["bond_dim"] = int(opts[0]) if opts else bond
     for opt in opts[1:]:
         if opt == "gcv":
             kw["validation_fraction"] = 0.0
@@ -164,6 +167,8 @@ def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfi
             kw["alphas"] = [float(opt[6:])]
         elif opt.startswith("seed="):
             kw["random_state"] = int(opt[5:])
+        elif opt.startswith("huber="):
+            kw["loss"], kw["huber_delta"] = "huber", float(opt[6:])
         elif kind == "mpo":
             kw["input_offset"] = float(opt)
         else:
@@ -249,8 +254,8 @@ def run_models(X: LegTensor, y: np.ndarray, split: np.ndarray, models: list[str]
                 pred, n_par = est.predict(X.select(test)), est.n_parameters_
                 hist = est.history_
                 info.update({"bond_dims": est.bond_dims_, "passes": est.n_epochs_, "best_pass": est.best_epoch_ + 1,
-                             "stop_reason": hist["stop_reason"][0], "val_rmse_per_pass": hist["val_rmse"],
-                             "val_rmse_best": hist["val_rmse"][est.best_epoch_]})
+                             "stop_reason": hist.get("stop_reason", ["one closed-form solve"])[0],
+                             "val_rmse_per_pass": hist["val_rmse"], "val_rmse_best": hist["val_rmse"][est.best_epoch_]})
         err = (pred - y[test]) * scale
         rows.append({"model": model, "n_parameters": int(n_par), "fit_seconds": time.perf_counter() - t0,
                      "peak_rss_mib": mem.mib, "test_mae": float(np.mean(np.abs(err))),
@@ -311,7 +316,7 @@ def main() -> None:
     ap.add_argument("--runs", default="relaxed:formation_energy,relaxed:band_gap,vegard:formation_energy",
                     help="geometry:target pairs")
     ap.add_argument("--models", default="ridge,gpr-rbf,mps:8,ttn:8,mpo:4:1",
-                    help="ridge, gpr-rbf, KIND[:BOND[:MPO_INPUT_OFFSET]] for KIND in mps, ttn, mpo")
+                    help="ridge, gpr-rbf, KIND[:BOND[:OPTION...]] for KIND in mps, ttn, mpo, dense (options: tn_estimator)")
     ap.add_argument("--bond-dim", type=int, default=8)
     ap.add_argument("--n-sweeps", type=int, default=6)
     ap.add_argument("--cache", default="cache")

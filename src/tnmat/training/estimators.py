@@ -32,6 +32,11 @@ alpha_selection : "validation" (default, as above) or "evidence": every strength
 n_members : sweep-fitted MPS / TTN only: fit this many networks from the initial states of seeds
     random_state, random_state + 1, ... on the same rows and keep their mean, folded into one network of
     the same kind whose bonds are the sums of theirs (:func:`tnmat.networks.direct_sum`).  Default 1.
+loss : "squared_error" (default) or "huber": the Huber loss with threshold ``huber_delta`` (in units of
+    the training target's standard deviation when ``standardize_target``) by iteratively reweighted least
+    squares over the passes (:mod:`tnmat.training.sweep`; the dense model: ``n_sweeps`` reweighted ridge
+    solves).  Structures the descriptor describes badly then weigh linearly, not quadratically; it lowers
+    the test MAE on NMD18 (docs/results/sweep.md).  Sweep solver only.
 Fitted: ``bond_dims_``; ``history_`` holds per-pass
     "train_rmse", "val_rmse" (standardised target units), "bond_dims", "lambda_median", "seconds",
     "stop_reason".
@@ -196,7 +201,7 @@ def _network_init(
     validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
     standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
     device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-    alpha_selection: str = "validation", n_members: int = 1,
+    alpha_selection: str = "validation", n_members: int = 1, loss: str = "squared_error", huber_delta: float = 1.0,
 ) -> None:
     """The constructor of the fixed-model estimators that take exactly the tensor-network parameters (MPS,
     TTN, MERA): one explicit signature, which scikit-learn reads from each class's ``__init__``."""
@@ -216,7 +221,7 @@ class TensorNetworkRegressor(_TensorNetworkEstimator):
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
-        n_members: int = 1,
+        n_members: int = 1, loss: str = "squared_error", huber_delta: float = 1.0,
     ) -> None:
         self._store_params(locals())
 
@@ -249,7 +254,7 @@ class MPORegressor(_TensorNetworkEstimator):
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
-        n_members: int = 1,
+        n_members: int = 1, loss: str = "squared_error", huber_delta: float = 1.0,
     ) -> None:
         self._store_params(locals())
 
@@ -302,7 +307,7 @@ class FeatureMapMPSRegressor(_TensorNetworkEstimator):
         validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
         standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
         device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-        alpha_selection: str = "validation", n_members: int = 1,
+        alpha_selection: str = "validation", n_members: int = 1, loss: str = "squared_error", huber_delta: float = 1.0,
     ) -> None:
         self._store_params(locals())
 
@@ -324,6 +329,6 @@ class DenseACERegressor(_TensorNetworkEstimator):
         weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
         standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
         verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
-        n_members: int = 1,
+        n_members: int = 1, loss: str = "squared_error", huber_delta: float = 1.0,
     ) -> None:
         self._store_params(locals())

@@ -16,6 +16,14 @@ all pairs once, alternating direction) stop when the validation RMSE has not imp
 network is then refitted from the same initial state on all rows with the chosen per-step strengths and
 the chosen number of passes (holding rows out for good costs accuracy: /work/shared/notes/sweeps.md).
 
+Loss: ``loss="squared_error"`` (default) or ``"huber"``: the Huber loss with threshold ``huber_delta``
+(standardised target units) by iteratively reweighted least squares: the first pass is a least-squares
+pass, and before every later pass each row gets the weight min(1, delta / |r_b|) from its residual r_b
+under the network as it stands; the local solves are then weighted ridge problems
+(:func:`~tnmat.training.sweep_solve.ridge_local_solve`), and passes are scored and stopped on the mean
+Huber loss.  Rows with residuals beyond delta count linearly, not quadratically, so a few badly described
+structures do not pull the fit (on NMD18 the test MAE, the published metric, falls: docs/results/sweep.md).
+
 The MERA is not supported: its disentanglers make the network a graph with loops, so there is no canonical
 form (no gauge centre to move by QR, ||W|| is not ||M|| for any local block) and the split of a merged
 disentangler-isometry pair by an SVD does not return a unitary disentangler; a local least-squares update
@@ -41,11 +49,13 @@ from tnmat.training.sweep_data import SweepData
 from tnmat.training.sweep_solve import SELECTIONS, LocalSolution, ridge_local_solve
 from tnmat.training.sweep_tree import TreeSweeper
 
-__all__ = ["SweepConfig", "SweepResult", "sweep_fit", "DEFAULT_ALPHAS", "SWEEP_NETWORKS"]
+__all__ = ["SweepConfig", "SweepResult", "sweep_fit", "DEFAULT_ALPHAS", "SWEEP_NETWORKS", "LOSSES", "huber_weights",
+           "huber_loss"]
 
 #: ridge strengths scanned at every local solve (standardised targets; the full ridge on NMD18 B2 chose ~1)
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-4, 4, 17))
 SWEEP_NETWORKS = ("mps", "mpo", "ttn")
+LOSSES = ("squared_error", "huber")
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ class SweepConfig:
     refit: bool = True
     refine_solves: int = 5
     fit_intercept: bool = True
+    loss: str = "squared_error"
+    huber_delta: float = 1.0
     verbose: int = 0
 
     def check(self) -> None:
@@ -80,6 +92,22 @@ class SweepConfig:
             raise ValueError(f"sweep: refine_solves={self.refine_solves!r} must be a positive integer")
         if self.patience < 1:
             raise ValueError(f"sweep: patience={self.patience!r} must be >= 1")
+        if self.loss not in LOSSES:
+            raise ValueError(f"sweep: loss={self.loss!r}; choose one of {', '.join(LOSSES)}")
+        d = self.huber_delta
+        if isinstance(d, bool) or not isinstance(d, int | float) or not math.isfinite(d) or d <= 0:
+            raise ValueError(f"sweep: huber_delta={d!r} must be a finite number > 0")
+
+
+def huber_weights(r: torch.Tensor, delta: float) -> torch.Tensor:
+    """IRLS weights of the Huber loss: min(1, delta / |r|) (rows within delta keep weight 1)."""
+    return (delta / r.abs().clamp_min(1e-300)).clamp(max=1.0)
+
+
+def huber_loss(r: torch.Tensor, delta: float) -> torch.Tensor:
+    """Mean Huber loss: r^2 / 2 within delta, delta (|r| - delta / 2) beyond."""
+    a = r.abs()
+    return torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).mean()
 
 
 @dataclass
@@ -134,6 +162,7 @@ class _Solver:
     def __init__(self, cfg: SweepConfig, has_val: bool, fixed: list[float] | None = None) -> None:
         self.cfg, self.has_val, self.fixed = cfg, has_val, fixed
         self.lams: list[float] = []
+        self.weights: list[torch.Tensor | None] = [None, None]  # row weights (Huber IRLS), per data set
         self.last: tuple[list[torch.Tensor], LocalSolution] | None = None
         self.trace: list[dict] = []
 
@@ -151,7 +180,8 @@ class _Solver:
         val = phis[1] if self.has_val else None
         sol = ridge_local_solve(train.reshape(train.shape[0], -1), y, lams, select=select,
                                 phi_val=None if val is None else val.reshape(val.shape[0], -1),
-                                y_val=self.targets[1] if self.has_val else None, fit_intercept=cfg.fit_intercept)
+                                y_val=self.targets[1] if self.has_val else None, fit_intercept=cfg.fit_intercept,
+                                weights=self.weights[0], weights_val=self.weights[1] if self.has_val else None)
         self.lams.append(sol.lam)
         self.last = (phis, sol)
         step = {k: v for k, v in step.items() if k != "current"}
@@ -159,14 +189,12 @@ class _Solver:
         return sol.m.reshape(train.shape[1:]), sol.intercept
 
 
-def _pass_errors(solver: _Solver) -> tuple[list[float], float]:
-    """RMSE on every data set of the network as it stands after a pass: the last local solve's features
+def _pass_residuals(solver: _Solver) -> tuple[list[torch.Tensor], float]:
+    """Residuals on every data set of the network as it stands after a pass: the last local solve's features
     and solution (installed exactly: it is the re-solved factor, never truncated afterwards)."""
     phis, sol = solver.last
-    out = []
-    for phi, y in zip(phis, solver.targets, strict=False):
-        pred = phi.reshape(phi.shape[0], -1) @ sol.m + sol.intercept
-        out.append(float(torch.sqrt(((pred - y) ** 2).mean())))
+    out = [phi.reshape(phi.shape[0], -1) @ sol.m + sol.intercept - y
+           for phi, y in zip(phis, solver.targets, strict=False)]
     return out, sol.intercept
 
 
@@ -190,7 +218,10 @@ def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_pass
         t0 = time.perf_counter()
         n_lam, n_disc = len(solver.lams), len(sweeper.discarded)
         sweeper.run_pass("right" if i % 2 == 0 else "left", solver)
-        errs, b = _pass_errors(solver)
+        res, b = _pass_residuals(solver)
+        errs = [float(torch.sqrt((r * r).mean())) for r in res]
+        if cfg.loss == "huber":  # IRLS: the next pass solves with the weights of these residuals
+            solver.weights = [huber_weights(r, cfg.huber_delta) for r in res] + [None] * (2 - len(res))
         hist["train_rmse"].append(errs[0])
         hist["val_rmse"].append(errs[1] if has_val else None)
         hist["bond_dims"].append(sweeper.bond_dims)
@@ -200,13 +231,15 @@ def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_pass
         if progress:
             bar.set_postfix(train=f"{errs[0]:.4g}", val=f"{errs[1]:.4g}" if has_val else "-",
                             chi=max(sweeper.bond_dims, default=1))
-        score = errs[1] if has_val else errs[0]
+        k = 1 if has_val else 0
+        score = errs[k] if cfg.loss == "squared_error" else float(huber_loss(res[k], cfg.huber_delta))
         if score < best[0] * (1 - cfg.tol):
             best, since = (score, i, sweeper.snapshot(), b), 0
         else:
             since += 1
             if stop and since >= cfg.patience:
-                reason = (f"{'validation' if has_val else 'training'} RMSE did not improve by {cfg.tol:g} "
+                what = "RMSE" if cfg.loss == "squared_error" else "Huber loss"
+                reason = (f"{'validation' if has_val else 'training'} {what} did not improve by {cfg.tol:g} "
                           f"(relative) for {cfg.patience} pass(es)")
                 break
     if stop and best[2] is not None:

@@ -24,7 +24,7 @@ from torch import nn
 from tnmat.training.engine import TrainResult
 from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig, sweep_fit
 from tnmat.training.sweep_bispectrum import BispectrumInput
-from tnmat.training.sweep_train import fit_members
+from tnmat.training.sweep_train import fit_members, loss_settings
 
 __all__ = ["BispectrumSweepData", "leg_factors", "absorb_factors", "fit_estimator", "predict_estimator"]
 
@@ -150,7 +150,7 @@ def fit_estimator(est: Any, X: BispectrumInput, y: Any, *, X_val: BispectrumInpu
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
     cfg = SweepConfig(max_bond_dim=int(est.bond_dim), n_sweeps=int(est.n_sweeps), svd_cutoff=float(est.svd_cutoff),
                       alphas=alphas, fit_intercept=bool(est.fit_intercept), verbose=int(est.verbose),
-                      alpha_selection=est.alpha_selection)
+                      alpha_selection=est.alpha_selection, **loss_settings(est))
     train, val = data(train_inp, y[tr]), None if val_inp is None else data(val_inp, yv)
     refit = data(X, y) if va is not None else None
     if est.n_members > 1:  # independent initial networks merged into one MPS, as on dense inputs

@@ -20,6 +20,11 @@ eigenvalues e_r of Pc Pc^T, the coordinates q_r of yc on its eigenvectors, and s
     Q = sum_r q_r^2 / (1 + e_r / lam) + (||yc||^2 - sum_r q_r^2),
 
 (n' = n - 1 with the intercept).  It uses every row, none held out, which matters most for small data sets.
+
+Row weights w_b (``weights``) turn every solve into weighted ridge, sum_b w_b (y_b - <M, Phi_b> - b)^2 +
+lam ||M||^2: the rows and targets are scaled by sqrt(w_b) after centring on the weighted means, so the
+eigendecomposition, GCV and the evidence (noise variance s^2 / w_b per row) are those of the scaled problem.
+The sweeps use it for the Huber loss by iteratively reweighted least squares (:mod:`tnmat.training.sweep`).
 """
 
 from __future__ import annotations
@@ -48,10 +53,13 @@ class LocalSolution:
     gcv: float | None
 
 
-def regularised_loss(phi: torch.Tensor, y: torch.Tensor, m: torch.Tensor, b: float, lam: float) -> float:
-    """sum_b (y_b - <m, phi_b> - b)^2 + lam ||m||^2 (the objective every local solve minimises)."""
+def regularised_loss(phi: torch.Tensor, y: torch.Tensor, m: torch.Tensor, b: float, lam: float,
+                     weights: torch.Tensor | None = None) -> float:
+    """sum_b w_b (y_b - <m, phi_b> - b)^2 + lam ||m||^2 (the objective every local solve minimises; w = 1
+    without ``weights``)."""
     r = y - phi @ m - b
-    return float(r @ r + lam * (m @ m))
+    wr = r if weights is None else weights.to(r) * r
+    return float(r @ wr + lam * (m @ m))
 
 
 def _scores(e: torch.Tensor, proj: torch.Tensor, yc_sq: float, lams: torch.Tensor, n: int
@@ -78,10 +86,13 @@ def _neg_log_evidence(e: torch.Tensor, proj: torch.Tensor, yc_sq: float, lams: t
 
 def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float], *, select: str = "validation",
                       phi_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
-                      fit_intercept: bool = True) -> LocalSolution:
+                      fit_intercept: bool = True, weights: torch.Tensor | None = None,
+                      weights_val: torch.Tensor | None = None) -> LocalSolution:
     """Solve the local ridge problem for every ``lam`` in ``lams`` and keep the one chosen by ``select``:
-    ``"validation"`` (lowest MSE on (phi_val, y_val)), ``"gcv"`` (lowest GCV), ``"evidence"`` (highest
-    marginal likelihood, module docstring) or ``"fixed"`` (``lams[0]``).
+    ``"validation"`` (lowest MSE on (phi_val, y_val), weighted by ``weights_val`` when given), ``"gcv"``
+    (lowest GCV), ``"evidence"`` (highest marginal likelihood, module docstring) or ``"fixed"``
+    (``lams[0]``).  ``weights``: row weights (> 0) of the training rows (module docstring); ``train_mse``
+    is then the weighted mean.
 
     ``lam = 0`` gives the minimum-norm least-squares solution (eigenvalues below 1e-12 of the largest are
     dropped).  float64 throughout."""
@@ -95,9 +106,18 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
     lam_t = torch.as_tensor([float(v) for v in lams], dtype=torch.float64)
     if select == "fixed":
         lam_t = lam_t[:1]
-    mu = phi.mean(0) if fit_intercept else torch.zeros(p, dtype=torch.float64)
-    ybar = float(y.mean()) if fit_intercept else 0.0
+    w = None if weights is None else weights.to(torch.float64).reshape(-1)
+    if w is not None and (len(w) != n or not bool((w > 0).all()) or not bool(torch.isfinite(w).all())):
+        raise ValueError(f"ridge_local_solve: weights must be {n} finite positive numbers")
+    if fit_intercept:
+        mu = phi.mean(0) if w is None else (w @ phi) / w.sum()
+        ybar = float(y.mean()) if w is None else float(w @ y / w.sum())
+    else:
+        mu, ybar = torch.zeros(p, dtype=torch.float64), 0.0
     pc, yc = phi - mu, y - ybar
+    if w is not None:  # weighted ridge = ridge on rows scaled by sqrt(w)
+        pc, yc = pc * w.sqrt()[:, None], yc * w.sqrt()
+    n_w = n if w is None else float(w.sum())
     if p <= n:  # primal: G = Pc^T Pc = V diag(e) V^T; m(lam) = V (V^T Pc^T yc) / (e + lam)
         e, v = torch.linalg.eigh(pc.T @ pc)
         proj = v.T @ (pc.T @ yc) / e.clamp_min(1e-300).sqrt()  # coordinates of yc on the left singular vectors
@@ -107,7 +127,7 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
     keep = e > 1e-12 * float(e.max().clamp_min(1e-300))
     e, proj = e[keep], proj[keep]
     basis = v[:, keep] if p <= n else u[:, keep]
-    rss, gcv = _scores(e, proj, float(yc @ yc), lam_t, n)
+    rss, gcv = _scores(e, proj, float(yc @ yc), lam_t, n)  # weighted rows: rss is the weighted sum
     # coefficients on the basis for every lam: primal m = V c, c = sqrt(e) proj / (e + lam);
     # dual m = Pc^T U c, c = proj / (e + lam)
     num = e.sqrt() * proj if p <= n else proj
@@ -117,7 +137,12 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
         pv = phi_val.to(torch.float64).reshape(phi_val.shape[0], -1) - mu
         zv = pv @ basis if p <= n else (pv @ pc.T) @ basis  # (n_val, r)
         pred = zv @ coef.T + ybar  # (n_val, L)
-        val_mse = ((pred - y_val.to(torch.float64)[:, None]) ** 2).mean(0)
+        sq = (pred - y_val.to(torch.float64)[:, None]) ** 2
+        if weights_val is None:
+            val_mse = sq.mean(0)
+        else:
+            wv = weights_val.to(torch.float64).reshape(-1, 1)
+            val_mse = (wv * sq).sum(0) / wv.sum()
     if select == "validation":
         i = int(torch.argmin(val_mse))
     elif select == "gcv":
@@ -128,7 +153,7 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
         i = 0
     m = basis @ coef[i] if p <= n else pc.T @ (basis @ coef[i])
     b = ybar - float(mu @ m)
-    return LocalSolution(m=m, intercept=b, lam=float(lam_t[i]), train_mse=float(rss[i]) / n,
+    return LocalSolution(m=m, intercept=b, lam=float(lam_t[i]), train_mse=float(rss[i]) / n_w,
                          val_mse=None if val_mse is None else float(val_mse[i]), gcv=float(gcv[i]))
 
 

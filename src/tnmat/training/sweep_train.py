@@ -17,24 +17,25 @@ from torch import nn
 from tnmat.networks.dense import DenseACE
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainResult
-from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig, sweep_fit
+from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig, huber_weights, sweep_fit
 from tnmat.training.sweep_data import SweepData
 from tnmat.training.sweep_solve import ridge_local_solve
 
-__all__ = ["SOLVERS", "check_sweep_params", "fit_by_sweeps", "match_state_shapes", "adapt_shapes_on_load",
-           "network_bond_dims"]
+__all__ = ["SOLVERS", "check_sweep_params", "loss_settings", "fit_by_sweeps", "match_state_shapes",
+           "adapt_shapes_on_load", "network_bond_dims"]
 
 SOLVERS = ("adam", "sweep")
 
 
 def check_sweep_params(est: Any, kind: str) -> None:
-    """Validate ``solver``, ``n_sweeps``, ``svd_cutoff``, ``alphas``, ``alpha_selection`` and ``n_members``
-    of a tensor-network estimator."""
+    """Validate ``solver``, ``n_sweeps``, ``svd_cutoff``, ``alphas``, ``alpha_selection``, ``n_members``,
+    ``loss`` and ``huber_delta`` of a tensor-network estimator."""
     name = type(est).__name__
     if est.solver not in SOLVERS:
         raise ValueError(f"{name}: solver={est.solver!r} is invalid; choose 'adam' or 'sweep'")
     if est.solver != "sweep":
-        changed = [f"{p}={getattr(est, p)!r}" for p, default in (("alpha_selection", "validation"), ("n_members", 1))
+        changed = [f"{p}={getattr(est, p)!r}" for p, default in (("alpha_selection", "validation"), ("n_members", 1),
+                                                                    ("loss", "squared_error"), ("huber_delta", 1.0))
                    if getattr(est, p, default) != default]
         if changed:  # never ignore an option the user set
             raise ValueError(f"{name}: {', '.join(changed)} applies to solver='sweep' only")
@@ -54,8 +55,16 @@ def check_sweep_params(est: Any, kind: str) -> None:
     if k > 1 and kind not in ("mps", "ttn"):
         raise ValueError(f"{name}: n_members={k} applies to the sweep-fitted MPS and TTN (their sum is one "
                          f"network of the same kind), not to {kind!r}")
-    SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=est.n_sweeps,
-                svd_cutoff=est.svd_cutoff, alphas=alphas, alpha_selection=sel).check()
+    try:
+        SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=est.n_sweeps,
+                    svd_cutoff=est.svd_cutoff, alphas=alphas, alpha_selection=sel, **loss_settings(est)).check()
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
+def loss_settings(est: Any) -> dict[str, Any]:
+    """The estimator's ``loss`` and ``huber_delta`` as :class:`SweepConfig` fields."""
+    return {"loss": getattr(est, "loss", "squared_error"), "huber_delta": getattr(est, "huber_delta", 1.0)}
 
 
 def _data(rows: Rows, y: torch.Tensor) -> SweepData:
@@ -68,13 +77,18 @@ def _data(rows: Rows, y: torch.Tensor) -> SweepData:
 
 def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: SweepConfig) -> tuple[float, dict]:
     """Closed-form ridge on the full weight tensor (strength by validation, else GCV, or by the evidence
-    when ``cfg`` asks for it), refit excluded."""
+    when ``cfg`` asks for it), refit excluded.  With the Huber loss: ``n_sweeps`` reweighted solves (IRLS,
+    the weights of :func:`~tnmat.training.sweep.huber_weights` from the previous solve's residuals)."""
     tr, vl = train.averaged(), None if val is None else val.averaged()
     select = cfg.alpha_selection if cfg.alpha_selection in ("evidence", "fixed") else (
         "validation" if vl is not None else "gcv")
-    sol = ridge_local_solve(tr.x.reshape(tr.n_structures, -1), tr.y, cfg.alphas, select=select,
-                            phi_val=None if vl is None else vl.x.reshape(vl.n_structures, -1),
-                            y_val=None if vl is None else vl.y, fit_intercept=cfg.fit_intercept)
+    x, xv = tr.x.reshape(tr.n_structures, -1), None if vl is None else vl.x.reshape(vl.n_structures, -1)
+    w = wv = None
+    for _ in range(cfg.n_sweeps if cfg.loss == "huber" else 1):
+        sol = ridge_local_solve(x, tr.y, cfg.alphas, select=select, phi_val=xv, y_val=None if vl is None else vl.y,
+                                fit_intercept=cfg.fit_intercept, weights=w, weights_val=wv)
+        w = huber_weights(x @ sol.m + sol.intercept - tr.y, cfg.huber_delta)
+        wv = None if vl is None else huber_weights(xv @ sol.m + sol.intercept - vl.y, cfg.huber_delta)
     param = next(net.parameters())
     with torch.no_grad():
         param.copy_(sol.m.reshape(param.shape).to(param.dtype))
@@ -120,7 +134,8 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
     cfg = SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=int(est.n_sweeps),
                       svd_cutoff=float(est.svd_cutoff), alphas=alphas, fit_intercept=intercept is not None,
-                      alpha_selection=getattr(est, "alpha_selection", "validation"), verbose=int(est.verbose))
+                      alpha_selection=getattr(est, "alpha_selection", "validation"), verbose=int(est.verbose),
+                      **loss_settings(est))
     train = _data(train_rows, y_train)
     val = None if val_rows is None else _data(val_rows, y_val)
     device = next(net.parameters()).device
@@ -129,8 +144,8 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
         if refit_rows is not None:  # the strength is chosen on the held-out rows; the refit uses all of them
             b, hist = _fit_dense(net, train, val, cfg)
             if cfg.alpha_selection != "evidence":  # the evidence chooses again on all rows
-                cfg = SweepConfig(alphas=(hist["lambdas"][0],), alpha_selection="fixed",
-                                  fit_intercept=cfg.fit_intercept)
+                cfg = SweepConfig(alphas=(hist["lambdas"][0],), alpha_selection="fixed", n_sweeps=cfg.n_sweeps,
+                                  fit_intercept=cfg.fit_intercept, loss=cfg.loss, huber_delta=cfg.huber_delta)
             b, _ = _fit_dense(net, _data(*refit_rows()), None, cfg)
         else:
             b, hist = _fit_dense(net, train, val, cfg)
