@@ -51,3 +51,29 @@ def test_evidence_allows_no_validation_part(capsys):
 def test_bad_member_options_are_refused_before_work(args, message, capsys):
     assert main(["fit", "alloys-small", *args, *SETTINGS]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_loss_huber_model_is_the_python_estimator(tmp_path, capsys):
+    model = tmp_path / "huber.tnmat"
+    assert main(["fit", "alloys-small", "--loss", "huber", "--huber-delta", "0.1", *SETTINGS, "-o", str(model)]) == 0
+    saved = StructureModel.load(model)
+    assert saved.regressor.get_params()["loss"] == "huber" and saved.regressor.get_params()["huber_delta"] == 0.1
+    ds = embedded_default(small=True)
+    train, _ = holdout_split(len(ds), official=official_test(ds.metadata.get("split")), seed=0)
+    X = saved.descriptor.compute(ds.structures, average=True)
+    ref = TTNRegressor(bond_dim=3, solver="sweep", loss="huber", huber_delta=0.1, random_state=0).fit(
+        X.select(train), ds.targets["mixing_energy"][train])
+    # float32 networks (the default dtype), and the reweighting amplifies last-bit input differences: 1e-6 eV
+    np.testing.assert_allclose(saved.regressor.predict(X), ref.predict(X), rtol=0, atol=1e-6)
+    y = ds.targets["mixing_energy"][train]
+    sq = TTNRegressor(bond_dim=3, solver="sweep", random_state=0).fit(X.select(train), y)
+    assert np.abs(sq.predict(X) - ref.predict(X)).max() > 1e-4  # the loss option reached the fit
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--loss", "huber", "--solver", "adam"], "--loss huber: applies to --solver sweep only"),
+    (["--loss", "huber", "--huber-delta", "0"], "--huber-delta 0: must be > 0"),
+])
+def test_bad_loss_options_are_refused_before_work(args, message, capsys):
+    assert main(["fit", "alloys-small", *args, *SETTINGS]) == 2
+    assert message in capsys.readouterr().err

@@ -133,3 +133,23 @@ def test_estimators_validate_record_and_save_the_loss(tmp_path):
     back = TTNRegressor.load(path)
     assert back.get_params()["loss"] == "huber" and back.get_params()["huber_delta"] == 0.1
     np.testing.assert_allclose(back.predict(xs), est.predict(xs), rtol=0, atol=1e-10)
+
+
+def test_huber_objective_never_increases_over_the_passes():
+    """At a fixed strength each weighted solve minimises a majoriser of sum_b 2 rho(r_b) + lam ||W||^2 (rho
+    the Huber function), so with untruncated bonds the objective cannot rise from pass to pass."""
+    sizes, lam, delta = (3, 2, 3), 0.5, 0.1
+    x, y, _ = _outlier_data(sizes, 150, seed=8, frac=0.2)
+    objective = []
+    for passes in range(6):  # 0: one least-squares pass, the reference
+        net = MPS(sizes, 6, dtype=torch.float64, seed=9)  # bonds 3 and 3 are the full ranks: no truncation
+        cfg = SweepConfig(max_bond_dim=6, n_sweeps=max(1, passes), alphas=(lam,), alpha_selection="fixed",
+                          loss="huber" if passes else "squared_error", huber_delta=delta, tol=-1.0,
+                          patience=max(1, passes), refine_solves=1)
+        res = sweep_fit(net, SweepData(x, y), None, cfg)
+        with torch.no_grad():
+            r = res.network(x) + res.intercept - y
+            w2 = float((res.network.to_dense() ** 2).sum())
+        objective.append(2 * len(y) * float(huber_loss(r, delta)) + lam * w2)
+    assert all(b <= a * (1 + 1e-10) for a, b in zip(objective[1:], objective[2:], strict=False)), objective
+    assert objective[-1] < 0.8 * objective[0]  # well below the least-squares fit's Huber objective
