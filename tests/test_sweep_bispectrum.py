@@ -97,11 +97,12 @@ def test_local_features_equal_the_dense_design_rows(centre):
         assert float((got - want).abs().max()) < 1e-10 * float(want.abs().max()), k
 
 
-def test_sweep_on_factorised_bispectrum_equals_sweep_on_dense_rows():
+@pytest.mark.parametrize("loss", ["squared_error", "huber"])
+def test_sweep_on_factorised_bispectrum_equals_sweep_on_dense_rows(loss):
     frames = _frames(40, seed=2)
     inp = BispectrumInput.from_structures(frames, DENSITY[1], center_species=True)
-    y = torch.as_tensor(np.random.default_rng(3).normal(size=40))
-    cfg = SweepConfig(max_bond_dim=3, n_sweeps=3, alpha_selection="gcv", refit=False)
+    y = torch.as_tensor(np.random.default_rng(3).standard_t(2, size=40))  # heavy tails: Huber weights act
+    cfg = SweepConfig(max_bond_dim=3, n_sweeps=3, alpha_selection="gcv", refit=False, loss=loss, huber_delta=0.3)
     fits = []
     for data in (BispectrumSweepData(inp, y), SweepData(x=inp.dense(), y=y)):
         from tnmat.networks import MPS
