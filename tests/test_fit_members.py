@@ -26,7 +26,8 @@ def test_members_model_is_the_python_ensemble(tmp_path, capsys):
     train, _ = holdout_split(len(ds), official=official_test(ds.metadata.get("split")), seed=0)
     X = saved.descriptor.compute(ds.structures, average=True)
     ref = TTNRegressor(bond_dim=3, solver="sweep", validation_fraction=0.0, alpha_selection="evidence",
-                       n_members=2, random_state=0).fit(X.select(train), ds.targets["mixing_energy"][train])
+                       n_members=2, random_state=0, loss="huber",  # the command line's default loss
+                       ).fit(X.select(train), ds.targets["mixing_energy"][train])
     preds = tmp_path / "p.csv"
     assert main(["predict", str(model), "alloys-small", "-q", "-o", str(preds)]) == 0
     got = np.array([float(r["predicted_mixing_energy_eV"]) for r in csv.DictReader(open(preds))])

@@ -77,7 +77,7 @@ class SweepConfig:
     refine_solves: int = 5
     fit_intercept: bool = True
     loss: str = "squared_error"
-    huber_delta: float = 1.0
+    huber_delta: float = 0.02
     verbose: int = 0
 
     def check(self) -> None:

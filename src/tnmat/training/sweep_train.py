@@ -35,7 +35,7 @@ def check_sweep_params(est: Any, kind: str) -> None:
         raise ValueError(f"{name}: solver={est.solver!r} is invalid; choose 'adam' or 'sweep'")
     if est.solver != "sweep":
         changed = [f"{p}={getattr(est, p)!r}" for p, default in (("alpha_selection", "validation"), ("n_members", 1),
-                                                                    ("loss", "squared_error"), ("huber_delta", 1.0))
+                                                                    ("loss", "squared_error"), ("huber_delta", 0.02))
                    if getattr(est, p, default) != default]
         if changed:  # never ignore an option the user set
             raise ValueError(f"{name}: {', '.join(changed)} applies to solver='sweep' only")
@@ -64,7 +64,7 @@ def check_sweep_params(est: Any, kind: str) -> None:
 
 def loss_settings(est: Any) -> dict[str, Any]:
     """The estimator's ``loss`` and ``huber_delta`` as :class:`SweepConfig` fields."""
-    return {"loss": getattr(est, "loss", "squared_error"), "huber_delta": getattr(est, "huber_delta", 1.0)}
+    return {"loss": getattr(est, "loss", "squared_error"), "huber_delta": getattr(est, "huber_delta", 0.02)}
 
 
 def _data(rows: Rows, y: torch.Tensor) -> SweepData:
