@@ -61,6 +61,15 @@ def select_fits(src: Path, dst: Path, models: set[str] | None = None) -> int:
     return len(kept)
 
 
+def parse_column(spec: str) -> tuple[str, Path, str]:
+    """``LABEL=DIR:MODEL`` -> (label, folder, model)."""
+    label, eq, rest = spec.partition("=")
+    folder, colon, model = rest.rpartition(":")
+    if not (eq and colon and label and folder and model):
+        raise SystemExit(f"--column {spec!r}: expected LABEL=DIR:MODEL")
+    return label, Path(folder), model
+
+
 def read_rows(folder: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
     """(model, split family, n_train) -> the summary row of ``folder/learning_curve.csv``."""
     with open(folder / "learning_curve.csv", newline="") as fh:
@@ -120,15 +129,18 @@ def compare(sweep: dict, adam: dict) -> dict[str, Any]:
     return out
 
 
-def compare_rich(rich: dict, paper: dict, cap: dict | None = None) -> dict[str, Any]:
+def compare_rich(rich: dict, paper: dict, cap: dict | None = None, extra: dict[str, tuple[dict, str]] | None = None
+                 ) -> dict[str, Any]:
     """The networks of a run on richer inputs (``rich``: ttn, mps, dense = closed-form ridge, gpr-rbf where
     run; ``cap``: a TTN run whose bond cap and strengths were chosen per split, same inputs) against GPR-RBF
     on those inputs and the stored paper-preset GPR-RBF (``paper``, r6n4l3); the target is checked against
-    each GPR-RBF column, and sizes without a GPR-RBF fit are listed as missing."""
+    each GPR-RBF column, and sizes without a GPR-RBF fit are listed as missing.  ``extra``: more columns,
+    label -> (rows of another run on the same inputs, model), placed first."""
     columns = {"ttn (sweep)": (rich, "ttn"), "mps (sweep)": (rich, "mps"), "ridge (dense sweep)": (rich, "dense"),
                "gpr-rbf (same inputs)": (rich, "gpr-rbf"), "gpr-rbf (paper r6n4l3)": (paper, "gpr-rbf")}
     if cap is not None:
         columns = {"ttn (cap chosen, evidence)": (cap, "ttn"), **columns}
+    columns = {**(extra or {}), **columns}
     refs = ("gpr-rbf (same inputs)", "gpr-rbf (paper r6n4l3)")
     out: dict[str, Any] = {"models": list(columns), "random": [], "official": {}, "target": {}}
     sizes = sorted({n for (m, fam, n) in rich if fam == "random" and m == "ttn"})
@@ -260,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
                     "folder (it covers fewer sizes, and a run's summary needs every model at every size)")
     ap.add_argument("--cap-dir", type=Path, help="with --rich-dir: a TTN run on the same inputs whose bond cap "
                     "(e.g. 8 or 64) and ridge strengths were chosen per split (its own column)")
+    ap.add_argument("--column", action="append", default=[], metavar="LABEL=DIR:MODEL",
+                    help="with --rich-dir: one more column, MODEL of the run in DIR (same inputs; repeatable)")
     ap.add_argument("--only-models", help="with --select-fits: keep the fits of these models (comma-separated)")
     args = ap.parse_args(argv)
     if args.rich_dir:
@@ -267,9 +281,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.rich_gpr_dir:
             rich.update(read_rows(args.rich_gpr_dir))
         units = next((r.get("units") for r in rich.values() if r.get("units")), "meV/cation")
-        res = compare_rich(rich, paper, None if args.cap_dir is None else read_rows(args.cap_dir))
+        specs = [parse_column(c) for c in args.column]
+        extra = {label: (read_rows(folder), model) for label, folder, model in specs}
+        res = compare_rich(rich, paper, None if args.cap_dir is None else read_rows(args.cap_dir), extra)
         res.update(rich_dir=str(args.rich_dir), paper_dir=str(args.paper_dir), units=units,
-                   cap_dir=None if args.cap_dir is None else str(args.cap_dir))
+                   cap_dir=None if args.cap_dir is None else str(args.cap_dir),
+                   columns=[{"label": label, "dir": str(folder), "model": model} for label, folder, model in specs])
         _write(args.rich_dir / "comparison.json", json.dumps(res, indent=1) + "\n")
         _write(args.rich_dir / "comparison.md", markdown_rich(res, units))
         plot(res, args.rich_dir / "comparison.png", units, args.title or str(args.rich_dir.name))

@@ -139,11 +139,11 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, tr
 
 def tn_estimator(model: str, bond: int, n_sweeps: int):  # noqa: ANN201 (an unfitted estimator)
     """A sweep-fitted network from ``KIND[:BOND[:OPTION...]]``: KIND mps, ttn, mpo or dense (the closed-form
-    ridge of the estimators, BOND ignored); an option is a number (the MPO's input offset), ``gcv`` (no validation rows: every strength by GCV on all rows, passes stopped
-    on the training RMSE), ``ev`` / ``ev0`` (every strength by the Bayesian evidence; ``ev0``: no validation
-    rows, passes stopped on the training RMSE), ``alpha=A`` (one ridge strength at every step), ``cut=C``
-    (singular-value cutoff), ``sweeps=N``, ``seed=S`` or ``huber=D`` (the Huber loss with threshold D
-    standard deviations of the target, ``loss="huber"``)."""
+    ridge of the estimators, BOND ignored).  An option is a number (the MPO's input offset); ``gcv`` (no
+    validation rows: every strength by GCV on all rows, passes stopped on the training RMSE); ``ev`` / ``ev0``
+    (every strength by the Bayesian evidence; ``ev0``: no validation rows, passes stopped on the training
+    RMSE); ``alpha=A`` (one ridge strength at every step); ``cut=C`` (singular-value cutoff); ``sweeps=N``;
+    ``seed=S``; ``huber=D`` (the Huber loss with threshold D standard deviations of the target)."""
     from tnmat.training.estimators import DenseACERegressor, MPORegressor, MPSRegressor, TTNRegressor
 
     kind, *opts = model.split(":")
@@ -316,7 +316,8 @@ def main() -> None:
     ap.add_argument("--runs", default="relaxed:formation_energy,relaxed:band_gap,vegard:formation_energy",
                     help="geometry:target pairs")
     ap.add_argument("--models", default="ridge,gpr-rbf,mps:8,ttn:8,mpo:4:1",
-                    help="ridge, gpr-rbf, KIND[:BOND[:OPTION...]] for KIND in mps, ttn, mpo, dense (options: tn_estimator)")
+                    help="ridge, gpr-rbf, KIND[:BOND[:OPTION...]] for KIND in mps, ttn, mpo, dense "
+                         "(options: tn_estimator)")
     ap.add_argument("--bond-dim", type=int, default=8)
     ap.add_argument("--n-sweeps", type=int, default=6)
     ap.add_argument("--cache", default="cache")

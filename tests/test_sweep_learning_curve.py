@@ -69,7 +69,8 @@ def test_committed_rich_comparison_follows_from_the_committed_csvs(rich_dir, gpr
     stored = json.loads((rich_dir / "comparison.json").read_text())
     rich = {**slc.read_rows(rich_dir), **slc.read_rows(gpr_dir)}
     cap = slc.read_rows(cap_dir) if stored.get("cap_dir") else None
-    res = slc.compare_rich(rich, slc.read_rows(paper_dir), cap)
+    extra = {c["label"]: (slc.read_rows(REPO / c["dir"]), c["model"]) for c in stored.get("columns", [])}
+    res = slc.compare_rich(rich, slc.read_rows(paper_dir), cap, extra)
     assert res["random"] == stored["random"] and res["target"] == stored["target"]
 
 
@@ -84,3 +85,7 @@ def test_rich_comparison_checks_the_cap_column_against_both_references():
     assert t["ttn (sweep) vs gpr-rbf (same inputs)"]["sizes_not_below"] == [50, 100, 200, 400]
     assert t["ttn (sweep) vs gpr-rbf (paper r6n4l3)"]["met"]
     assert "ttn (cap chosen, evidence) vs gpr-rbf (same inputs)" not in slc.compare_rich(rich, paper)["target"]
+    res = slc.compare_rich(rich, paper, cap, {"ttn (Huber)": (_rows({"ttn": [7.0, 7.0, 7.0, 11.0]}), "ttn")})
+    assert res["models"][0] == "ttn (Huber)"
+    assert res["target"]["ttn (Huber) vs gpr-rbf (same inputs)"]["sizes_not_below"] == [400]
+    assert slc.parse_column("a b=x/y:ttn") == ("a b", slc.Path("x/y"), "ttn")
