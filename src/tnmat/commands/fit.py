@@ -30,6 +30,7 @@ from tnmat.commands._common import (
 )
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.registry import MODEL_NAMES
+from tnmat.training.sweep import SweepConfig
 
 #: the best tensor network measured (results/sweep/sweep_nmd18.json, docs/results/sweep.md)
 DEFAULT_MODEL = "ttn"
@@ -61,9 +62,9 @@ OPTIONS = [
                 "--huber-delta target standard deviations count linearly; measured better than least squares in "
                 "test MAE and RMSE on NMD18 and on the alloys, docs/results/sweep.md) or least squares "
                 "('squared_error', the estimators' default)"),
-    option("--huber-delta", type=float, default=0.02,
-           help="--loss huber: the threshold in standard deviations of the training target (default 0.02: the "
-                "lowest validation MAE on NMD18, docs/results/sweep.md)"),
+    option("--huber-delta", type=float, default=SweepConfig.huber_delta,
+           help=f"--loss huber: the threshold in standard deviations of the training target (default "
+                f"{SweepConfig.huber_delta:g}: the lowest validation MAE on NMD18, docs/results/sweep.md)"),
     option("--members", type=int, default=1,
            help="--solver sweep, --model mps or ttn: fit K networks from independent initial states (strengths "
                 "by the evidence, no structures held out) and keep their mean as one network with summed bonds "

@@ -186,9 +186,8 @@ class _Solver:
                                     y_val=self.targets[1] if self.has_val else None, fit_intercept=cfg.fit_intercept,
                                     weights=self.weights[0], weights_val=self.weights[1])
             if cfg.loss == "huber":  # IRLS: the next solve (and the next step) weighs the rows by these residuals
-                self.weights = [huber_weights(x @ sol.m + sol.intercept - t, cfg.huber_delta)
-                                for x, t in zip((train, val), self.targets, strict=False) if x is not None]
-                self.weights += [None] * (2 - len(self.weights))
+                self.weights = [None if x is None else huber_weights(x @ sol.m + sol.intercept - t, cfg.huber_delta)
+                                for x, t in ((train, self.targets[0]), (val, self.targets[-1]))]
         self.lams.append(sol.lam)
         self.last = (phis, sol)
         step = {k: v for k, v in step.items() if k != "current"}

@@ -25,6 +25,7 @@ __all__ = ["SOLVERS", "check_sweep_params", "loss_settings", "fit_by_sweeps", "m
            "adapt_shapes_on_load", "network_bond_dims"]
 
 SOLVERS = ("adam", "sweep")
+_SWEEP_DEFAULTS = SweepConfig()  # the one home of the sweep's defaults (loss, huber_delta)
 
 
 def check_sweep_params(est: Any, kind: str) -> None:
@@ -35,7 +36,8 @@ def check_sweep_params(est: Any, kind: str) -> None:
         raise ValueError(f"{name}: solver={est.solver!r} is invalid; choose 'adam' or 'sweep'")
     if est.solver != "sweep":
         changed = [f"{p}={getattr(est, p)!r}" for p, default in (("alpha_selection", "validation"), ("n_members", 1),
-                                                                    ("loss", "squared_error"), ("huber_delta", 0.02))
+                                                                    ("loss", _SWEEP_DEFAULTS.loss),
+                                                                    ("huber_delta", _SWEEP_DEFAULTS.huber_delta))
                    if getattr(est, p, default) != default]
         if changed:  # never ignore an option the user set
             raise ValueError(f"{name}: {', '.join(changed)} applies to solver='sweep' only")
@@ -64,7 +66,8 @@ def check_sweep_params(est: Any, kind: str) -> None:
 
 def loss_settings(est: Any) -> dict[str, Any]:
     """The estimator's ``loss`` and ``huber_delta`` as :class:`SweepConfig` fields."""
-    return {"loss": getattr(est, "loss", "squared_error"), "huber_delta": getattr(est, "huber_delta", 0.02)}
+    return {"loss": getattr(est, "loss", _SWEEP_DEFAULTS.loss),
+            "huber_delta": getattr(est, "huber_delta", _SWEEP_DEFAULTS.huber_delta)}
 
 
 def _data(rows: Rows, y: torch.Tensor) -> SweepData:
