@@ -2,7 +2,7 @@
 
 Protocol: the 2400 official training structures (relaxed geometry) and the 600 official test structures;
 target the formation energy per cation (meV/cation).  Inputs: per-atom density expansions (Gaussian density,
-sigma 0.5 A, GTO basis, torch backend) from which :class:`tnmat.training.sweep_bispectrum.BispectrumInput`
+sigma 0.5 A, GTO basis, torch backend) from which :class:`tnmat.training.sweep.bispectrum.BispectrumInput`
 contracts the network with the bispectrum atom by atom; settings ``r{r_cut}n{n_max}l{l_max}[c]`` (``c``: the
 centre-species leg).  Model: ``MPSRegressor(solver="sweep", bond_dim=CHI)`` over the slot-ordered legs
 [c] a1 n1 l1 a2 n2 l2 a3 n3 l3, ridge strengths and the number of passes chosen on a seeded 20% of the
@@ -41,7 +41,7 @@ from tnmat.data import load_nmd18
 from tnmat.descriptors import AtomicDensity
 from tnmat.reports import atomic_write
 from tnmat.training.estimators import MPSRegressor
-from tnmat.training.sweep_bispectrum import BispectrumInput
+from tnmat.training.sweep.bispectrum import BispectrumInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep_nmd18 import PeakRSS  # noqa: E402  (one peak-memory sampler for the sweep benchmarks)

@@ -41,7 +41,7 @@ from tnmat import LegTensor
 from tnmat.data import load_nmd18
 from tnmat.descriptors import AtomicDensity, Invariants
 from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig
-from tnmat.training.sweep_solve import ridge_local_solve
+from tnmat.training.sweep.solve import ridge_local_solve
 
 TARGETS = {"formation_energy": ("formation_energy", "meV/cation"), "band_gap": ("bandgap", "meV")}
 

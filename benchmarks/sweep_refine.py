@@ -19,8 +19,8 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-import tnmat.training.sweep as sweep
-import tnmat.training.sweep_train as sweep_train
+import tnmat.training.sweep.engine as sweep
+import tnmat.training.sweep.estimator as sweep_train
 from tnmat.cli import main as tnmat_main
 from tnmat.reports import atomic_write
 

@@ -12,8 +12,8 @@ import torch
 from tnmat.networks import MERA, MPO, MPS, TTN
 from tnmat.networks.direct_sum import direct_sum
 from tnmat.training.sweep import SweepConfig, sweep_fit
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_train import network_bond_dims
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.estimator import network_bond_dims
 
 WEIGHTS = [0.5, -1.0, 2.0]
 

@@ -9,9 +9,9 @@ import torch
 from tnmat.compression import tt_svd
 from tnmat.networks import MERA, MPO, MPS, TTN
 from tnmat.training.sweep import SweepConfig, sweep_fit
-from tnmat.training.sweep_chain import ChainSweeper, _Env
-from tnmat.training.sweep_data import EXACT_TT_TOL, SweepData
-from tnmat.training.sweep_solve import regularised_loss, ridge_local_solve, truncated_split
+from tnmat.training.sweep.chain import ChainSweeper, _Env
+from tnmat.training.sweep.data import EXACT_TT_TOL, SweepData
+from tnmat.training.sweep.solve import regularised_loss, ridge_local_solve, truncated_split
 
 EXACT = dict(alphas=(0.0,), alpha_selection="fixed", svd_cutoff=1e-10, tol=1e-6)
 

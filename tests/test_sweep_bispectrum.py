@@ -14,9 +14,9 @@ from tnmat.threads import limit_threads
 from tnmat.training import load_estimator
 from tnmat.training.estimators import MPSRegressor, TTNRegressor
 from tnmat.training.sweep import SweepConfig, sweep_fit
-from tnmat.training.sweep_bispectrum import BispectrumInput, slot_legs
-from tnmat.training.sweep_bispectrum_fit import BispectrumSweepData, absorb_factors, leg_factors
-from tnmat.training.sweep_data import SweepData
+from tnmat.training.sweep.bispectrum import BispectrumInput, slot_legs
+from tnmat.training.sweep.bispectrum_fit import BispectrumSweepData, absorb_factors, leg_factors
+from tnmat.training.sweep.data import SweepData
 
 DENSITY = {1: AtomicDensity(species=("Al", "O"), r_cut=3.5, n_max=2, l_max=1, backend="torch"),
            2: AtomicDensity(species=("Al", "O"), r_cut=3.5, n_max=2, l_max=2, backend="torch")}

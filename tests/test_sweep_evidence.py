@@ -17,8 +17,8 @@ import torch
 from tnmat.networks import TTN
 from tnmat.training.estimators import DenseACERegressor, MPSRegressor
 from tnmat.training.sweep import SweepConfig, sweep_fit
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import _neg_log_evidence, ridge_local_solve
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.solve import _neg_log_evidence, ridge_local_solve
 
 LAMS = torch.logspace(-3, 3, 13, dtype=torch.float64)
 

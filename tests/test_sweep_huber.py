@@ -11,8 +11,8 @@ import torch
 from tnmat.networks import MPS, TTN
 from tnmat.training.estimators import DenseACERegressor, MPSRegressor, TTNRegressor
 from tnmat.training.sweep import SweepConfig, huber_loss, huber_weights, sweep_fit
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import regularised_loss, ridge_local_solve
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.solve import regularised_loss, ridge_local_solve
 
 
 def test_integer_row_weights_equal_duplicated_rows():

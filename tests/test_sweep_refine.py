@@ -12,8 +12,8 @@ import torch
 
 from tnmat.networks import MPS, TTN
 from tnmat.training.sweep import SweepConfig, sweep_fit
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import refine_split, regularised_loss, ridge_local_solve, truncated_split
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.solve import refine_split, regularised_loss, ridge_local_solve, truncated_split
 
 
 def _anisotropic(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:

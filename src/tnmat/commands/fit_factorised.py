@@ -2,7 +2,7 @@
 
 The per-atom density expansions of DATA are computed once; the MPS over the bispectrum's legs (slot order
 [c] a1 n1 l1 a2 n2 l2 a3 n3 l3) is contracted with them atom by atom
-(:class:`tnmat.training.sweep_bispectrum.BispectrumInput`), so neither the dense bispectrum
+(:class:`tnmat.training.sweep.bispectrum.BispectrumInput`), so neither the dense bispectrum
 ((S n_max (l_max+1))^3 entries per structure, times S with ``--center-species``) nor a dense weight is built.
 The saved model is a standard MPS on the bispectrum legs: ``tnmat predict`` computes the dense bispectrum of
 the structures it is given (small settings) and contracts it."""
@@ -45,7 +45,7 @@ def run_factorised(args: argparse.Namespace, ds: Any, target: str, sp: dict[str,
     from tnmat.descriptors import AtomicDensity, Invariants
     from tnmat.metrics import EV_TO_MEV, rmse_mae
     from tnmat.model import StructureModel
-    from tnmat.training.sweep_bispectrum import BispectrumInput
+    from tnmat.training.sweep.bispectrum import BispectrumInput
 
     try:
         dens = AtomicDensity(species=tuple(ds.species), r_cut=args.r_cut, n_max=args.n_max, l_max=args.l_max,

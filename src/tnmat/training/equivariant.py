@@ -302,7 +302,7 @@ class EquivariantRegressor(BaseEstimator):
         elif est.model == "mpo":
             est.network_ = EquivariantMPO(est.inv_sizes_, est.eq_sizes_, est.irrep_dim_, est.bond_dim, dtype=dt)
         if est.model != "linear":
-            from tnmat.training.sweep_train import match_state_shapes
+            from tnmat.training.sweep.estimator import match_state_shapes
 
             match_state_shapes(est.network_, blob["weights"])  # sweep fits have adaptive bond dimensions
             est.network_.load_state_dict(blob["weights"])

@@ -26,7 +26,7 @@ alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 value
     validation rows (GCV without them); with ``validation_fraction`` > 0 the chosen strengths and number
     of passes are refitted on all training rows.
 alpha_selection : "validation" (default, as above) or "evidence": every strength by the Bayesian
-    evidence of the local problem on the training rows (:mod:`tnmat.training.sweep_solve`); validation
+    evidence of the local problem on the training rows (:mod:`tnmat.training.sweep.solve`); validation
     rows then only stop the passes, and the refit chooses the strengths again on all rows.  Measured in
     docs/results/sweep.md.  Sweep solver only.
 n_members : sweep-fitted MPS / TTN only: fit this many networks from the initial states of seeds
@@ -124,7 +124,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
             bd = self.bond_dim
             if isinstance(bd, bool) or not isinstance(bd, int) or bd < 1:
                 raise ValueError(f"{name}: bond_dim={bd!r} is invalid: must be a positive integer")
-        from tnmat.training.sweep_train import check_sweep_params
+        from tnmat.training.sweep.estimator import check_sweep_params
 
         check_sweep_params(self, self._kind())
 
@@ -137,28 +137,28 @@ class _TensorNetworkEstimator(NetworkRegressor):
         if self.solver != "sweep":
             return super()._train(net, train_rows, y_train, cfg, val_rows=val_rows, y_val=y_val,
                                   generator=generator, intercept=intercept, refit_rows=refit_rows)
-        from tnmat.training.sweep_train import fit_by_sweeps
+        from tnmat.training.sweep.estimator import fit_by_sweeps
 
         return fit_by_sweeps(self, net, train_rows, y_train, val_rows=val_rows, y_val=y_val, intercept=intercept,
                              refit_rows=refit_rows, generator=generator)
 
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> _TensorNetworkEstimator:
         """Fit on descriptors (see the base class), or by sweeps on a factorised bispectrum input
-        (:class:`~tnmat.training.sweep_bispectrum.BispectrumInput`; MPS with ``solver="sweep"``)."""
-        from tnmat.training.sweep_bispectrum import BispectrumInput
+        (:class:`~tnmat.training.sweep.bispectrum.BispectrumInput`; MPS with ``solver="sweep"``)."""
+        from tnmat.training.sweep.bispectrum import BispectrumInput
 
         if isinstance(X, BispectrumInput):
-            from tnmat.training.sweep_bispectrum_fit import fit_estimator
+            from tnmat.training.sweep.bispectrum_fit import fit_estimator
 
             return fit_estimator(self, X, y, X_val=X_val, y_val=y_val)
         return super().fit(X, y, X_val=X_val, y_val=y_val)
 
     def predict(self, X: Any) -> Any:
         """Predictions in target units (float64), one per structure; X may be a bispectrum input."""
-        from tnmat.training.sweep_bispectrum import BispectrumInput
+        from tnmat.training.sweep.bispectrum import BispectrumInput
 
         if isinstance(X, BispectrumInput):
-            from tnmat.training.sweep_bispectrum_fit import predict_estimator
+            from tnmat.training.sweep.bispectrum_fit import predict_estimator
 
             check_is_fitted(self, "network_")
             return predict_estimator(self, X)
@@ -167,7 +167,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
     @property
     def bond_dims_(self) -> list[int]:
         """Virtual bond dimensions of the fitted network (adaptive under ``solver="sweep"``)."""
-        from tnmat.training.sweep_train import network_bond_dims
+        from tnmat.training.sweep.estimator import network_bond_dims
 
         check_is_fitted(self, "network_")
         return network_bond_dims(self.network_)
@@ -187,7 +187,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
 
     def _build_network(self, sizes: tuple[int, ...], *, dtype: torch.dtype, seed: int) -> torch.nn.Module:
         from tnmat.networks import make_network
-        from tnmat.training.sweep_train import adapt_shapes_on_load
+        from tnmat.training.sweep.estimator import adapt_shapes_on_load
 
         bond = self.bond_dim if self._uses_bond_dim() else None
         # a saved sweep-fitted network has adaptive bond dimensions: loading a state resizes the cores

@@ -1,6 +1,6 @@
-"""Sweep fits of an MPS on the factorised bispectrum (:class:`~tnmat.training.sweep_bispectrum.BispectrumInput`).
+"""Sweep fits of an MPS on the factorised bispectrum (:class:`~tnmat.training.sweep.bispectrum.BispectrumInput`).
 
-* :class:`BispectrumSweepData` is the bispectrum's counterpart of :class:`~tnmat.training.sweep_data.SweepData`
+* :class:`BispectrumSweepData` is the bispectrum's counterpart of :class:`~tnmat.training.sweep.data.SweepData`
   for :func:`~tnmat.training.sweep.sweep_fit`: the chain sweeper asks it for its environments, which compute
   every pair's design rows from the per-atom expansions (:meth:`BispectrumInput.local_features`).
 * :func:`leg_factors` is the input scaling: one factor per value of each slot leg (a, n, l), fitted to the
@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from tnmat.training.engine import TrainResult
-from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig, sweep_fit
-from tnmat.training.sweep_bispectrum import BispectrumInput
-from tnmat.training.sweep_train import fit_members, loss_settings
+from tnmat.training.sweep.bispectrum import BispectrumInput
+from tnmat.training.sweep.engine import DEFAULT_ALPHAS, SweepConfig, sweep_fit
+from tnmat.training.sweep.estimator import fit_members, loss_settings
 
 __all__ = ["BispectrumSweepData", "leg_factors", "absorb_factors", "fit_estimator", "predict_estimator"]
 

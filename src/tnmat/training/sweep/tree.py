@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from tnmat.networks.tree import padded_sites
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import refine_split, truncated_split
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.solve import refine_split, truncated_split
 
 __all__ = ["TreeSweeper"]
 
@@ -208,6 +209,12 @@ class TreeSweeper:
     def restore(self, state: tuple[list[list[torch.Tensor]], Node]) -> None:
         self.nodes = [[w.clone() for w in layer] for layer in state[0]]
         self.centre = state[1]
+
+    def install(self, net: nn.Module) -> None:
+        """Write the isometries into the TTN ``net`` (contiguous copies in its dtype)."""
+        dtype = next(net.parameters()).dtype
+        for layer, nodes in zip(net.layers, self.nodes, strict=True):
+            layer.isometries = nn.ParameterList([nn.Parameter(w.to(dtype).contiguous().clone()) for w in nodes])
 
     @property
     def bond_dims(self) -> list[int]:

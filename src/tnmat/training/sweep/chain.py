@@ -21,9 +21,10 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import refine_split, truncated_split
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.solve import refine_split, truncated_split
 
 __all__ = ["ChainSweeper", "right_canonicalise"]
 
@@ -232,6 +233,11 @@ class ChainSweeper:
     def merged(self, k: int) -> torch.Tensor:
         """The current merged pair (k, k + 1) (chi_k, p_k, p_{k+1}, chi_{k+2})."""
         return torch.einsum("asb,btc->astc", self.cores[k], self.cores[k + 1])
+
+    def install(self, net: nn.Module) -> None:
+        """Write the cores into ``net`` (contiguous, as saving and the forward's reshapes expect)."""
+        dtype = next(net.parameters()).dtype
+        net.cores = nn.ParameterList([nn.Parameter(c.to(dtype).contiguous()) for c in self.network_cores()])
 
     def network_cores(self) -> list[torch.Tensor]:
         """Cores in the network's layout: (l, d, r) for the MPS, (l, d, d, r) for the MPO."""

@@ -1,11 +1,11 @@
-"""Sweeping (DMRG-style) fitter of the multilinear tensor networks (paper Section III; issue 12).
+"""Sweeping (DMRG-style) fitter of the multilinear tensor networks (paper Section III).
 
 ``sweep_fit(network, train, val, config)`` fits an :class:`~tnmat.networks.MPS`, :class:`~tnmat.networks.MPO`
 or :class:`~tnmat.networks.TTN` to standardised targets by alternating least squares over merged pairs of
 cores: each local problem is a closed-form ridge regression (float64, :mod:`sweep_solve`), the merged pair is
 split by a truncated SVD (bond dimension adapts up to ``max_bond_dim``, relative singular-value cutoff
 ``svd_cutoff``), the split pair is re-fitted by ``refine_solves`` alternating solves of its two factors
-(:func:`~tnmat.training.sweep_solve.refine_split`: the SVD keeps the largest weights, not the best fit; 5
+(:func:`~tnmat.training.sweep.solve.refine_split`: the SVD keeps the largest weights, not the best fit; 5
 measured on the README main job, ``benchmarks/sweep_refine.py``), and the gauge keeps ||W||_F = ||M||_F so
 the local ridge penalty is the global one.
 
@@ -37,22 +37,23 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from tnmat.networks.base import TensorNetwork
 from tnmat.networks.mpo import MPO
 from tnmat.networks.mps import MPS
 from tnmat.networks.tree import MERA, TTN
-from tnmat.training.sweep_chain import ChainSweeper
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import SELECTIONS, LocalSolution, ridge_local_solve
-from tnmat.training.sweep_tree import TreeSweeper
+from tnmat.training.sweep.chain import ChainSweeper
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.protocol import Sweeper
+from tnmat.training.sweep.solve import SELECTIONS, LocalSolution, ridge_local_solve
+from tnmat.training.sweep.tree import TreeSweeper
 
-__all__ = ["SweepConfig", "SweepResult", "sweep_fit", "DEFAULT_ALPHAS", "SWEEP_NETWORKS", "LOSSES", "huber_weights",
-           "huber_loss"]
+__all__ = ["SweepConfig", "SweepResult", "sweep_fit", "DEFAULT_ALPHAS", "SWEEP_NETWORKS", "SWEEPERS", "LOSSES",
+           "huber_weights", "huber_loss"]
 
 #: ridge strengths scanned at every local solve (standardised targets; the full ridge on NMD18 B2 chose ~1)
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-4, 4, 17))
@@ -126,38 +127,34 @@ class SweepResult:
     bond_dims: list[int] = field(default_factory=list)
 
 
-def _make_sweeper(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig) -> ChainSweeper | TreeSweeper:
-    if isinstance(net, MERA):
-        raise ValueError("sweep: the MERA cannot be sweep-fitted (loops: no canonical gauge, and an SVD split "
-                         "does not keep its disentanglers unitary); use solver='adam'")
-    if isinstance(net, MPO):
-        copies = 2
-    elif isinstance(net, MPS):
-        copies = 1
-        if type(net) is not MPS:
-            raise ValueError(f"sweep: {type(net).__name__} is not supported (MPS, MPO, TTN only)")
-    elif isinstance(net, TTN):
-        nodes = [[w.detach().to(torch.float64) for w in layer.isometries] for layer in net.layers]
-        return TreeSweeper(nodes, net.sizes, [d.averaged() for d in datasets], max_bond=cfg.max_bond_dim,
-                           cutoff=cfg.svd_cutoff, refine_solves=cfg.refine_solves)
-    else:
-        raise ValueError(f"sweep: {type(net).__name__} is not supported (MPS, MPO, TTN only)")
-    if copies == 1:
-        datasets = [d.averaged() for d in datasets]  # linear model: the mean of outputs is the output on the mean
-    cores = [c.detach().to(torch.float64) for c in net.cores]
-    return ChainSweeper(cores, net.sizes, copies, datasets, max_bond=cfg.max_bond_dim, cutoff=cfg.svd_cutoff,
-                        refine_solves=cfg.refine_solves)
+def _chain_sweeper(copies: int) -> Any:
+    def make(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig) -> Sweeper:
+        if copies == 1:
+            datasets = [d.averaged() for d in datasets]  # linear model: the mean of outputs is the output on the mean
+        cores = [c.detach().to(torch.float64) for c in net.cores]
+        return ChainSweeper(cores, net.sizes, copies, datasets, max_bond=cfg.max_bond_dim, cutoff=cfg.svd_cutoff,
+                            refine_solves=cfg.refine_solves)
+    return make
 
 
-def _install(net: TensorNetwork, sweeper: ChainSweeper | TreeSweeper) -> None:
-    """Write the sweeper's tensors into the network (shapes may differ from the initial ones; contiguous, as
-    saving and the forward's reshapes expect)."""
-    dtype = next(net.parameters()).dtype
-    if isinstance(sweeper, ChainSweeper):
-        net.cores = nn.ParameterList([nn.Parameter(c.to(dtype).contiguous()) for c in sweeper.network_cores()])
-        return
-    for layer, nodes in zip(net.layers, sweeper.nodes, strict=True):
-        layer.isometries = nn.ParameterList([nn.Parameter(w.to(dtype).contiguous().clone()) for w in nodes])
+def _tree_sweeper(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig) -> Sweeper:
+    nodes = [[w.detach().to(torch.float64) for w in layer.isometries] for layer in net.layers]
+    return TreeSweeper(nodes, net.sizes, [d.averaged() for d in datasets], max_bond=cfg.max_bond_dim,
+                       cutoff=cfg.svd_cutoff, refine_solves=cfg.refine_solves)
+
+
+#: network class -> its sweeper's constructor (exact classes: a subclass with another contraction, such as
+#: the MERA's disentangled tree, is not swept by its parent's sweeper).  The MERA is absent on purpose:
+#: its loops leave no canonical gauge, and an SVD split does not keep its disentanglers unitary.
+SWEEPERS: dict[type, Any] = {MPS: _chain_sweeper(1), MPO: _chain_sweeper(2), TTN: _tree_sweeper}
+
+
+def _make_sweeper(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig) -> Sweeper:
+    make = SWEEPERS.get(type(net))
+    if make is None:
+        extra = "; use solver='adam'" if isinstance(net, MERA) else ""
+        raise ValueError(f"sweep: {type(net).__name__} cannot be sweep-fitted (MPS, MPO, TTN only){extra}")
+    return make(net, datasets, cfg)
 
 
 class _Solver:
@@ -206,7 +203,7 @@ def _pass_residuals(solver: _Solver) -> tuple[list[torch.Tensor], float]:
 
 def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_passes: int, *, has_val: bool,
          fixed: list[float] | None = None, progress: bool = False, stop: bool = True
-         ) -> tuple[ChainSweeper | TreeSweeper, dict, str, int, float]:
+         ) -> tuple[Sweeper, dict, str, int, float]:
     sweeper = _make_sweeper(net, datasets, cfg)
     solver = _Solver(cfg, has_val, fixed)
     solver.targets = [d.y for d in datasets]
@@ -275,7 +272,7 @@ def sweep_fit(net: TensorNetwork, train: SweepData, val: SweepData | None = None
                                             progress=cfg.verbose > 0, stop=False)
         hist["refit"] = refit_hist
         reason += f"; refitted on all {refit_data.n_structures} structures for {n_best} pass(es)"
-    _install(net, sweeper)
+    sweeper.install(net)
     hist["seconds_total"] = time.perf_counter() - t0
     return SweepResult(network=net, intercept=float(b), history=hist, stop_reason=reason, n_passes=n_best,
                        bond_dims=sweeper.bond_dims)

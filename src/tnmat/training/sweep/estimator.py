@@ -17,9 +17,9 @@ from torch import nn
 from tnmat.networks.dense import DenseACE
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainResult
-from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig, huber_weights, sweep_fit
-from tnmat.training.sweep_data import SweepData
-from tnmat.training.sweep_solve import ridge_local_solve
+from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.engine import DEFAULT_ALPHAS, SweepConfig, huber_weights, sweep_fit
+from tnmat.training.sweep.solve import ridge_local_solve
 
 __all__ = ["SOLVERS", "check_sweep_params", "loss_settings", "fit_by_sweeps", "match_state_shapes",
            "adapt_shapes_on_load", "network_bond_dims"]
