@@ -35,7 +35,7 @@ def test_describe_fit_predict_roundtrip(tmp_path, capsys):
     desc = LegTensor.load(out)
     assert desc.legs == ("a1", "a2", "n1", "n2", "l") and desc.sizes[2:] == (2, 2, 3)
     model = tmp_path / "m.tnmat"
-    assert main(["fit", "alloys-small", "--model", "mps", "--bond-dim", "3", "--epochs", "15", "--n-max", "2",
+    assert main(["fit", "alloys-small", "--model", "mps", "--bond-dim", "3", "--solver", "adam", "--epochs", "15", "--n-max", "2",
                  "--l-max", "2", "-q", "-o", str(model)]) == 0
     text = capsys.readouterr().out
     test_mae = float(re.search(r"test\s+RMSE\s+\S+ meV/atom\s+MAE\s+(\S+)", text).group(1))
@@ -110,7 +110,7 @@ def test_learning_curve_grid_option(tmp_path, capsys):
     base = ["learning-curve", "alloys-small", "--models", "mps,gpr-rbf", "--sizes", "30", "--splits", "1",
             "--test-size", "30", "--n-max", "2", "--l-max", "1", "--results", str(tmp_path / "r.sqlite"),
             "--out-dir", str(tmp_path / "lc"), "-q"]
-    assert main([*base, "--grid", "mps:weight_decay=0,1e-2", "--grid", "mps:bond_dim=2",
+    assert main([*base, "--solver", "adam", "--grid", "mps:weight_decay=0,1e-2", "--grid", "mps:bond_dim=2",
                  "--grid", "mps:learning_rate=0.01"]) == 0
     assert "3 run now" in capsys.readouterr().out
     mps = [r["params"] for r in ResultStore(tmp_path / "r.sqlite").results(model="mps")]

@@ -76,4 +76,4 @@ def test_n_members_is_validated() -> None:
     with pytest.raises(ValueError, match="n_members=4 applies to solver='sweep' only"):
         TTNRegressor(solver="adam", n_members=4).fit(x, y)
     with pytest.raises(ValueError, match="alpha_selection='evidence' applies to solver='sweep' only"):
-        MPSRegressor(alpha_selection="evidence").fit(x, y)
+        MPSRegressor(solver="adam", alpha_selection="evidence").fit(x, y)

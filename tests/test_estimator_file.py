@@ -37,7 +37,7 @@ def test_round_trip_of_a_network_and_a_kernel_model_through_the_one_loader(tmp_p
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 2, 3))
     y = X[:, 0, 0] * X[:, 1, 2] + X[:, 1, 1]
-    mpo = MPORegressor(bond_dim=2, max_epochs=3, random_state=0).fit(X, y)
+    mpo = MPORegressor(solver="adam", bond_dim=2, max_epochs=3, random_state=0).fit(X, y)
     gpr = GPRRegressor("soap").fit(X.reshape(30, -1), y)
     for est, Xp in ((mpo, X), (gpr, X.reshape(30, -1))):
         path = est.save(tmp_path / f"{type(est).__name__}.tnmat", extra={"note": "x"})

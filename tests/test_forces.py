@@ -34,8 +34,9 @@ def _model(data, regressor, *, local: bool = False, center_species: bool = False
 def models(data):
     """An MPS on structure-averaged descriptors (float64) and a local MPO with centre species (float32: the
     force code evaluates a float64 copy)."""
-    mps = _model(data, MPSRegressor(bond_dim=3, max_epochs=30, dtype="float64", random_state=0))
-    mpo = _model(data, MPORegressor(bond_dim=2, max_epochs=10, random_state=0, input_offset=1.0), local=True,
+    mps = _model(data, MPSRegressor(solver="adam", bond_dim=3, max_epochs=30, dtype="float64", random_state=0))
+    mpo = _model(data, MPORegressor(solver="adam", bond_dim=2, max_epochs=10, random_state=0, input_offset=1.0),
+                 local=True,
                  center_species=True)
     return {"mps": mps, "mpo": mpo}
 

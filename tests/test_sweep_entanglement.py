@@ -26,9 +26,10 @@ def _data(n: int = 60, d: int = 2, seed: int = 0) -> tuple[LegTensor, np.ndarray
 
 
 def test_adam_keys_unchanged_and_sweep_keys_distinct():
-    adam = ex.SweepSettings(train_sizes=(12,), n_splits=1, chis=(2,))
+    adam = ex.SweepSettings(train_sizes=(12,), n_splits=1, chis=(2,), solver="adam")
     sweep = ex.SweepSettings(train_sizes=(12,), n_splits=1, chis=(2,), solver="sweep")
-    assert "solver" not in adam.training() and sweep.training()["solver"] == "sweep"
+    assert "solver" not in adam.training("mps") and sweep.training("mps")["solver"] == "sweep"
+    assert "max_epochs" not in sweep.training("mps") and sweep.training("mps")["loss"] == "huber"
     ka = {config_key(t) for t in ex.bond_sweep_tasks(adam, dataset="toy")}
     ks = {config_key(t) for t in ex.bond_sweep_tasks(sweep, dataset="toy")}
     assert not ka & ks

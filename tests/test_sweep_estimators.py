@@ -72,5 +72,10 @@ def test_sweep_parameters_are_checked():
         MPSRegressor(solver="sweep", alphas=[-1.0]).fit(x, y)
 
 
-def test_adam_stays_the_default():
-    assert MPSRegressor().solver == "adam" and MPORegressor().get_params()["solver"] == "adam"
+def test_auto_is_the_default_and_resolves_per_network():
+    from tnmat.training.params import resolve_loss, resolve_solver
+
+    assert MPSRegressor().solver == "auto" and MPORegressor().get_params()["loss"] == "auto"
+    assert [resolve_solver(k, "auto") for k in ("mps", "mpo", "ttn", "dense", "mera", "feature-map-mps")] == \
+        ["sweep"] * 4 + ["adam"] * 2
+    assert resolve_loss("sweep", "auto") == "huber" and resolve_loss("adam", "auto") == "squared_error"

@@ -71,7 +71,7 @@ def structure_mean(values: np.ndarray, sidx: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- learning
 def test_mps_learns_exactly_representable_multilinear_target():
     X, y = rank1_problem()
-    est = MPSRegressor(bond_dim=2, max_epochs=60, standardize_inputs=False, patience=None,
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=60, standardize_inputs=False, patience=None,
                        **{**FAST, "learning_rate": 3e-2})
     est.fit(X[:200], y[:200])
     mse = np.mean((est.predict(X[200:]) - y[200:]) ** 2)
@@ -82,7 +82,7 @@ def test_mps_learns_exactly_representable_multilinear_target():
 
 def test_dense_ace_is_linear_regression_on_the_tensor():
     X, y = rank1_problem(seed=3)
-    est = DenseACERegressor(max_epochs=80, patience=None, **FAST).fit(X[:200], y[:200])
+    est = DenseACERegressor(solver="adam", max_epochs=80, patience=None, **FAST).fit(X[:200], y[:200])
     assert est.n_parameters_ == 27
     mse = np.mean((est.predict(X[200:]) - y[200:]) ** 2)
     assert mse < 1e-3 * np.var(y)
@@ -91,7 +91,7 @@ def test_dense_ace_is_linear_regression_on_the_tensor():
 def test_local_model_is_mean_of_per_atom_outputs_and_learns_linear_target():
     X, x, sidx, w = per_atom_problem()
     y = structure_mean(np.einsum("nij,ij->n", x, w), sidx) - 1.0
-    est = DenseACERegressor(max_epochs=80, patience=None, **FAST).fit(X, y)
+    est = DenseACERegressor(solver="adam", max_epochs=80, patience=None, **FAST).fit(X, y)
     assert est.per_atom_
     assert est.score(X, y) > 0.999
     # aggregation: predictions are the mean over each structure's atoms of the per-atom network output
@@ -109,8 +109,8 @@ def test_local_mpo_learns_mean_of_per_atom_quadratic_which_averaged_descriptor_c
     X, x, sidx, w = per_atom_problem(n_struct=200, seed=2)
     y = structure_mean(np.einsum("nij,ij->n", x, w) ** 2, sidx)
     kw = dict(bond_dim=2, max_epochs=60, patience=None, standardize_inputs=False, validation_fraction=0.0, **FAST)
-    local = MPORegressor(**kw).fit(X, y)
-    averaged = MPORegressor(**kw).fit(X.structure_mean(), y)
+    local = MPORegressor(solver="adam", **kw).fit(X, y)
+    averaged = MPORegressor(solver="adam", **kw).fit(X.structure_mean(), y)
     assert local.score(X, y) > 0.99
     assert averaged.score(X.structure_mean(), y) < 0.9
 
@@ -122,8 +122,8 @@ def test_mpo_input_offset_supplies_the_linear_term():
     target is approached (not exactly reached: S = 0 would remove both)."""
     X, y = rank1_problem(n=300, sizes=(2, 2, 2), seed=5)
     kw = dict(bond_dim=4, max_epochs=300, patience=None, validation_fraction=0.0, **FAST)
-    centred = MPORegressor(**kw).fit(X, y)
-    shifted = MPORegressor(input_offset=1.0, **kw).fit(X, y)
+    centred = MPORegressor(solver="adam", **kw).fit(X, y)
+    shifted = MPORegressor(solver="adam", input_offset=1.0, **kw).fit(X, y)
     assert centred.score(X, y) < 0.3
     assert shifted.score(X, y) > 0.85
     # the network sees z + c: the stored offset is mean - c * std
@@ -133,12 +133,12 @@ def test_mpo_input_offset_supplies_the_linear_term():
     assert clone(shifted).get_params()["input_offset"] == 1.0
     for bad in (float("nan"), "1", True):
         with pytest.raises(ValueError, match="input_offset"):
-            MPORegressor(input_offset=bad, max_epochs=1).fit(X, y)
+            MPORegressor(solver="adam", input_offset=bad, max_epochs=1).fit(X, y)
 
 
 def test_feature_map_mps_minmax_scaling_and_fit():
     X, y = rank1_problem(n=160, sizes=(2, 2, 2), seed=4)
-    est = FeatureMapMPSRegressor(bond_dim=4, max_epochs=30, validation_fraction=0.0, **FAST).fit(X, y)
+    est = FeatureMapMPSRegressor(solver="adam", bond_dim=4, max_epochs=30, validation_fraction=0.0, **FAST).fit(X, y)
     # min-max scaling maps the training inputs onto [0, 1] per feature
     z = (torch.from_numpy(X).reshape(len(X), -1) - est.x_mean_.reshape(-1)) / est.x_std_.reshape(-1)
     assert float(z.min()) == pytest.approx(0.0, abs=1e-12) and float(z.max()) == pytest.approx(1.0, abs=1e-12)
@@ -150,7 +150,7 @@ def test_feature_map_mps_minmax_scaling_and_fit():
 def test_every_model_kind_trains_locally_and_round_trips(kind, tmp_path):
     Xa, x, sidx, w = per_atom_problem(n_struct=40)
     y = structure_mean(np.einsum("nij,ij->n", x, w), sidx)
-    est = TensorNetworkRegressor(model=kind, bond_dim=3, max_epochs=3, **FAST).fit(Xa, y)
+    est = TensorNetworkRegressor(solver="adam", model=kind, bond_dim=3, max_epochs=3, **FAST).fit(Xa, y)
     # the estimator's count agrees with the networks' closed form (bond ignored by "dense")
     assert est.n_parameters_ == count_parameters(kind, (2, 3), None if kind == "dense" else 3)
     pred = est.predict(Xa)
@@ -175,7 +175,7 @@ def test_early_stopping_restores_best_weights():
 
 def test_validation_split_from_fraction_is_held_out():
     X, y = rank1_problem(n=100)
-    est = MPSRegressor(bond_dim=2, max_epochs=3, validation_fraction=0.25, **FAST).fit(X, y)
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=3, validation_fraction=0.25, **FAST).fit(X, y)
     assert len(est.history_["val_loss"]) == est.n_epochs_ == 3
     # scaling statistics come from the 75 training structures only
     assert not torch.allclose(est.x_mean_, torch.from_numpy(X.mean(0)))
@@ -184,9 +184,9 @@ def test_validation_split_from_fraction_is_held_out():
 def test_reproducible_with_random_state():
     X, y = rank1_problem(n=120)
     kw = dict(bond_dim=3, max_epochs=5, **{**FAST, "random_state": 7})
-    p1 = MPSRegressor(**kw).fit(X, y).predict(X)
-    p2 = MPSRegressor(**kw).fit(X, y).predict(X)
-    p3 = MPSRegressor(**{**kw, "random_state": 8}).fit(X, y).predict(X)
+    p1 = MPSRegressor(solver="adam", **kw).fit(X, y).predict(X)
+    p2 = MPSRegressor(solver="adam", **kw).fit(X, y).predict(X)
+    p3 = MPSRegressor(solver="adam", **{**kw, "random_state": 8}).fit(X, y).predict(X)
     np.testing.assert_array_equal(p1, p2)
     assert not np.allclose(p1, p3)
     d1 = DNNRegressor(hidden_layer_sizes=(16,), dropout=0.3, max_epochs=3, **FAST).fit(X, y).predict(X)
@@ -197,7 +197,7 @@ def test_reproducible_with_random_state():
 @pytest.mark.parametrize("schedule", ["cosine", "plateau"])
 def test_lr_schedules_decrease_the_rate(schedule):
     X, y = rank1_problem(n=80)
-    est = MPSRegressor(bond_dim=2, max_epochs=40, patience=None, lr_schedule=schedule, **FAST).fit(X, y)
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=40, patience=None, lr_schedule=schedule, **FAST).fit(X, y)
     lr = np.array(est.history_["lr"])
     assert lr[0] == pytest.approx(1e-2) and np.all(np.diff(lr) <= 1e-15)
     if schedule == "cosine":
@@ -216,7 +216,7 @@ def test_callbacks_see_increasing_steps_and_snapshots():
 
     epoch_calls: list[tuple[int, int]] = []
     snap = SnapshotCallback([0, 3, 10], lambda net: torch.cat([p.reshape(-1) for p in net.parameters()]).clone())
-    est = MPSRegressor(bond_dim=2, max_epochs=4, validation_fraction=0.0, batch_size=25,
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=4, validation_fraction=0.0, batch_size=25,
                        callbacks=[Recorder(), lambda e, ep, st, logs: epoch_calls.append((ep, st)), snap],
                        **{k: v for k, v in FAST.items() if k != "batch_size"}).fit(X, y)
     steps = [s for ev, _, s in seen_steps if ev in ("start", "step")]
@@ -228,7 +228,8 @@ def test_callbacks_see_increasing_steps_and_snapshots():
 
 def test_callback_returning_true_stops_training():
     X, y = rank1_problem(n=60)
-    est = MPSRegressor(bond_dim=2, max_epochs=50, callbacks=[lambda e, ep, st, logs: ep == 2], **FAST).fit(X, y)
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=50, callbacks=[lambda e, ep, st, logs: ep == 2],
+                       **FAST).fit(X, y)
     assert est.n_epochs_ == 3
 
 
@@ -270,7 +271,7 @@ def test_weight_decay_shrinks_weights_and_intercept_switch():
     X, y = rank1_problem(n=80)
     norms = []
     for wd in (0.0, 1.0):
-        est = DenseACERegressor(max_epochs=30, weight_decay=wd, fit_intercept=False, **FAST).fit(X, y)
+        est = DenseACERegressor(solver="adam", max_epochs=30, weight_decay=wd, fit_intercept=False, **FAST).fit(X, y)
         assert est.intercept_ == 0.0
         norms.append(float(torch.cat([p.detach().reshape(-1) for p in est.network_.parameters()]).norm()))
     assert norms[1] < 0.8 * norms[0]
@@ -278,7 +279,7 @@ def test_weight_decay_shrinks_weights_and_intercept_switch():
 
 def test_verbose_two_logs_every_epoch(capsys):
     X, y = rank1_problem(n=40)
-    MPSRegressor(bond_dim=2, max_epochs=3, verbose=2, **FAST).fit(X, y)
+    MPSRegressor(solver="adam", bond_dim=2, max_epochs=3, verbose=2, **FAST).fit(X, y)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "train MSE" in ln]
     assert len(lines) == 3 and lines[0].startswith("MPSRegressor epoch 0")
 
@@ -289,17 +290,17 @@ def test_nan_and_inf_rows_are_named():
     X[3, 0, 1, 2] = np.nan
     X[7, 2, 2, 2] = np.inf
     with pytest.raises(ValueError, match=r"X contains NaN or inf in rows \[3, 7\]"):
-        MPSRegressor(**FAST).fit(X, y)
+        MPSRegressor(solver="adam", **FAST).fit(X, y)
     X, y = rank1_problem(n=40)
     y[5] = np.nan
     with pytest.raises(ValueError, match=r"y contains NaN or inf in rows \[5\]"):
-        MPSRegressor(**FAST).fit(X, y)
+        MPSRegressor(solver="adam", **FAST).fit(X, y)
     Xa, x, sidx, _ = per_atom_problem(n_struct=20)
     x = x.copy()
     x[0, 1, 1] = np.nan
     bad = Xa.replace(values=torch.from_numpy(x))
     with pytest.raises(ValueError, match=rf"structures \[{sidx[0]}\]"):
-        MPSRegressor(**FAST).fit(bad, np.zeros(20))
+        MPSRegressor(solver="adam", **FAST).fit(bad, np.zeros(20))
 
 
 def test_parameters_are_validated_at_fit_not_in_init():
@@ -307,7 +308,7 @@ def test_parameters_are_validated_at_fit_not_in_init():
     for kw, field in [({"bond_dim": 0}, "bond_dim"), ({"lr_schedule": "step"}, "lr_schedule"),
                       ({"dtype": "float16"}, "dtype"), ({"validation_fraction": 1.0}, "validation_fraction"),
                       ({"batch_size": 0}, "batch_size"), ({"leg_sizes": (2, 2)}, "leg_sizes")]:
-        est = MPSRegressor(**kw)  # constructing never validates (sklearn rule)
+        est = MPSRegressor(solver="adam", **kw)  # constructing never validates (sklearn rule)
         with pytest.raises(ValueError, match=field):
             est.fit(X, y)
     with pytest.raises(ValueError, match="model="):
@@ -316,13 +317,13 @@ def test_parameters_are_validated_at_fit_not_in_init():
 
 def test_flat_arrays_with_leg_sizes_and_permuted_legtensor():
     X, y = rank1_problem(n=80)
-    est = MPSRegressor(bond_dim=2, max_epochs=3, **FAST).fit(X.reshape(80, -1), y)
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=3, **FAST).fit(X.reshape(80, -1), y)
     assert est.leg_sizes_ == (27,)  # 2-D array without leg_sizes: one leg
-    est = MPSRegressor(bond_dim=2, max_epochs=3, leg_sizes=(3, 3, 3), **FAST).fit(X.reshape(80, -1), y)
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=3, leg_sizes=(3, 3, 3), **FAST).fit(X.reshape(80, -1), y)
     assert est.leg_sizes_ == (3, 3, 3)
     np.testing.assert_allclose(est.predict(X), est.predict(X.reshape(80, -1)), rtol=1e-12)
     lt = LegTensor(torch.from_numpy(X), ("a", "n", "l"))
-    est = MPSRegressor(bond_dim=2, max_epochs=3, **FAST).fit(lt, y)
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=3, **FAST).fit(lt, y)
     np.testing.assert_allclose(est.predict(lt.permute(("l", "a", "n"))), est.predict(lt), rtol=1e-12)
     with pytest.raises(ValueError, match="legs"):
         est.predict(LegTensor(torch.from_numpy(X), ("a", "n", "m")))
@@ -330,7 +331,7 @@ def test_flat_arrays_with_leg_sizes_and_permuted_legtensor():
 
 # ---------------------------------------------------------------------------------------------- sklearn API
 def test_get_set_params_and_clone():
-    est = MPSRegressor(bond_dim=5, learning_rate=3e-3)
+    est = MPSRegressor(solver="adam", bond_dim=5, learning_rate=3e-3)
     p = est.get_params()
     assert p["bond_dim"] == 5 and "model" not in p and est.model == "mps"
     assert TensorNetworkRegressor().get_params()["model"] == "mps"
@@ -345,7 +346,7 @@ def test_get_set_params_and_clone():
 def test_save_load_round_trip(tmp_path):
     Xa, x, sidx, w = per_atom_problem(n_struct=60)
     y = structure_mean(np.einsum("nij,ij->n", x, w), sidx)
-    for est in (MPORegressor(bond_dim=2, max_epochs=3, **FAST),
+    for est in (MPORegressor(solver="adam", bond_dim=2, max_epochs=3, **FAST),
                 DNNRegressor(hidden_layer_sizes=(8, 4), max_epochs=3, **FAST)):
         est.fit(Xa, y)
         path = est.save(tmp_path / f"{type(est).__name__}.tnmat", extra={"descriptor": {"n_max": 4}, "k": [1, 2]})
@@ -362,7 +363,7 @@ def test_save_load_round_trip(tmp_path):
 
 def test_load_errors_name_the_file(tmp_path):
     X, y = rank1_problem(n=40)
-    est = MPSRegressor(bond_dim=2, max_epochs=2, **FAST).fit(X, y)
+    est = MPSRegressor(solver="adam", bond_dim=2, max_epochs=2, **FAST).fit(X, y)
     good = est.save(tmp_path / "m.tnmat")
     junk = tmp_path / "junk.tnmat"
     junk.write_bytes(b"this is not a model")

@@ -16,8 +16,8 @@ from tnmat.training import DNNRegressor, MPSRegressor, TensorNetworkRegressor
 FAST = dict(max_epochs=25, learning_rate=3e-2, batch_size=32, dtype="float64", patience=10)
 
 ESTIMATORS = [
-    MPSRegressor(bond_dim=2, **FAST),  # one leg: an MPS with a single site, i.e. a linear model
-    TensorNetworkRegressor(model="mpo", bond_dim=2, **FAST),  # one leg: a quadratic form x^T T x
+    MPSRegressor(solver="adam", bond_dim=2, **FAST),  # one leg: an MPS with a single site, i.e. a linear model
+    TensorNetworkRegressor(solver="adam", model="mpo", bond_dim=2, **FAST),  # one leg: a quadratic form x^T T x
     DNNRegressor(hidden_layer_sizes=(16,), **FAST),
 ]
 
@@ -50,7 +50,7 @@ def test_documented_expected_failure_really_fails():
     """The MPO entry of EXPECTED_FAILED must stay a real failure (otherwise the list would hide regressions)."""
     from sklearn.utils.estimator_checks import check_regressors_train
 
-    mpo = TensorNetworkRegressor(model="mpo", bond_dim=2, **FAST)
+    mpo = TensorNetworkRegressor(solver="adam", model="mpo", bond_dim=2, **FAST)
     assert "check_regressors_train" in EXPECTED_FAILED["mpo"]
     with pytest.raises(AssertionError):
         check_regressors_train("mpo", mpo)

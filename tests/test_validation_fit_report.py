@@ -63,7 +63,7 @@ def test_progress_lines_when_not_a_terminal(capsys):
 def test_cli_training_defaults_are_the_estimators():
     sig = inspect.signature(NetworkRegressor.__init__).parameters
     args = build_parser().parse_args(["fit", "alloys-small"])
-    assert args.epochs == sig["max_epochs"].default
+    assert args.max_epochs == sig["max_epochs"].default
     assert args.patience == sig["patience"].default
     assert args.learning_rate == sig["learning_rate"].default
     assert args.batch_size == sig["batch_size"].default
@@ -89,8 +89,10 @@ def test_closed_form_dense_fit_is_reported_as_such(data, capsys):
     assert "one closed-form ridge solve (ridge strength" in out and "NaN" not in out
 
 
-def test_a_model_without_sweep_fitter_says_it_is_trained_by_adam(data, capsys):
-    args = ["fit", data, *[a for a in FAST if a != "-q"], "--epochs", "2"]  # the note is not for --quiet
+def test_a_model_without_sweep_fitter_is_trained_by_adam(data, capsys):
+    args = ["fit", data, *FAST, "--epochs", "2"]
     args[args.index("--model") + 1] = "mera"
-    assert main(args) == 0
-    assert "mera has no sweep fitter" in capsys.readouterr().err
+    assert main(args) == 0  # solver "auto" resolves to Adam for the MERA: its epochs are accepted
+    args[args.index("--model") + 1] = "ttn"
+    assert main(args) == 2  # ... and refused for the sweep-fitted TTN, naming the option
+    assert "--epochs 2 applies to --solver adam only" in capsys.readouterr().err

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIError", "Group", "option", "add_options", "experiment_options", "load_data", "load_test_file",
+__all__ = ["CLIError", "Group", "option", "add_options", "param_options", "param_values",
+           "check_param_args", "as_options", "experiment_options",
+           "load_data", "load_test_file",
            "descriptor", "ints", "check_output_file", "check_output_dir", "check_results_file", "DATA_HELP",
            "DESCRIPTOR_OPTIONS",
            "ENERGIES", "GEOMETRY", "QUIET"]
@@ -40,6 +42,57 @@ class Group:
 
     title: str
     options: tuple[Option, ...]
+
+
+def param_options(names: Sequence[str]) -> Group:
+    """The command-line options of the training parameters ``names``, derived from their one declaration
+    (:data:`tnmat.training.params.PARAMS`: flag, type, choices, default, help); only those with a flag."""
+    from tnmat.training.params import PARAMS
+
+    rows = []
+    for name in names:
+        p = PARAMS[name]
+        if p.flag is None:
+            continue
+        kwargs: dict[str, Any] = {"default": p.default, "dest": name,
+                                  "help": f"{p.help} (default {p.default!r})".replace("%", "%%")}
+        if p.cli_type is None:
+            kwargs["choices"] = [c for c in p.constraint.choices if c is not None]
+        else:
+            kwargs["type"] = p.cli_type
+            kwargs["metavar"] = p.flag.lstrip("-").upper().replace("-", "_")
+        rows.append(option(p.flag, **kwargs))
+    return Group("training (defaults: tnmat.training.params)", tuple(rows))
+
+
+def param_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The values of the training parameters ``names`` given on the command line (see :func:`param_options`)."""
+    return {n: getattr(args, n) for n in names if hasattr(args, n)}
+
+
+def check_param_args(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """The table's constraint of every training parameter given on the command line, before any work; the
+    error names the option (``--seed -1: must be ...``)."""
+    from tnmat.training.params import PARAMS
+
+    for name in names:
+        p = PARAMS[name]
+        if p.flag is not None and hasattr(args, name) and not p.constraint.test(getattr(args, name)):
+            raise CLIError(f"{p.flag} {getattr(args, name)}: {p.constraint.text}")
+
+
+def as_options(message: str) -> str:
+    """An estimator's error in command-line words: ``name=value`` of a parameter with a flag becomes
+    ``--flag value``."""
+    import re
+
+    from tnmat.training.params import PARAMS
+
+    def flag(m: re.Match) -> str:
+        p = PARAMS.get(m.group(1))
+        return f"{p.flag} {m.group(2).strip(chr(39))}" if p is not None and p.flag else m.group(0)
+
+    return re.sub(r"\b(\w+)=('[^']*'|[^\s,;)]+)", flag, message)
 
 
 def add_options(parser: argparse.ArgumentParser, table: Sequence[Option | Group]) -> argparse.ArgumentParser:

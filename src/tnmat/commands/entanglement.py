@@ -8,7 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tnmat.commands._common import DESCRIPTOR_OPTIONS, descriptor, experiment_options, ints, load_data, option
+from tnmat.commands._common import (
+    DESCRIPTOR_OPTIONS,
+    descriptor,
+    experiment_options,
+    ints,
+    load_data,
+    option,
+    param_options,
+)
 
 NAME = "entanglement"
 HELP = "entanglement of trained networks (bond sweep, spectrum dynamics)"
@@ -28,9 +36,7 @@ OPTIONS = [
     option("--epochs", type=int, default=200, help="epochs per fit (default 200)"),
     option("--learning-rate", type=float, default=5e-3, help="Adam learning rate (default 5e-3)"),
     option("--batch-size", type=int, default=32, help="mini-batch size (default 32)"),
-    option("--solver", choices=("adam", "sweep"), default="adam",
-           help="sweep: fit the networks with Adam (default) or by two-site ALS sweeps (the bond dimension is "
-                "then a cap)"),
+    param_options(("solver",)),
     option("--runs", type=int, default=4, help="dynamics: independent runs per chi (paper: 100)"),
     option("--snapshots", type=int, default=25, help="dynamics: log-spaced spectrum snapshots"),
     option("--n-train", type=int, default=1000, help="dynamics: training structures (default 1000)"),

@@ -7,7 +7,6 @@ outside it)."""
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
 import warnings
@@ -21,22 +20,26 @@ from tnmat.commands._common import (
     ENERGIES,
     QUIET,
     CLIError,
+    as_options,
     check_output_dir,
     check_output_file,
+    check_param_args,
     descriptor,
     load_data,
     load_test_file,
     option,
+    param_options,
+    param_values,
 )
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.registry import MODEL_NAMES
-from tnmat.training.sweep import SweepConfig
 
 #: the best tensor network measured (results/sweep/sweep_nmd18.json, docs/results/sweep.md)
 DEFAULT_MODEL = "ttn"
 DEFAULT_WHY = "lowest test MAE of the sweep-fitted networks on NMD18, results/sweep/sweep_nmd18.json"
-#: one set of training defaults: the estimators' own (the CLI shows them, Python uses them)
-_DEFAULTS = {k: p.default for k, p in inspect.signature(NetworkRegressor.__init__).parameters.items()}
+#: the training parameters on the command line (flags, defaults, help: tnmat.training.params, as in Python)
+CLI_PARAMS = ("bond_dim", "solver", "loss", "huber_delta", "n_sweeps", "alpha_selection", "n_members", "max_epochs",
+              "patience", "learning_rate", "batch_size", "validation_fraction", "random_state")
 
 NAME = "fit"
 HELP = "fit a tensor-network (or baseline) model and report test errors"
@@ -47,50 +50,15 @@ OPTIONS = [
     option("data", help=DATA_HELP),
     option("--model", choices=list(MODEL_NAMES), default=DEFAULT_MODEL,
            help=f"model (default {DEFAULT_MODEL}: {DEFAULT_WHY})"),
-    option("--bond-dim", type=int, default=8, help="virtual bond dimension chi (the cap under --solver sweep; "
-                                                   "default 8)"),
-    option("--solver", choices=["sweep", "adam"], default="sweep",
-           help="tensor networks: 'sweep' (two-site alternating least squares, adaptive bonds, ridge strength and "
-                "passes chosen on the validation part, then refitted on all training structures; default) or "
-                "'adam' (mini-batch gradient descent, --epochs/--patience/--learning-rate/--batch-size)"),
-    option("--sweeps", type=int, default=6, help="most passes of --solver sweep (default 6)"),
-    option("--alpha-selection", choices=["validation", "evidence"], default="validation",
-           help="--solver sweep: each local ridge strength chosen on the validation part (default) or by the "
-                "Bayesian evidence on the fitted structures (then --validation-fraction 0 is allowed)"),
-    option("--loss", choices=["squared_error", "huber"], default=None,
-           help="--solver sweep: the Huber loss by reweighted sweeps (default: rows whose residual exceeds "
-                "--huber-delta target standard deviations count linearly; measured better than least squares in "
-                "test MAE and RMSE on NMD18 and on the alloys, docs/results/sweep.md) or least squares "
-                "('squared_error', the estimators' default)"),
-    option("--huber-delta", type=float, default=SweepConfig.huber_delta,
-           help=f"--loss huber: the threshold in standard deviations of the training target (default "
-                f"{SweepConfig.huber_delta:g}: the lowest validation MAE on NMD18, docs/results/sweep.md)"),
-    option("--members", type=int, default=1,
-           help="--solver sweep, --model mps or ttn: fit K networks from independent initial states (strengths "
-                "by the evidence, no structures held out) and keep their mean as one network with summed bonds "
-                "(default 1; NMD18 measurements in docs/results/sweep.md)"),
     option("--target", default=None, help="target key (default: formation_energy for NMD18, mixing_energy for "
                                             "alloys, else energy_per_atom); 'forces' or 'stress' fit an "
                                             "equivariant model (--model mps, mpo or dense) to the structures' "
                                             "forces/stress"),
     option("--local", action="store_true",
            help="per-atom model averaged over atoms (paper eq. 1) instead of the averaged descriptor"),
-    option("--epochs", type=int, default=_DEFAULTS["max_epochs"],
-           help=f"maximum epochs (default {_DEFAULTS['max_epochs']}, the estimators' default)"),
-    option("--patience", type=int, default=_DEFAULTS["patience"],
-           help=f"early-stopping patience in epochs (default {_DEFAULTS['patience']})"),
-    option("--learning-rate", type=float, default=_DEFAULTS["learning_rate"],
-           help=f"Adam learning rate (default {_DEFAULTS['learning_rate']:g})"),
-    option("--batch-size", type=int, default=_DEFAULTS["batch_size"],
-           help=f"mini-batch size (default {_DEFAULTS['batch_size']})"),
-    option("--validation-fraction", type=float, default=_DEFAULTS["validation_fraction"],
-           help="of the training structures, held out for early stopping / the sweep's selection (default "
-                f"{_DEFAULTS['validation_fraction']:g}; must be in [0, 1); 0 only for models that use no "
-                "validation data, the GPRs, which ignore it)"),
     option("--test-file", default=None, metavar="FILE",
            help="test on the structures of FILE and train on all of DATA (default: DATA's structures with "
                 "info['split'] == 'test' when some have it, else a seeded random fifth of DATA)"),
-    option("--seed", type=int, default=0, help="random seed (default 0)"),
     option("--cache", default=None, help="folder for cached descriptors (default: no cache)"),
     option("--factorised", action="store_true",
            help="with --order 3 --model mps --solver sweep: fit on the per-atom density expansions, contracting "
@@ -99,6 +67,7 @@ OPTIONS = [
     option("--center-species", action="store_true",
            help="with --factorised: add the centre atom's species as a leg of the bispectrum"),
     ENERGIES,
+    param_options(CLI_PARAMS),
     DESCRIPTOR_OPTIONS,
     option("-o", "--output", help="save the fitted model (descriptor settings, split and training range "
                                   "included) here"),
@@ -108,22 +77,16 @@ OPTIONS = [
 
 def estimator(args: argparse.Namespace):  # noqa: ANN201 (a fresh estimator)
     """The estimator of ``--model`` with those command-line settings the model takes (the model table
-    says which: a GPR has no epochs, a dense model no bond dimension)."""
+    says which: a GPR has no epochs, a dense model no bond dimension); every other parameter keeps the
+    estimator's default, so ``tnmat fit`` and the Python estimator fit the same model."""
     from tnmat.training.registry import make_estimator, model_spec
 
     spec = model_spec(args.model)
     takes = spec.parameters
-    wanted = {"random_state": args.seed, "verbose": 0 if args.quiet else 1, "max_epochs": args.epochs,
-              "learning_rate": args.learning_rate, "batch_size": args.batch_size, "patience": args.patience,
-              "bond_dim": args.bond_dim}
-    # the sweep applies to the multilinear networks (not the MERA's loops, not the feature map)
-    if spec.network in ("mps", "mpo", "ttn", "dense"):
-        wanted.update(solver=args.solver, n_sweeps=args.sweeps, validation_fraction=held_out(args),
-                      alpha_selection=alpha_selection(args), n_members=args.members, loss=loss(args),
-                      huber_delta=args.huber_delta)
-    elif args.solver == "sweep" and "max_epochs" in takes and not args.quiet:
-        print(f"note: {args.model} has no sweep fitter (docs/results/sweep.md); it is trained by Adam",
-              file=sys.stderr)
+    wanted = {"random_state": args.random_state, "verbose": 0 if args.quiet else 1}
+    if issubclass(spec.estimator, NetworkRegressor):  # the table's parameters (a GPR's "solver" is its own)
+        wanted.update(param_values(args, CLI_PARAMS), validation_fraction=held_out(args),
+                      alpha_selection=alpha_selection(args))
     if not args.quiet and "callbacks" in takes:
         wanted["callbacks"] = [Progress()]
     return make_estimator(args.model, **{k: v for k, v in wanted.items() if k in takes})
@@ -154,51 +117,32 @@ def uses_validation(model: str) -> bool:
 def held_out(args: argparse.Namespace) -> float:
     """The share of training structures held out for validation: none for an ensemble (its members must
     share one input scaling, and the evidence needs no held-out rows)."""
-    return 0.0 if args.members > 1 else args.validation_fraction
+    return 0.0 if args.n_members > 1 else args.validation_fraction
 
 
 def alpha_selection(args: argparse.Namespace) -> str:
     """How the sweep chooses its ridge strengths: the evidence for an ensemble, else --alpha-selection."""
-    return "evidence" if args.members > 1 else args.alpha_selection
-
-
-def loss(args: argparse.Namespace) -> str:
-    """The sweep's loss: --loss, else the Huber loss (the measured default of the command line)."""
-    return args.loss or ("huber" if args.solver == "sweep" else "squared_error")
-
-
-def _check_members(args: argparse.Namespace) -> None:
-    from tnmat.training.registry import model_spec
-
-    if args.members < 1:
-        raise CLIError(f"--members {args.members}: must be at least 1")
-    if args.alpha_selection != "validation" and args.solver != "sweep":
-        raise CLIError(f"--alpha-selection {args.alpha_selection}: applies to --solver sweep only")
-    if args.loss == "huber" and args.solver != "sweep":
-        raise CLIError(f"--loss {args.loss}: applies to --solver sweep only")
-    if not args.huber_delta > 0:
-        raise CLIError(f"--huber-delta {args.huber_delta:g}: must be > 0")
-    if args.members > 1 and (args.solver != "sweep" or model_spec(args.model).network not in ("mps", "ttn")):
-        raise CLIError(f"--members {args.members}: needs --solver sweep and --model mps or ttn "
-                       f"(got --model {args.model} --solver {args.solver})")
+    return "evidence" if args.n_members > 1 else args.alpha_selection
 
 
 def check_options(args: argparse.Namespace) -> None:
     """Option checks done before any data is read or work starts (each error names its option)."""
+    from tnmat.training.registry import model_spec
+
+    if args.n_members > 1 and model_spec(args.model).network not in ("mps", "ttn"):
+        raise CLIError(f"--members {args.n_members}: needs --model mps or ttn (got --model {args.model})")
+    check_param_args(args, CLI_PARAMS)
+    est = estimator(args)
+    if hasattr(est, "_check_params"):  # the estimator's one validation, before any data is read
+        try:
+            est._check_params()
+        except ValueError as exc:
+            raise CLIError(as_options(str(exc))) from None
     f = args.validation_fraction
-    if not 0 <= f < 1:
-        raise CLIError(f"--validation-fraction {f:g}: must be in [0, 1)")
-    _check_members(args)
-    evidence = args.solver == "sweep" and alpha_selection(args) == "evidence"
+    evidence = getattr(est, "solver_", None) == "sweep" and alpha_selection(args) == "evidence"
     if f == 0 and uses_validation(args.model) and not evidence:
         raise CLIError(f"--validation-fraction 0: model {args.model} uses validation data (early stopping or "
                        "the sweep's selection); give a fraction in (0, 1), or --alpha-selection evidence")
-    for name in ("epochs", "patience", "batch_size", "sweeps", "bond_dim"):
-        val = getattr(args, name)
-        if val is not None and val < 1:
-            raise CLIError(f"--{name.replace('_', '-')} {val}: must be at least 1")
-    if not args.learning_rate > 0 or not np.isfinite(args.learning_rate):
-        raise CLIError(f"--learning-rate {args.learning_rate:g}: must be a positive number")
     check_output_file(args.output, "-o/--output")
     check_output_dir(args.cache, "--cache")
     if args.factorised:
@@ -220,13 +164,13 @@ def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
         train, test, how = np.arange(len(ds)), np.arange(len(test_ds)), f"--test-file {args.test_file}"
     else:
         official = official_test(ds.metadata.get("split"))
-        train, test = holdout_split(len(ds), official=official, seed=args.seed)
+        train, test = holdout_split(len(ds), official=official, seed=args.random_state)
         how = ("the structures labelled split=test" if official is not None
-               else f"a random fifth of {args.data} (seed {args.seed})")
+               else f"a random fifth of {args.data} (seed {args.random_state})")
     if len(train) < 2:
         raise CLIError(f"{args.data}: {len(train)} training structure(s); at least 2 are needed")
     if uses_validation(args.model) and held_out(args) > 0:
-        fit_idx, val = train_validation_split(train, val_fraction=held_out(args), seed=args.seed)
+        fit_idx, val = train_validation_split(train, val_fraction=held_out(args), seed=args.random_state)
     else:  # the GPRs choose their hyper-parameters by marginal likelihood: every training structure is fitted
         fit_idx, val = train, train[:0]
     return {"train": train, "fit": fit_idx, "val": val, "test": test, "test_ds": test_ds, "how": how}
@@ -312,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     X_test = calc.compute(test_ds.structures, average=not args.local) if sp["test_ds"] else X
     y_test = test_ds.targets[target]
     reg = estimator(args)
-    refit = getattr(reg, "solver", None) == "sweep"
+    refit = hasattr(reg, "_solver") and reg._solver() == "sweep"  # the resolved solver of "auto"
     model = StructureModel(calc, reg, local=args.local, target=target, units=units)
     n_val = "none" if not len(sp["val"]) else (f"{args.validation_fraction:g} of them inside the sweep, then "
                                                 "refitted on all" if refit else str(len(sp["val"])))
@@ -348,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
           f"(margin {domain.margin:g} of each entry's span)")
     model.info = {"split": {"test_from": sp["how"], "fitted": _ids(ds, sp["train"] if refit else sp["fit"]),
                             "validation": _ids(ds, sp["val"]), "test": _ids(test_ds, sp["test"]),
-                            "validation_fraction": args.validation_fraction, "seed": args.seed},
+                            "validation_fraction": args.validation_fraction, "seed": args.random_state},
                   "training": {"stop": stop or "", "fit_seconds": seconds, "convergence_warnings": n_conv},
                   "errors": errors, "domain": domain.to_dict()}
     if args.output:

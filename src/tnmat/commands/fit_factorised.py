@@ -24,7 +24,9 @@ def check_factorised(args: argparse.Namespace) -> None:
 
     if args.order != 3:
         raise CLIError(f"--factorised: the factorised input is the bispectrum; give --order 3 (got {args.order})")
-    if model_spec(args.model).network != "mps" or args.solver != "sweep":
+    from tnmat.training.params import resolve_solver
+
+    if model_spec(args.model).network != "mps" or resolve_solver("mps", args.solver) != "sweep":
         raise CLIError(f"--factorised: fitted by --model mps --solver sweep (got --model {args.model} --solver "
                        f"{args.solver})")
     if args.local:
@@ -84,7 +86,7 @@ def run_factorised(args: argparse.Namespace, ds: Any, target: str, sp: dict[str,
     ids = [str(ds.metadata["id"][k]) for k in sp["train"]]
     model.info = {"split": {"test_from": sp["how"], "fitted": ids, "validation": [],
                             "test": [str(test_ds.metadata["id"][k]) for k in sp["test"]],
-                            "validation_fraction": held, "seed": args.seed},
+                            "validation_fraction": held, "seed": args.random_state},
                   "training": {"stop": reg.history_["stop_reason"][0], "fit_seconds": seconds,
                                "factorised_bispectrum": True},
                   "errors": {"test": {"rmse": rmse, "mae": mae}}}

@@ -18,6 +18,7 @@ from tnmat.commands._common import (
     load_data,
     load_test_file,
     option,
+    param_options,
 )
 from tnmat.training.registry import MODEL_NAMES, PRESETS
 
@@ -57,6 +58,7 @@ OPTIONS = [
            help="fit nothing: write the figure, CSV and summary of the fits already in --results (only (model, "
                 "size, split) whose whole grid is stored) and say how many remain"),
     option("--seed", type=int, default=0, help="random seed of the splits (default 0)"),
+    param_options(("solver",)),
     option("--cache", default=None, help="folder for cached descriptors"),
     ENERGIES,
     DESCRIPTOR_OPTIONS,
@@ -115,7 +117,7 @@ def settings(args: argparse.Namespace) -> Any:
         n_splits=args.splits if args.splits is not None else preset.splits,
         test_size=args.test_size if args.test_size is not None else preset.test_size,
         seed=args.seed, grids=grid_overrides(args.grid, preset_grids(args.preset), models),
-        fixed={m: f for m, f in fixed.items() if f})
+        fixed={m: f for m, f in fixed.items() if f}, solver=args.solver)
 
 
 def check_settings(cfg: Any, n: int, official: Any, data: str) -> None:

@@ -55,13 +55,13 @@ def run_fit(args: argparse.Namespace, ds, calc) -> int:  # noqa: ANN001
         raise CLIError(f"--target {target}: --model must be one of {', '.join(_KINDS)} (equivariant networks), "
                        f"got {args.model!r}")
     _targets(ds, target)  # fail before any descriptor work when forces/stress are missing
-    train, test = holdout_split(len(ds), official=official_test(ds.metadata.get("split")), seed=args.seed)
-    fit_idx, val = train_validation_split(train, val_fraction=args.validation_fraction, seed=args.seed)
-    # --solver applies to the MPS (ALS sweep, the default, or Adam); the MPO is trained by Adam
-    solver = getattr(args, "solver", None) if args.model == "mps" else None
-    reg = EquivariantRegressor(model=_KINDS[args.model], solver=solver, bond_dim=args.bond_dim, max_epochs=args.epochs,
+    train, test = holdout_split(len(ds), official=official_test(ds.metadata.get("split")), seed=args.random_state)
+    fit_idx, val = train_validation_split(train, val_fraction=args.validation_fraction, seed=args.random_state)
+    # --solver: "auto" is the sweep for the MPS and Adam for the MPO (the estimator resolves it)
+    reg = EquivariantRegressor(model=_KINDS[args.model], solver=args.solver, bond_dim=args.bond_dim,
+                               max_epochs=args.max_epochs,
                                patience=args.patience, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                               random_state=args.seed, verbose=0 if args.quiet else 1)
+                               random_state=args.random_state, verbose=0 if args.quiet else 1)
     try:
         model = EquivariantModel.build(calc.density, target=target, order=max(calc.order, 1), center_species=False,
                                        regressor=reg)

@@ -75,6 +75,7 @@ from tnmat.experiments.splits import FixedTestSplits
 from tnmat.experiments.store import ResultStore
 from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
+from tnmat.training.params import param_default
 
 __all__ = [
     "SWEEP_EXPERIMENT", "DYNAMICS_EXPERIMENT", "DEFAULT_CHIS", "SWEEP_MODELS", "SweepSettings", "DynamicsSettings",
@@ -108,14 +109,17 @@ class SweepSettings:
     batch_size: int = 32
     dtype: str = "float32"
     bipartitions: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_BIPARTITIONS))
-    solver: str = "adam"
+    solver: str = param_default("solver")
 
-    def training(self) -> dict[str, Any]:
-        """The estimator parameters of every fit (they enter the task keys; ``solver`` only when it is not
-        the default "adam", so the keys of stored Adam fits stay what they were)."""
+    def training(self, model: str) -> dict[str, Any]:
+        """The estimator parameters of every fit of ``model`` (they enter the task keys): the solver resolved
+        per network, Adam's settings only under Adam and no ``solver`` for Adam, so the keys of stored Adam
+        fits stay what they were (:func:`tnmat.training.registry.for_solver`)."""
+        from tnmat.training.registry import for_solver
+
         out = {"max_epochs": int(self.max_epochs), "patience": self.patience,
                "learning_rate": float(self.learning_rate), "batch_size": int(self.batch_size), "dtype": self.dtype}
-        return out if self.solver == "adam" else {**out, "solver": self.solver}
+        return for_solver(model, out, self.solver)
 
 
 @dataclass(frozen=True)
@@ -184,13 +188,13 @@ class _DataTask:
 
 
 def _estimator(model: str, bond_dim: int | None, params: Mapping[str, Any], random_state: int) -> Any:
-    from tnmat.training.registry import make_estimator
+    from tnmat.training.registry import task_estimator
 
     full = dict(params)
     if bond_dim is not None:
         full["bond_dim"] = int(bond_dim)
     try:
-        return make_estimator(model, **full, random_state=random_state)
+        return task_estimator(model, {**full, "random_state": random_state})
     except ValueError as exc:
         raise ValueError(f"entanglement experiment: {exc}") from None
 
@@ -232,7 +236,6 @@ def bond_sweep_tasks(settings: SweepSettings, *, dataset: str) -> list[dict[str,
     that changes the result (data name, seed, test size, training settings, bipartitions) is in the task,
     hence in its store key."""
     tasks = []
-    params = settings.training()
     bips = {b: list(p) for b, p in settings.bipartitions.items()}
     for model in settings.models:
         if model not in GRAPH_KINDS:
@@ -243,7 +246,8 @@ def bond_sweep_tasks(settings: SweepSettings, *, dataset: str) -> list[dict[str,
             for n, k in itertools.product(sorted({int(s) for s in settings.train_sizes}), range(settings.n_splits)):
                 tasks.append({"experiment": SWEEP_EXPERIMENT, "dataset": dataset, "model": model, "bond_dim": chi,
                               "n_train": n, "split": k, "test_size": int(settings.test_size),
-                              "seed": int(settings.seed), "params": dict(params), "bipartitions": bips})
+                              "seed": int(settings.seed), "params": settings.training(model),
+                              "bipartitions": bips})
     return tasks
 
 

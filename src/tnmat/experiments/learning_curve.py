@@ -41,7 +41,8 @@ from tnmat.experiments.splits import official_and_random_splits, stratified_subs
 from tnmat.experiments.store import ResultStore, config_key
 from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
-from tnmat.training.registry import make_estimator, preset_grids
+from tnmat.training.params import param_default
+from tnmat.training.registry import for_solver, preset_grids, task_estimator
 
 __all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveSettings",
            "LearningCurveTask", "build_estimator", "cost_accounting", "fit_time_exponents", "learning_curve_tasks",
@@ -62,7 +63,8 @@ class LearningCurveSettings:
     """What a learning curve computes (module docstring): the models and training sizes, the split protocol
     (``n_splits`` random test sets of ``test_size``, seeded by ``seed``; 80/20 fit/validation; ``n_bins``
     quantile bins per stratification quantity), the hyper-parameter ``grids`` (default
-    :data:`DEFAULT_GRIDS`) and per-model ``fixed`` parameters applied to every grid point."""
+    :data:`DEFAULT_GRIDS`), per-model ``fixed`` parameters applied to every grid point and the tensor networks'
+    ``solver`` (resolved per network; grid entries of another solver are dropped)."""
 
     models: Sequence[str] = ()
     sizes: Sequence[int] = ()
@@ -73,6 +75,7 @@ class LearningCurveSettings:
     fixed: Mapping[str, Mapping[str, Any]] | None = None
     val_fraction: float = 0.2
     n_bins: int = 3
+    solver: str = param_default("solver")
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -84,14 +87,14 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 def build_estimator(model: str, params: Mapping[str, Any]) -> Any:
     """A fresh estimator from the model table (:func:`tnmat.training.registry.make_estimator`): a parameter
     the estimator does not have is an error (a silently dropped grid entry would make different tasks
-    identical fits)."""
-    return make_estimator(model, **dict(params))
+    identical fits); a tensor network's task without a ``solver`` is Adam (stored keys keep their meaning)."""
+    return task_estimator(model, dict(params))
 
 
 def learning_curve_tasks(models: Sequence[str], sizes: Sequence[int], split_names: Sequence[str], *,
                          grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
                          fixed: Mapping[str, Mapping[str, Any]] | None = None, dataset: str = "dataset",
-                         seed: int = 0) -> list[dict[str, Any]]:
+                         seed: int = 0, solver: str = param_default("solver")) -> list[dict[str, Any]]:
     """One JSON-able task per (model, size, split, grid point).
 
     ``grids`` default to :data:`DEFAULT_GRIDS`; ``fixed`` holds per-model parameters applied to every grid
@@ -104,11 +107,15 @@ def learning_curve_tasks(models: Sequence[str], sizes: Sequence[int], split_name
             raise ValueError(f"learning curve: no hyper-parameter grid for model {model!r} (known: {sorted(grids)})")
     # split-major order: a run stopped part-way holds whole learning curves of every model for the first
     # splits (what --report-only can show), rather than every split of the first models only
-    tasks = []
+    tasks, seen = [], set()
     for split, size, model in product(split_names, sizes, models):
         for hp in expand_grid(grids[model]):
-            tasks.append({"experiment": EXPERIMENT, "dataset": dataset, "model": model, "n_train": int(size),
-                          "split": str(split), "params": {**dict(fixed.get(model, {})), **hp}, "seed": int(seed)})
+            params = for_solver(model, {**dict(fixed.get(model, {})), **hp}, solver)
+            task = {"experiment": EXPERIMENT, "dataset": dataset, "model": model, "n_train": int(size),
+                    "split": str(split), "params": params, "seed": int(seed)}
+            if config_key(task) not in seen:  # grid points of another solver collapse to one task
+                seen.add(config_key(task))
+                tasks.append(task)
     return tasks
 
 
@@ -374,7 +381,8 @@ def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.
     ``units`` labels the stored errors (:func:`tnmat.data.units.target_units`)."""
     fn = LearningCurveTask(X, y, quantities, settings, official_test=official_test, units=units)
     tasks = [t for t in learning_curve_tasks(settings.models, settings.sizes, fn.split_names, grids=settings.grids,
-                                             fixed=settings.fixed, dataset=dataset, seed=settings.seed)
+                                             fixed=settings.fixed, dataset=dataset, seed=settings.seed,
+                                             solver=settings.solver)
              if t["n_train"] in fn.subsets[t["split"]]]
     keys = {config_key(t) for t in tasks}
     if fit:

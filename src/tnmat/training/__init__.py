@@ -5,11 +5,11 @@ persistence (paper Section III, App. D)."""
 from tnmat.training.autoencoder import MPOAutoencoder
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.callbacks import SnapshotCallback
-from tnmat.training.dnn import MLP, DNNRegressor
 from tnmat.training.engine import TrainingDivergedError, train_network
 from tnmat.training.estimators import (
     MODEL_KINDS,
     DenseACERegressor,
+    DNNRegressor,
     FeatureMapMPSRegressor,
     MERARegressor,
     MPORegressor,
@@ -23,6 +23,6 @@ from tnmat.training.registry import load_estimator
 __all__ = [
     "MODEL_KINDS", "FORMAT_VERSION", "NetworkRegressor", "TensorNetworkRegressor", "MPSRegressor",
     "MPORegressor", "TTNRegressor", "MERARegressor", "DenseACERegressor", "FeatureMapMPSRegressor",
-    "DNNRegressor", "MLP", "MPOAutoencoder", "SnapshotCallback", "TrainingDivergedError", "train_network",
+    "DNNRegressor", "MPOAutoencoder", "SnapshotCallback", "TrainingDivergedError", "train_network",
     "load_estimator",
 ]

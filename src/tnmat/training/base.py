@@ -11,7 +11,6 @@ import functools
 import inspect
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,50 +26,37 @@ from tnmat.training import persistence
 from tnmat.training._data import DTYPES as _DTYPES
 from tnmat.training._data import Inputs, Rows, check_targets, convert_inputs, resolve_device
 from tnmat.training.engine import TrainConfig, TrainResult, predict_rows, train_network
+from tnmat.training.params import PARAMS, estimator_init, validate_params
 
-__all__ = ["NetworkRegressor"]
+#: the parameters every torch estimator takes (defaults and constraints: :mod:`tnmat.training.params`)
+SHARED_PARAMS: tuple[str, ...] = (
+    "leg_sizes", "learning_rate", "batch_size", "max_epochs", "patience", "validation_fraction", "weight_decay",
+    "lr_schedule", "standardize_inputs", "standardize_target", "dtype", "device", "random_state", "verbose",
+    "callbacks")
 
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+__all__ = ["NetworkRegressor", "SHARED_PARAMS"]
 
 
 class NetworkRegressor(RegressorMixin, BaseEstimator):
     """Base of the torch regressors (not used directly).  See :class:`TensorNetworkRegressor`.
 
-    Subclasses define ``__init__`` with explicit keyword parameters (sklearn inspects the signature): the
-    shared ones of :meth:`__init__` with the same defaults plus their own, stored by
-    ``self._store_params(locals())``; they implement :meth:`_build_network`.  Mixins come before
+    Subclasses set ``__init__ = estimator_init(names)`` (:mod:`tnmat.training.params`: an explicit signature,
+    which sklearn inspects, with the table's defaults) naming :data:`SHARED_PARAMS` and their own
+    parameters; they implement :meth:`_build_network`.  Mixins come before
     ``BaseEstimator`` (sklearn >= 1.6 requires this order for the tags to resolve)."""
 
     #: when True the inputs are flattened to one leg of size n_features before the network
     _flatten_inputs: ClassVar[bool] = False
 
-    def __init__(
-        self, *, leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
-        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
-        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
-        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
-        verbose: int = 0, callbacks: Sequence[Any] | None = None,
-    ) -> None:
-        """The training parameters every estimator shares, with their defaults: the one definition that
-        each concrete signature must repeat unchanged (checked when the subclass is created)."""
-        self._store_params(locals())
-
-    def _store_params(self, values: dict[str, Any]) -> None:
-        """Store the constructor arguments as attributes (sklearn: ``__init__`` only stores its parameters;
-        ``get_params`` reads them back by the names in the class's signature)."""
-        for name in self._get_param_names():
-            setattr(self, name, values[name])
+    __init__ = estimator_init(SHARED_PARAMS)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        shared = inspect.signature(NetworkRegressor.__init__).parameters
         own = inspect.signature(cls.__init__).parameters
-        for name, p in shared.items():
-            if name != "self" and (name not in own or own[name].default != p.default):
-                raise TypeError(f"{cls.__name__}.__init__ must take the shared parameter {name}={p.default!r} "
-                                "(as NetworkRegressor.__init__)")
+        for n in SHARED_PARAMS:  # one default per parameter: the table's
+            if n not in own or own[n].default != PARAMS[n].default:
+                raise TypeError(f"{cls.__name__}.__init__ must take the shared parameter {n}={PARAMS[n].default!r} "
+                                "(tnmat.training.params.estimator_init)")
         # the file names its class; loading rebuilds it through the one estimator file
         register_loader(cls.__name__, functools.partial(persistence.restore_estimator, cls))
 
@@ -100,41 +86,15 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         return mean, torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))
 
     # ------------------------------------------------------------------ validation
+    def _solver(self) -> str:
+        """The resolved solver (estimators with sweeps override this)."""
+        return "adam"
+
     def _check_params(self) -> TrainConfig:
+        """The one validation of the parameters at fit (:func:`tnmat.training.params.validate_params`), then
+        the subclass's own checks; the Adam settings as a :class:`TrainConfig`."""
         name = type(self).__name__
-
-        def bad(param: str, why: str) -> ValueError:
-            return ValueError(f"{name}: {param}={getattr(self, param)!r} is invalid: {why}")
-
-        if not isinstance(self.learning_rate, int | float) or not self.learning_rate > 0:
-            raise bad("learning_rate", "must be a positive number")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise bad("batch_size", "must be a positive integer")
-        if not _is_int(self.max_epochs) or self.max_epochs < 1:
-            raise bad("max_epochs", "must be a positive integer")
-        if self.patience is not None and (not _is_int(self.patience) or self.patience < 1):
-            raise bad("patience", "must be a positive integer or None (no early stopping)")
-        vf = self.validation_fraction
-        if not isinstance(vf, int | float) or not 0.0 <= vf < 1.0:
-            raise bad("validation_fraction", "must lie in [0, 1)")
-        if not isinstance(self.weight_decay, int | float) or self.weight_decay < 0:
-            raise bad("weight_decay", "must be >= 0")
-        if self.lr_schedule not in (None, "plateau", "cosine"):
-            raise bad("lr_schedule", "choose None, 'plateau' or 'cosine'")
-        if self.dtype not in _DTYPES:
-            raise bad("dtype", "choose 'float32' or 'float64'")
-        if self.leg_sizes is not None and (
-            isinstance(self.leg_sizes, str | bytes)
-            or not all(_is_int(s) and s >= 1 for s in self.leg_sizes)
-            or len(self.leg_sizes) == 0
-        ):
-            raise bad("leg_sizes", "must be None or a non-empty sequence of positive integers")
-        if not (_is_int(self.verbose) or isinstance(self.verbose, bool)) or self.verbose < 0:
-            raise bad("verbose", "must be a non-negative integer")
-        if self.callbacks is not None and (
-            isinstance(self.callbacks, str | bytes) or not all(callable(cb) for cb in self.callbacks)
-        ):
-            raise bad("callbacks", "must be None or a list of callables cb(estimator, epoch, step, logs)")
+        validate_params(self, self._get_param_names(), solver=self._solver())
         resolve_device(self.device, name)
         self._check_model_params()
         return TrainConfig(

@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from tnmat.legtensor import LegTensor
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainConfig, predict_rows, train_network
+from tnmat.training.params import PARAMS, is_int
 
 __all__ = ["EquivariantRegressor", "EQUIVARIANT_MODELS"]
 
@@ -58,8 +59,9 @@ class EquivariantRegressor(BaseEstimator):
     """Predict one irrep per row; see the module docstring.
 
     Parameters: ``model`` ("linear", "mps", "mpo"), ``bond_dim`` (mps/mpo; the cap for the sweep),
-    ``solver`` ("adam", or "sweep" for the mps; default None: "sweep" for the mps -- on the held-out alloy
-    forces 0.041 vs 0.073 eV/A RMSE and 20x faster than Adam, results/forces -- and "adam" for the mpo),
+    ``solver`` ("auto", the default of :mod:`tnmat.training.params`: "sweep" for the mps -- on the held-out
+    alloy forces 0.041 vs 0.073 eV/A RMSE and 20x faster than Adam, results/forces -- and "adam" for the mpo;
+    or "adam", or "sweep" for the mps; None, in files written before "auto", means "auto"),
     ``alpha`` (ridge penalty of
     "linear", relative to the mean diagonal of the normal matrix), ``input_offset`` (mpo), and the Adam
     settings of the shared engine (``learning_rate``, ``batch_size`` rows per step, ``max_epochs``,
@@ -68,7 +70,8 @@ class EquivariantRegressor(BaseEstimator):
 
     Fitted: ``irrep_dim_`` (2L+1), ``network_`` (mps/mpo) or ``coef_`` (linear), ``history_``, scalings."""
 
-    def __init__(self, *, model: str = "mps", bond_dim: int = 8, solver: str | None = None, alpha: float = 1e-6,
+    def __init__(self, *, model: str = "mps", bond_dim: int = 8, solver: str | None = PARAMS["solver"].default,
+                 alpha: float = 1e-6,
                  input_offset: float = 1.0,
                  learning_rate: float = 3e-3, batch_size: int = 64, max_epochs: int = 200, patience: int | None = 30,
                  validation_fraction: float = 0.1, weight_decay: float = 0.0, lr_schedule: str | None = None,
@@ -94,17 +97,20 @@ class EquivariantRegressor(BaseEstimator):
         name = type(self).__name__
         if self.model not in EQUIVARIANT_MODELS:
             raise ValueError(f"{name}: model={self.model!r} is invalid; choose one of {EQUIVARIANT_MODELS}")
-        if self.model != "linear" and (not isinstance(self.bond_dim, int) or self.bond_dim < 1):
+        if self.model != "linear" and (not is_int(self.bond_dim) or self.bond_dim < 1):
             raise ValueError(f"{name}: bond_dim={self.bond_dim!r} is invalid: must be a positive integer")
         if not (isinstance(self.alpha, int | float) and self.alpha >= 0):
             raise ValueError(f"{name}: alpha={self.alpha!r} is invalid: must be >= 0")
-        if self.solver not in (None, "adam", "sweep") or (self.solver == "sweep" and self.model != "mps"):
-            raise ValueError(f"{name}: solver={self.solver!r} is invalid: 'adam', or 'sweep' with model='mps'")
+        if self.solver not in (None, "auto", "adam", "sweep") or (self.solver == "sweep" and self.model != "mps"):
+            raise ValueError(f"{name}: solver={self.solver!r} is invalid: 'auto', 'adam', or 'sweep' with "
+                             "model='mps'")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"{name}: dtype={self.dtype!r} is invalid: choose 'float32' or 'float64'")
 
     def _solver(self) -> str:
-        return self.solver or ("sweep" if self.model == "mps" else "adam")
+        if self.solver in (None, "auto"):
+            return "sweep" if self.model == "mps" else "adam"
+        return self.solver
 
     def _scale_eq(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.eq_mean_) / self.eq_scale_

@@ -14,12 +14,13 @@ nonlinear in it (MPO, FeatureMapMPS, DNN); it still changes the input standardis
 
 Solver (every tensor-network estimator)
 ---------------------------------------
-solver : "adam" (default; mini-batch gradient descent, the settings below) or "sweep": two-site
-    alternating least squares (:mod:`tnmat.training.sweep`; MPS, MPO, TTN, and a single closed-form
-    ridge solve for the dense model), with ``bond_dim`` as the largest bond it may grow to.  ``tnmat fit``
-    defaults to "sweep" (measured better and 10-100x faster, docs/results/sweep.md); the estimators keep
-    "adam" so that existing scripts and the stored learning-curve fits, whose keys name only the
-    parameters their grid set, keep their meaning.
+Every parameter, its default and its constraint are declared once in :mod:`tnmat.training.params`.
+solver : "auto" (default: the measured best for the network, :func:`tnmat.training.params.resolve_solver`:
+    sweeps for MPS, MPO, TTN and dense, Adam for the MERA and the feature-map MPS), "sweep" (two-site
+    alternating least squares, :mod:`tnmat.training.sweep`, with ``bond_dim`` as the largest bond it may grow
+    to; a single closed-form ridge solve for the dense model) or "adam" (mini-batch gradient descent, the
+    settings below).  ``tnmat fit`` and every command use the same default.  Fitted: ``solver_``, ``loss_``
+    (what "auto" resolved to).
 n_sweeps : most passes over the pairs (sweeps stop earlier when the validation RMSE stalls).
 svd_cutoff : relative singular-value cutoff of the truncated split (adaptive bond dimension).
 alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 values), chosen on the
@@ -32,7 +33,8 @@ alpha_selection : "validation" (default, as above) or "evidence": every strength
 n_members : sweep-fitted MPS / TTN only: fit this many networks from the initial states of seeds
     random_state, random_state + 1, ... on the same rows and keep their mean, folded into one network of
     the same kind whose bonds are the sums of theirs (:func:`tnmat.networks.direct_sum`).  Default 1.
-loss : "squared_error" (default) or "huber": the Huber loss with threshold ``huber_delta`` (in units of
+loss : "auto" (default: "huber" under sweeps, "squared_error" under Adam), "squared_error" or "huber": the
+    Huber loss with threshold ``huber_delta`` (in units of
     the training target's standard deviation when ``standardize_target``; default 0.02, the lowest
     validation MAE of 0.01-0.2 on NMD18's official split) by iteratively reweighted least squares inside the
     local solves (:mod:`tnmat.training.sweep`; the dense model: ``n_sweeps`` reweighted ridge solves).
@@ -72,18 +74,18 @@ Predictions are ``y_mean_ + intercept_ + y_std_ * network_(x_scaled)`` (averaged
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from sklearn.utils.validation import check_is_fitted
 
 from tnmat.networks.factory import KINDS
-from tnmat.training.base import NetworkRegressor
+from tnmat.training.base import SHARED_PARAMS, NetworkRegressor
+from tnmat.training.params import estimator_init, resolve_loss, resolve_solver
 
 __all__ = [
     "MODEL_KINDS", "TensorNetworkRegressor", "MPSRegressor", "MPORegressor", "TTNRegressor", "MERARegressor",
-    "DenseACERegressor", "FeatureMapMPSRegressor",
+    "DenseACERegressor", "FeatureMapMPSRegressor", "DNNRegressor",
 ]
 
 #: the network kinds TensorNetworkRegressor(model=...) accepts (:data:`tnmat.networks.KINDS`)
@@ -116,17 +118,18 @@ class _TensorNetworkEstimator(NetworkRegressor):
     def _uses_bond_dim(self) -> bool:
         return self._kind() != "dense"
 
+    def _solver(self) -> str:
+        return resolve_solver(self._kind(), self.solver)
+
     def _check_model_params(self) -> None:
         name = type(self).__name__
         if self._kind() not in MODEL_KINDS:
             raise ValueError(f"{name}: model={self._kind()!r} is invalid; choose one of {', '.join(MODEL_KINDS)}")
-        if self._uses_bond_dim():
-            bd = self.bond_dim
-            if isinstance(bd, bool) or not isinstance(bd, int) or bd < 1:
-                raise ValueError(f"{name}: bond_dim={bd!r} is invalid: must be a positive integer")
         from tnmat.training.sweep.estimator import check_sweep_params
 
         check_sweep_params(self, self._kind())
+        self.solver_ = self._solver()
+        self.loss_ = resolve_loss(self.solver_, self.loss)
 
     def _squash(self) -> bool:
         return self._kind() == "feature-map-mps"
@@ -134,7 +137,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
     def _train(self, net: torch.nn.Module, train_rows: Any, y_train: torch.Tensor, cfg: Any, *, val_rows: Any,
                y_val: torch.Tensor | None, generator: torch.Generator, intercept: torch.nn.Parameter | None,
                refit_rows: Any) -> Any:
-        if self.solver != "sweep":
+        if self.solver_ != "sweep":
             return super()._train(net, train_rows, y_train, cfg, val_rows=val_rows, y_val=y_val,
                                   generator=generator, intercept=intercept, refit_rows=refit_rows)
         from tnmat.training.sweep.estimator import fit_by_sweeps
@@ -194,19 +197,9 @@ class _TensorNetworkEstimator(NetworkRegressor):
         return adapt_shapes_on_load(make_network(self._kind(), sizes, bond, dtype=dtype, seed=seed))
 
 
-def _network_init(
-    self: _TensorNetworkEstimator, *, bond_dim: int = 8, fit_intercept: bool = True,
-    solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-    leg_sizes: Sequence[int] | None = None,
-    learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50,
-    validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
-    standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
-    device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-    alpha_selection: str = "validation", n_members: int = 1, loss: str = "squared_error", huber_delta: float = 0.02,
-) -> None:
-    """The constructor of the fixed-model estimators that take exactly the tensor-network parameters (MPS,
-    TTN, MERA): one explicit signature, which scikit-learn reads from each class's ``__init__``."""
-    self._store_params(locals())
+#: the training parameters of every tensor-network estimator (besides the shared ones of NetworkRegressor)
+TN_PARAMS: tuple[str, ...] = ("fit_intercept", "solver", "n_sweeps", "svd_cutoff", "alphas", "alpha_selection",
+                              "n_members", "loss", "huber_delta", *SHARED_PARAMS)
 
 
 class TensorNetworkRegressor(_TensorNetworkEstimator):
@@ -214,17 +207,7 @@ class TensorNetworkRegressor(_TensorNetworkEstimator):
     with virtual bond dimension ``bond_dim`` (ignored by "dense"); ``fit_intercept`` as in the fixed-model
     estimators.  See the module docstring for the other parameters and the fitted attributes."""
 
-    def __init__(
-        self, *, model: str = "mps", bond_dim: int = 8, fit_intercept: bool = True,
-        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
-        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
-        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
-        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
-        verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
-        n_members: int = 1, loss: str = "squared_error", huber_delta: float = 0.02,
-    ) -> None:
-        self._store_params(locals())
+    __init__ = estimator_init(("bond_dim", *TN_PARAMS), first={"model": "mps"})
 
 
 class MPSRegressor(_TensorNetworkEstimator):
@@ -232,7 +215,7 @@ class MPSRegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "mps"
 
-    __init__ = _network_init
+    __init__ = estimator_init(("bond_dim", *TN_PARAMS))
 
 
 class MPORegressor(_TensorNetworkEstimator):
@@ -247,23 +230,7 @@ class MPORegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "mpo"
 
-    def __init__(
-        self, *, bond_dim: int = 8, input_offset: float = 0.0, fit_intercept: bool = True,
-        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
-        max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
-        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
-        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
-        verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
-        n_members: int = 1, loss: str = "squared_error", huber_delta: float = 0.02,
-    ) -> None:
-        self._store_params(locals())
-
-    def _check_model_params(self) -> None:
-        super()._check_model_params()
-        c = self.input_offset
-        if isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c):
-            raise ValueError(f"{type(self).__name__}: input_offset={c!r} is invalid: must be a finite number")
+    __init__ = estimator_init(("bond_dim", "input_offset", *TN_PARAMS))
 
     def _input_scaling(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         offset, scale = super()._input_scaling(values)
@@ -278,7 +245,7 @@ class TTNRegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "ttn"
 
-    __init__ = _network_init
+    __init__ = estimator_init(("bond_dim", *TN_PARAMS))
 
 
 class MERARegressor(_TensorNetworkEstimator):
@@ -286,7 +253,7 @@ class MERARegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "mera"
 
-    __init__ = _network_init
+    __init__ = estimator_init(("bond_dim", *TN_PARAMS))
 
 
 class FeatureMapMPSRegressor(_TensorNetworkEstimator):
@@ -300,17 +267,7 @@ class FeatureMapMPSRegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "feature-map-mps"
 
-    def __init__(
-        self, *, bond_dim: int = 8, squash: bool = True, fit_intercept: bool = True,
-        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3, batch_size: int = 64,
-        max_epochs: int = 1000, patience: int | None = 50,
-        validation_fraction: float = 0.2, weight_decay: float = 0.0, lr_schedule: str | None = None,
-        standardize_inputs: bool = True, standardize_target: bool = True, dtype: str = "float32",
-        device: str = "cpu", random_state: Any = None, verbose: int = 0, callbacks: Sequence[Any] | None = None,
-        alpha_selection: str = "validation", n_members: int = 1, loss: str = "squared_error", huber_delta: float = 0.02,
-    ) -> None:
-        self._store_params(locals())
+    __init__ = estimator_init(("bond_dim", "squash", *TN_PARAMS))
 
     def _squash(self) -> bool:
         return bool(self.squash)
@@ -322,14 +279,24 @@ class DenseACERegressor(_TensorNetworkEstimator):
 
     model: ClassVar[str] = "dense"
 
-    def __init__(
-        self, *, fit_intercept: bool = True,
-        solver: str = "adam", n_sweeps: int = 6, svd_cutoff: float = 1e-8, alphas: Sequence[float] | None = None,
-        leg_sizes: Sequence[int] | None = None, learning_rate: float = 1e-3,
-        batch_size: int = 64, max_epochs: int = 1000, patience: int | None = 50, validation_fraction: float = 0.2,
-        weight_decay: float = 0.0, lr_schedule: str | None = None, standardize_inputs: bool = True,
-        standardize_target: bool = True, dtype: str = "float32", device: str = "cpu", random_state: Any = None,
-        verbose: int = 0, callbacks: Sequence[Any] | None = None, alpha_selection: str = "validation",
-        n_members: int = 1, loss: str = "squared_error", huber_delta: float = 0.02,
-    ) -> None:
-        self._store_params(locals())
+    __init__ = estimator_init(TN_PARAMS)
+
+
+class DNNRegressor(NetworkRegressor):
+    """The dense neural-network baseline (:class:`tnmat.baselines.dnn.MLP`: a fully connected ReLU network on
+    the flattened, standardised descriptor) trained by Adam like the tensor networks; with per-atom inputs
+    a local (atomic) network averaged over each structure's atoms.
+
+    hidden_layer_sizes : widths of the hidden layers (default (1024, 512, 256): about 1.7e6 parameters on
+        the NMD18 power spectrum, the order of magnitude quoted for the competition's SOAP network).
+    dropout : dropout probability after each hidden ReLU (0: none)."""
+
+    _flatten_inputs = True
+
+    __init__ = estimator_init(("hidden_layer_sizes", "dropout", *SHARED_PARAMS))
+
+    def _build_network(self, sizes: tuple[int, ...], *, dtype: torch.dtype, seed: int) -> torch.nn.Module:
+        from tnmat.baselines.dnn import MLP
+
+        return MLP(math.prod(sizes), tuple(int(h) for h in self.hidden_layer_sizes), dropout=float(self.dropout),
+                   dtype=dtype, seed=seed)

@@ -20,18 +20,19 @@ from typing import Any
 from tnmat._estimator_file import load_estimator_file
 from tnmat.baselines.gpr import GPRRegressor
 from tnmat.networks import KINDS as NETWORK_KINDS
-from tnmat.training.dnn import DNNRegressor
 from tnmat.training.estimators import (
     DenseACERegressor,
+    DNNRegressor,
     FeatureMapMPSRegressor,
     MERARegressor,
     MPORegressor,
     MPSRegressor,
     TTNRegressor,
 )
+from tnmat.training.params import PARAMS, resolve_loss, resolve_solver
 
 __all__ = ["ModelSpec", "Preset", "MODELS", "MODEL_NAMES", "PRESETS", "model_spec", "make_estimator",
-           "check_params", "preset_grids", "load_estimator"]
+           "check_params", "for_solver", "task_estimator", "preset_grids", "load_estimator"]
 
 Grid = Mapping[str, Sequence[Any]]
 
@@ -133,6 +134,32 @@ def make_estimator(name: str, **params: Any) -> Any:
     check_params(name, params)
     spec = model_spec(name)
     return spec.estimator(**spec.implied, **params)
+
+
+def for_solver(name: str, params: Mapping[str, Any], solver: str) -> dict[str, Any]:
+    """The parameters of a stored experiment task of model ``name`` under ``solver`` (the default policy of
+    :mod:`tnmat.training.params`, resolved per network): parameters of another solver dropped, and the
+    resolved solver and loss written out, except Adam's.  A stored task without a ``solver`` therefore means
+    Adam, as it did before sweeps were a solver (see :func:`task_estimator`), so stored keys keep their
+    meaning.  Models without the table's solver (DNN, GPR) get ``params`` unchanged."""
+    spec = model_spec(name)
+    if spec.network is None or "solver" not in spec.parameters:
+        return dict(params)
+    resolved = resolve_solver(spec.network, params.get("solver", solver))
+    out = {k: v for k, v in params.items()
+           if k not in PARAMS or PARAMS[k].solvers is None or resolved in PARAMS[k].solvers}
+    out.pop("solver", None)
+    if resolved == "adam":
+        return out
+    return {**out, "solver": resolved, "loss": resolve_loss(resolved, out.get("loss", "auto"))}
+
+
+def task_estimator(name: str, params: Mapping[str, Any]) -> Any:
+    """The estimator of a stored experiment task (see :func:`for_solver`: no ``solver`` means Adam)."""
+    spec = model_spec(name)
+    if spec.network is not None and "solver" in spec.parameters and "solver" not in params:
+        params = {**params, "solver": "adam"}
+    return make_estimator(name, **params)
 
 
 def preset_grids(preset: str) -> dict[str, dict[str, list[Any]]]:

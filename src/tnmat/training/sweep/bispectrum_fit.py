@@ -23,8 +23,8 @@ from torch import nn
 
 from tnmat.training.engine import TrainResult
 from tnmat.training.sweep.bispectrum import BispectrumInput
-from tnmat.training.sweep.engine import DEFAULT_ALPHAS, SweepConfig, sweep_fit
-from tnmat.training.sweep.estimator import fit_members, loss_settings
+from tnmat.training.sweep.engine import sweep_fit
+from tnmat.training.sweep.estimator import fit_members, sweep_config
 
 __all__ = ["BispectrumSweepData", "leg_factors", "absorb_factors", "fit_estimator", "predict_estimator"]
 
@@ -121,9 +121,9 @@ def fit_estimator(est: Any, X: BispectrumInput, y: Any, *, X_val: BispectrumInpu
     t0 = time.perf_counter()
     name = type(est).__name__
     est._check_params()
-    if est._kind() != "mps" or est.solver != "sweep":
+    if est._kind() != "mps" or est.solver_ != "sweep":
         raise ValueError(f"{name}: a BispectrumInput is fitted by solver='sweep' on the MPS only "
-                         f"(got model {est._kind()!r}, solver {est.solver!r})")
+                         f"(got model {est._kind()!r}, solver {est.solver_!r})")
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if len(y) != X.n_structures or not np.isfinite(y).all():
         raise ValueError(f"{name}: y has {len(y)} values ({int((~np.isfinite(y)).sum())} not finite) for "
@@ -147,10 +147,7 @@ def fit_estimator(est: Any, X: BispectrumInput, y: Any, *, X_val: BispectrumInpu
         return BispectrumSweepData(inp.scaled(factors), (t - est.y_mean_) / est.y_std_)
 
     net = est._build_network(X.sizes, dtype=torch.float64, seed=seed)
-    alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
-    cfg = SweepConfig(max_bond_dim=int(est.bond_dim), n_sweeps=int(est.n_sweeps), svd_cutoff=float(est.svd_cutoff),
-                      alphas=alphas, fit_intercept=bool(est.fit_intercept), verbose=int(est.verbose),
-                      alpha_selection=est.alpha_selection, **loss_settings(est))
+    cfg = sweep_config(est, fit_intercept=bool(est.fit_intercept))
     train, val = data(train_inp, y[tr]), None if val_inp is None else data(val_inp, yv)
     refit = data(X, y) if va is not None else None
     if est.n_members > 1:  # independent initial networks merged into one MPS, as on dense inputs

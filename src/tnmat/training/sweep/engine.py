@@ -46,6 +46,7 @@ from tnmat.networks.base import TensorNetwork
 from tnmat.networks.mpo import MPO
 from tnmat.networks.mps import MPS
 from tnmat.networks.tree import MERA, TTN
+from tnmat.training.params import param_default
 from tnmat.training.sweep.chain import ChainSweeper
 from tnmat.training.sweep.data import SweepData
 from tnmat.training.sweep.protocol import Sweeper
@@ -67,18 +68,18 @@ HUBER_SOLVES = 2
 class SweepConfig:
     """Settings of the sweeping fitter (see the module docstring)."""
 
-    max_bond_dim: int = 8
-    n_sweeps: int = 6
-    svd_cutoff: float = 1e-8
+    max_bond_dim: int = param_default("bond_dim")
+    n_sweeps: int = param_default("n_sweeps")
+    svd_cutoff: float = param_default("svd_cutoff")
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
-    alpha_selection: str = "validation"
+    alpha_selection: str = param_default("alpha_selection")
     patience: int = 1
     tol: float = 1e-4
     refit: bool = True
     refine_solves: int = 5
     fit_intercept: bool = True
-    loss: str = "squared_error"
-    huber_delta: float = 0.02
+    loss: str = "squared_error"  # the resolved loss (the estimators' "auto" is resolved before)
+    huber_delta: float = param_default("huber_delta")
     verbose: int = 0
 
     def check(self) -> None:

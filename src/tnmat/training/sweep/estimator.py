@@ -17,57 +17,42 @@ from torch import nn
 from tnmat.networks.dense import DenseACE
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainResult
+from tnmat.training.params import SWEEP_KINDS, resolve_loss, resolve_solver
 from tnmat.training.sweep.data import SweepData
 from tnmat.training.sweep.engine import DEFAULT_ALPHAS, SweepConfig, huber_weights, sweep_fit
 from tnmat.training.sweep.solve import ridge_local_solve
 
-__all__ = ["SOLVERS", "check_sweep_params", "loss_settings", "fit_by_sweeps", "match_state_shapes",
+__all__ = ["check_sweep_params", "sweep_config", "fit_by_sweeps", "match_state_shapes",
            "adapt_shapes_on_load", "network_bond_dims"]
 
-SOLVERS = ("adam", "sweep")
-_SWEEP_DEFAULTS = SweepConfig()  # the one home of the sweep's defaults (loss, huber_delta)
-
-
 def check_sweep_params(est: Any, kind: str) -> None:
-    """Validate ``solver``, ``n_sweeps``, ``svd_cutoff``, ``alphas``, ``alpha_selection``, ``n_members``,
-    ``loss`` and ``huber_delta`` of a tensor-network estimator."""
+    """The sweep's own cross-checks of a tensor-network estimator (the table's constraints and the solver
+    applicability are checked by :func:`tnmat.training.params.validate_params` before): the network and the
+    ensemble size must suit the resolved solver."""
     name = type(est).__name__
-    if est.solver not in SOLVERS:
-        raise ValueError(f"{name}: solver={est.solver!r} is invalid; choose 'adam' or 'sweep'")
-    if est.solver != "sweep":
-        changed = [f"{p}={getattr(est, p)!r}" for p, default in (("alpha_selection", "validation"), ("n_members", 1),
-                                                                    ("loss", _SWEEP_DEFAULTS.loss),
-                                                                    ("huber_delta", _SWEEP_DEFAULTS.huber_delta))
-                   if getattr(est, p, default) != default]
-        if changed:  # never ignore an option the user set
-            raise ValueError(f"{name}: {', '.join(changed)} applies to solver='sweep' only")
+    solver = resolve_solver(kind, est.solver)
+    if resolve_loss(solver, est.loss) == "huber" and solver != "sweep":
+        raise ValueError(f"{name}: loss='huber' applies to solver='sweep' only (the solver is {solver!r})")
+    if solver != "sweep":
         return
     if kind == "mera":
         raise ValueError(f"{name}: solver='sweep' does not apply to the MERA (its loops admit no canonical "
                          "gauge and an SVD split breaks the unitary disentanglers); use solver='adam'")
-    if kind not in ("mps", "mpo", "ttn", "dense"):
-        raise ValueError(f"{name}: solver='sweep' supports the mps, mpo, ttn and dense models, not {kind!r}")
+    if kind not in SWEEP_KINDS:
+        raise ValueError(f"{name}: solver='sweep' supports the {', '.join(SWEEP_KINDS)} models, not {kind!r}")
+    if est.n_members > 1 and kind not in ("mps", "ttn"):
+        raise ValueError(f"{name}: n_members={est.n_members} applies to the sweep-fitted MPS and TTN (their sum "
+                         f"is one network of the same kind), not to {kind!r}")
+
+
+def sweep_config(est: Any, *, fit_intercept: bool) -> SweepConfig:
+    """The one translation of a (validated) estimator's parameters into the sweep fitter's settings."""
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
-    sel = getattr(est, "alpha_selection", "validation")
-    if sel not in ("validation", "evidence"):
-        raise ValueError(f"{name}: alpha_selection={sel!r} is invalid; choose 'validation' or 'evidence'")
-    k = getattr(est, "n_members", 1)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{name}: n_members={k!r} is invalid: must be a positive integer")
-    if k > 1 and kind not in ("mps", "ttn"):
-        raise ValueError(f"{name}: n_members={k} applies to the sweep-fitted MPS and TTN (their sum is one "
-                         f"network of the same kind), not to {kind!r}")
-    try:
-        SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=est.n_sweeps,
-                    svd_cutoff=est.svd_cutoff, alphas=alphas, alpha_selection=sel, **loss_settings(est)).check()
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from None
-
-
-def loss_settings(est: Any) -> dict[str, Any]:
-    """The estimator's ``loss`` and ``huber_delta`` as :class:`SweepConfig` fields."""
-    return {"loss": getattr(est, "loss", _SWEEP_DEFAULTS.loss),
-            "huber_delta": getattr(est, "huber_delta", _SWEEP_DEFAULTS.huber_delta)}
+    solver = resolve_solver(est._kind(), est.solver)
+    return SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=int(est.n_sweeps),
+                       svd_cutoff=float(est.svd_cutoff), alphas=alphas, fit_intercept=fit_intercept,
+                       alpha_selection=est.alpha_selection, verbose=int(est.verbose),
+                       loss=resolve_loss(solver, est.loss), huber_delta=float(est.huber_delta))
 
 
 def _data(rows: Rows, y: torch.Tensor) -> SweepData:
@@ -134,11 +119,7 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
     """Fit ``net`` by two-site sweeps (closed form for the dense model), then, when validation rows were
     split off the training set, refit on all of them with the chosen settings.  Sets ``est.network_``
     (the fitted network, with its new bond dimensions) and the intercept; returns the history."""
-    alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
-    cfg = SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=int(est.n_sweeps),
-                      svd_cutoff=float(est.svd_cutoff), alphas=alphas, fit_intercept=intercept is not None,
-                      alpha_selection=getattr(est, "alpha_selection", "validation"), verbose=int(est.verbose),
-                      **loss_settings(est))
+    cfg = sweep_config(est, fit_intercept=intercept is not None)
     train = _data(train_rows, y_train)
     val = None if val_rows is None else _data(val_rows, y_val)
     device = next(net.parameters()).device
