@@ -35,7 +35,8 @@ def test_describe_fit_predict_roundtrip(tmp_path, capsys):
     desc = LegTensor.load(out)
     assert desc.legs == ("a1", "a2", "n1", "n2", "l") and desc.sizes[2:] == (2, 2, 3)
     model = tmp_path / "m.tnmat"
-    assert main(["fit", "alloys-small", "--model", "mps", "--bond-dim", "3", "--solver", "adam", "--epochs", "15", "--n-max", "2",
+    assert main(["fit", "alloys-small", "--model", "mps", "--bond-dim", "3", "--solver", "adam", "--epochs", "15",
+                 "--n-max", "2",
                  "--l-max", "2", "-q", "-o", str(model)]) == 0
     text = capsys.readouterr().out
     test_mae = float(re.search(r"test\s+RMSE\s+\S+ meV/atom\s+MAE\s+(\S+)", text).group(1))
