@@ -10,7 +10,7 @@ from conftest import REPO
 
 PROCESS_WORDS = re.compile(  # the pattern line itself is the one line this test does not scan
     r"\bsessions? ?[0-9]+|\bthe lead\b|\bthe helpers?\b|\bissues? ?#?[0-9]+|stretch goal|\bidle[0-9]", re.I)
-RUN_NAMED = re.compile(r"session|idle|_[a-d]\.json$|final[0-9]|_run[0-9]|\brun[0-9]|lowload|loaded[0-9]|[a-z][0-9]_[a-z]\.")
+RUN_NAMED = re.compile(r"session|idle|_[a-d]\.json$|final[0-9]*\.|run[0-9]|lowload|loaded[0-9]")
 TEXT_SUFFIXES = {".md", ".json", ".csv", ".log", ".txt", ".py", ".sh", ".toml", ".yaml", ".yml", ".cfg"}
 README_MAX_LINES = 150
 
