@@ -1,4 +1,4 @@
-"""Contraction speed of factorised (TT-SVD) inputs against dense inputs (paper Fig. 8b, issue 6).
+"""Contraction speed of factorised (TT-SVD) inputs against dense inputs (paper Fig. 8b).
 
 For an MPS (chi = 10) and an MPO (chi = 4) on 5 legs of dimension 8 (the padded many-species power spectrum
 shape), times the forward pass on a batch of dense inputs (batch, 8, 8, 8, 8, 8) and on the same inputs

@@ -1,4 +1,4 @@
-"""Cost model of the fused density kernel and the two-thread split it enables (issue 15), on NMD18.
+"""Cost model of the fused density kernel and the two-thread split it enables, on NMD18.
 
 1. Per-structure kernel time (one thread, best of 3, first ``--structures`` structures, DScribe's sphere) against
    the structure's half-list pair count and the estimate ``n^2 (4/3 pi r_c^3) / 2V`` that ``cost_order`` uses:

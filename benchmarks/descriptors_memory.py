@@ -6,7 +6,7 @@ times ``Invariants(dscribe_equivalent density, order=2).compute`` in fresh proce
 
 - ``default``: the library's own :func:`tnmat.descriptors._compiled.output_tensor` (4 KB pages; with one
   thread a large output is mapped up front with ``madvise(MADV_POPULATE_WRITE)``);
-- ``torch-4k``: ``torch.empty`` (4 KB pages: one page fault per 4 KB on first touch; the session-6 code);
+- ``torch-4k``: ``torch.empty`` (4 KB pages: one page fault per 4 KB on first touch);
 - ``numpy-thp``: ``numpy.empty`` (numpy advises the kernel to use 2 MB transparent huge pages for large
   arrays, so 512x fewer faults);
 - ``pretouched``: a buffer allocated and written before the timer starts (no first-touch cost at all).

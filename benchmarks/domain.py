@@ -1,4 +1,4 @@
-"""Applicability range of tnmat predict (issue 14): how many held-out structures of real data sets fall
+"""Applicability range of tnmat predict: how many held-out structures of real data sets fall
 outside the training descriptors' range at each margin, and how far structures with a unit error (positions
 scaled by the Bohr/Angstrom factor 0.529) fall outside.  Writes results/domain/domain.json.
 

@@ -1,4 +1,4 @@
-"""Forces and stress on held-out rattled/strained alloy supercells (issue 16, paper Appendix C).
+"""Forces and stress on held-out rattled/strained alloy supercells (paper Appendix C).
 
 Compares, on the same density expansion and the same held-out structures (the generator's "test" split):
 

@@ -1,4 +1,4 @@
-"""Tensor-network models on NMD18 (official Kaggle split): accuracy, size and speed (issue 3, section 4).
+"""Tensor-network models on NMD18 (official Kaggle split): accuracy, size and speed.
 
 Protocol: the 2400 official training structures (20% of them, seeded, for validation/early stopping) and
 the 600 official test structures; SOAP power spectrum r_cut 6 A, n_max 4, l_max 3, sigma 0.5 A (legs

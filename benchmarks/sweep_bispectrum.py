@@ -1,4 +1,4 @@
-"""Sweep-fitted MPS on the factorised bispectrum (nu = 3) of NMD18, official split (issue 12).
+"""Sweep-fitted MPS on the factorised bispectrum (nu = 3) of NMD18, official split.
 
 Protocol: the 2400 official training structures (relaxed geometry) and the 600 official test structures;
 target the formation energy per cation (meV/cation).  Inputs: per-atom density expansions (Gaussian density,

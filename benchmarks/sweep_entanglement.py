@@ -1,4 +1,4 @@
-"""Paper Fig. 14 with sweep-fitted networks beside the Adam-trained ones (issue 12, part 4).
+"""Paper Fig. 14 with sweep-fitted networks beside the Adam-trained ones.
 
 Reads two ``bond_sweep.csv`` files written by ``tnmat entanglement sweep`` on the same data, test set,
 sizes and splits (``--adam``: the stored Adam run, ``--sweep``: the run with ``--solver sweep``) and writes

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a `tnmat learning-curve` command in chunks on the shared machine (issue 12): each chunk holds the CPU lock
+# Runs a `tnmat learning-curve` command in chunks on the shared machine: each chunk holds the CPU lock
 # (flock /work/coord/cpu.lock, or $LOCK) for at most $CHUNK seconds (default 420), every finished fit is stored in
 # the --results file, and the next chunk resumes from it; stops when a chunk fitted everything (exit 0) or after
 # $MAX_CHUNKS chunks.  The learning-curve arguments follow the script name, e.g.

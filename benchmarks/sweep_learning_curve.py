@@ -1,5 +1,4 @@
-"""Sweep-fitted tensor networks against GPR-RBF and the Adam-trained MPS on the paper-protocol learning curve
-(issue 12, part 4 and its learning-curve target).
+"""Sweep-fitted tensor networks against GPR-RBF and the Adam-trained MPS on the paper-protocol learning curve.
 
 Reads two committed learning-curve summaries of the same data, splits and sizes:
 

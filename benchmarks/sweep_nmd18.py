@@ -1,4 +1,4 @@
-"""Sweep-fitted tensor networks against ridge and GPR-RBF on NMD18, official split, in one run (issue 12).
+"""Sweep-fitted tensor networks against ridge and GPR-RBF on NMD18, official split, in one run.
 
 Protocol: the 2400 official training structures, the 600 official test structures (the split of the data's
 metadata).  Inputs: SOAP invariants, structure-averaged, Gaussian density sigma 0.5 A; descriptor sets

@@ -1,4 +1,4 @@
-"""Where the sweep-fitted networks' large test RMSE on some learning-curve splits comes from (issue 12, part 4).
+"""Where the sweep-fitted networks' large test RMSE on some learning-curve splits comes from.
 
 Refits one learning-curve task of the paper protocol (same splits, subsets and 80/20 fit/validation draw as
 ``tnmat learning-curve --preset paper``; default: NMD18 relaxed, split ``random-2``, 2400 structures, the

@@ -3,7 +3,7 @@
 Runs ``tnmat fit alloys`` (the default sweep-fitted TTN, its defaults otherwise) in this process once per value
 of ``refine_solves`` and records, per value: the training and validation RMSE of every selection pass
 (standardised units), the bond dimensions, the test RMSE/MAE (meV/atom) and the fit seconds.  With one solve
-(the fitter before issue 12's fix) the second pass ended on a truncation that raised both errors.
+(no alternating re-solve after the truncated split) the second pass ended on a truncation that raised both errors.
 
     python benchmarks/sweep_refine.py --values 1,3,5,9 --out results/sweep/refine_alloys.json
 """

@@ -1,4 +1,4 @@
-"""Lossy rounding of a merged TTN: how many parameters the ensemble mean needs (issue 12).
+"""Lossy rounding of a merged TTN: how many parameters the ensemble mean needs.
 
 Protocol: NMD18 relaxed, B2 r_c 8 A, n_max 8, l_max 6 structure-averaged, the official split (2400 training,
 600 test structures).  K TTNs (chi 8, every ridge strength by the Bayesian evidence, no rows held out,

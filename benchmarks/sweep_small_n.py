@@ -1,4 +1,4 @@
-"""Small training sets: what limits the sweep-fitted networks at 50-800 structures (issue 12).
+"""Small training sets: what limits the sweep-fitted networks at 50-800 structures.
 
 Protocol: NMD18, relaxed geometry, B2 r_c 8 A, n_max 8, l_max 6 structure-averaged (legs 4,4,8,8,7); for each
 size, 10 random subsets (seeds 100..109) of the 2400 official training structures; test MAE on the 600

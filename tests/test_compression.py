@@ -1,4 +1,4 @@
-"""TT-SVD, factorised-input contraction, padding map and the MPO autoencoder (issue 6; the autoencoder's
+"""TT-SVD, factorised-input contraction, padding map and the MPO autoencoder (the autoencoder's
 MPOs are networks of tnmat.networks trained by the one engine, saved in the one estimator file)."""
 
 from __future__ import annotations

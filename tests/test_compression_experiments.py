@@ -1,4 +1,4 @@
-"""Experiment helpers of issue 6 (the full runs live in results/compression; these check the pieces)."""
+"""Compression experiment helpers (the full runs live in results/compression; these check the pieces)."""
 
 from __future__ import annotations
 

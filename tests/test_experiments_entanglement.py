@@ -1,4 +1,4 @@
-"""Entanglement experiments (issue 5, section 2): bond sweep, spectrum dynamics, min-cut bounds, figures."""
+"""Entanglement experiments: bond sweep, spectrum dynamics, min-cut bounds, figures."""
 
 from __future__ import annotations
 

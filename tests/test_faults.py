@@ -1,4 +1,4 @@
-"""Faults (issue 14): output paths checked before any work, corrupted model files refused with the file
+"""Faults: output paths checked before any work, corrupted model files refused with the file
 named (never a prediction), unreadable caches recomputed, and kill -9 during fit / describe --cache /
 learning-curve leaving nothing that breaks a rerun (killed subprocesses)."""
 

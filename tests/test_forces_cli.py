@@ -1,4 +1,4 @@
-"""tnmat fit --target forces|stress and tnmat predict of the equivariant models (issue 16)."""
+"""tnmat fit --target forces|stress and tnmat predict of the equivariant models."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from tnmat.compression import tt_svd  # the project's one TT-SVD (issue 6)
+from tnmat.compression import tt_svd  # the project's one TT-SVD
 from tnmat.legtensor import LegTensor
 from tnmat.networks import (
     KINDS,

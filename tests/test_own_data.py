@@ -1,4 +1,4 @@
-"""A user's own structure file (issue 14): total energies (ASE) vs per-atom energies give the same fit,
+"""A user's own structure file: total energies (ASE) vs per-atom energies give the same fit,
 units are stated from one place, a total energy is never fitted silently by an intensive model, and the
 user's own test file / split labels are used and stored with the model."""
 

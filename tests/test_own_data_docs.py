@@ -1,4 +1,4 @@
-"""docs/own_data.md is run as written (issue 14): its Python block makes the files, its `tnmat` commands run
+"""docs/own_data.md is run as written: its Python block makes the files, its `tnmat` commands run
 in order (fit with the user's own test file, predict), and the "more than one machine" section starts a
 Dask scheduler and worker as separate processes, runs the learning curve on them, and stops them."""
 

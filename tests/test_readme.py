@@ -22,11 +22,29 @@ def test_readme_test_command_is_what_ci_runs():
     assert main_cmd.startswith("python3 -m venv .venv") and "pip install torch==2.13.0" in main_cmd
 
 
+def _headline_mae() -> str:
+    """The relaxed test MAE of the headline table's default row (meV/cation, as printed)."""
+    text = (REPO / "README.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| **TTN") and "(the default)" in line)
+    return re.search(r"\*\*([0-9.]+) / [0-9.]+\*\*", row).group(1)
+
+
+def test_readme_python_example_prints_the_headline_comment():
+    """The example's closing comment states the headline number (the slow test checks that it prints it)."""
+    code = _blocks("python")[0]
+    assert f"# test MAE {_headline_mae()} meV/cation" in code
+    assert "solver=" not in code and "loss=" not in code, "the example shows the defaults, not a solver/loss"
+
+
 @pytest.mark.slow
-def test_readme_python_example_runs(nmd18_path, monkeypatch):
+def test_readme_python_example_reproduces_the_headline(nmd18_path, monkeypatch, capsys):
+    """The README's Python example prints the headline MAE to the digits the README shows (minutes)."""
     code = _blocks("python")[0].replace('"../shared/data/nmd18"', repr(str(nmd18_path)))
     monkeypatch.chdir(REPO)
     exec(compile(code, "README.md", "exec"), {})
+    printed = re.search(r"test MAE ([0-9.]+) meV/cation", capsys.readouterr().out)
+    assert printed, "the example printed no test MAE"
+    assert printed.group(1) == _headline_mae()
 
 
 def _tnmat_commands(path=REPO / "README.md") -> list[str]:
@@ -51,15 +69,15 @@ def _tnmat_commands(path=REPO / "README.md") -> list[str]:
 
 
 def test_readme_tnmat_commands_parse():
-    """The CLI accepts every tnmat command the README shows (so a renamed option cannot leave the README
+    """The CLI accepts every tnmat command the README and docs/ show (so a renamed option cannot leave the README
     stale); running them is the job of the tests of each subcommand and of CI's main job."""
     import shlex
 
     from tnmat.cli import build_parser
 
     commands = _tnmat_commands()
-    assert len(commands) >= 10, commands  # the quick-start block alone has nine
-    for page in sorted((REPO / "docs" / "results").glob("*.md")):  # the commands behind the detailed results
+    assert len(commands) >= 5, commands  # the quick-start block
+    for page in sorted((REPO / "docs").rglob("*.md")):  # the command reference and the detailed results
         commands += _tnmat_commands(page)
     parser = build_parser()
     for cmd in commands:

@@ -1,5 +1,5 @@
 """The code's shape, checked from its syntax tree: file and function sizes, parameter counts, import cycles,
-and the direction of dependencies between layers (issue 13, "done when").
+and the direction of dependencies between layers.
 
 Imports are read statically (module level and inside functions alike: a lazy import is still a
 dependency).  ``from pkg import name`` counts as an import of the submodule that defines ``name`` when the

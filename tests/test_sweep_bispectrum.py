@@ -1,4 +1,4 @@
-"""The factorised bispectrum input of the sweeping fitter (issue 12): exact against the repository's dense
+"""The factorised bispectrum input of the sweeping fitter: exact against the repository's dense
 bispectrum (Invariants(order=3)), design rows, sweeps, planted low-rank recovery, rotation invariance."""
 
 from __future__ import annotations

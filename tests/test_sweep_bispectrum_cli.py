@@ -1,4 +1,4 @@
-"""``tnmat fit --order 3 --factorised``: the CLI path of the factorised bispectrum (issue 12)."""
+"""``tnmat fit --order 3 --factorised``: the CLI path of the factorised bispectrum."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What `tnmat fit` says about its training (issue 14, "Why" 8): how training ended, progress during long
+"""What `tnmat fit` says about its training: how training ended, progress during long
 fits, one set of defaults (CLI = Python), GPR convergence warnings counted instead of leaking."""
 
 from __future__ import annotations
