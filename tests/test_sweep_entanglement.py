@@ -29,7 +29,9 @@ def test_adam_keys_unchanged_and_sweep_keys_distinct():
     adam = ex.SweepSettings(train_sizes=(12,), n_splits=1, chis=(2,), solver="adam")
     sweep = ex.SweepSettings(train_sizes=(12,), n_splits=1, chis=(2,), solver="sweep")
     assert "solver" not in adam.training("mps") and sweep.training("mps")["solver"] == "sweep"
-    assert "max_epochs" not in sweep.training("mps") and sweep.training("mps")["loss"] == "huber"
+    auto = ex.SweepSettings(train_sizes=(12,), n_splits=1, chis=(2,))
+    assert "max_epochs" not in auto.training("mps") and auto.training("mps")["loss"] == "huber"
+    assert auto.training("mera") == adam.training("mera")  # "auto" is Adam for the MERA: the same keys
     ka = {config_key(t) for t in ex.bond_sweep_tasks(adam, dataset="toy")}
     ks = {config_key(t) for t in ex.bond_sweep_tasks(sweep, dataset="toy")}
     assert not ka & ks

@@ -36,7 +36,8 @@ from tnmat.training.registry import MODEL_NAMES
 
 #: the best tensor network measured (results/sweep/sweep_nmd18.json, docs/results/sweep.md)
 DEFAULT_MODEL = "ttn"
-DEFAULT_WHY = "lowest test MAE of the sweep-fitted networks on NMD18, results/sweep/sweep_nmd18.json"
+DEFAULT_WHY = ("lowest test MAE of the single networks on NMD18's official split, "
+               "results/sweep/sweep_nmd18_huber.json")
 #: the training parameters on the command line (flags, defaults, help: tnmat.training.params, as in Python)
 CLI_PARAMS = ("bond_dim", "solver", "loss", "huber_delta", "n_sweeps", "alpha_selection", "n_members", "max_epochs",
               "patience", "learning_rate", "batch_size", "validation_fraction", "random_state")
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_options(args)
     ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
-    if args.target in ("forces", "stress"):  # vector / tensor targets: equivariant models (issue 16)
+    if args.target in ("forces", "stress"):  # vector / tensor targets: equivariant models
         from tnmat.commands.vector_targets import run_fit
 
         return run_fit(args, ds, descriptor(args, ds.species))

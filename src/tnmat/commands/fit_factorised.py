@@ -1,4 +1,4 @@
-"""``tnmat fit --order 3 --factorised``: the bispectrum enters the sweep fitter factorised (issue 12).
+"""``tnmat fit --order 3 --factorised``: the bispectrum enters the sweep fitter factorised.
 
 The per-atom density expansions of DATA are computed once; the MPS over the bispectrum's legs (slot order
 [c] a1 n1 l1 a2 n2 l2 a3 n3 l3) is contracted with them atom by atom

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.output, "-o/--output")
     if args.forces:
         check_output_file(args.forces, "--forces")
-    if is_equivariant_file(args.model):  # forces / stress model (issue 16)
+    if is_equivariant_file(args.model):  # forces / stress model
         return run_predict(args, load_data(args.data, geometry=args.geometry, energies=args.energies))
     model = StructureModel.load(args.model)
     ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     cols = {"id": ds.metadata["id"], "n_atoms": np.array([len(a) for a in ds.structures]),
             **{k: np.char.mod("%.8f", v) for k, v in _columns(ds, t, pred).items()}}
     domain = model.info.get("domain")
-    if domain is not None:  # models saved before issue 14 carry no training range
+    if domain is not None:  # older model files carry no training range
         excess = DescriptorRange.from_dict(domain).excess(X)
         cols["outside_training_range"] = (excess > float(domain["margin"])).astype(int)
         cols["range_excess"] = np.char.mod("%.4g", excess)

@@ -86,7 +86,7 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int,
                   buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(A (N, S, n, lm) float64, atom species (N,), atom structure (N,)) for a chunk of structures.  With a
     float64 ``buffer`` of at least N S n lm numbers, A is a view into it (no allocation per chunk: fresh
-    memory costs a page fault per 4 KB, results/descriptors/descriptors_memory7_*.json); a smaller buffer
+    memory costs a page fault per 4 KB, results/descriptors/per_atom_memory*.json); a smaller buffer
     is not used."""
     c = _chunk_arrays(density, frames, offset)
     sizes, pbc, species_all = c["sizes"], c["pbc"], c["species"]
@@ -221,7 +221,7 @@ def output_tensor(shape: tuple[int, ...], dtype: torch.dtype, n_jobs: int = 1) -
     large output (per-atom NMD18: 1.5 GB) is mapped up front: 0.52-0.54 s of system time against 0.65-1.8 s
     for page faults inside the kernels.  With more threads the kernels fault their own rows in parallel,
     which was as fast as mapping up front: two threads calling madvise on halves did not scale
-    (results/descriptors/descriptors_memory7_*.json)."""
+    (results/descriptors/per_atom_memory*.json)."""
     t = torch.empty(shape, dtype=dtype)
     if n_jobs == 1 and t.numel() * t.element_size() >= POPULATE_BYTES:
         _populate(t)

@@ -58,11 +58,11 @@ def numba_threads(n_jobs: int | None) -> Iterator[None]:
     """Run the enclosed kernels on ``n_jobs`` numba threads (results do not depend on it: every structure or
     output row is computed by one thread alone, in a fixed order; the work queue only decides which).  The
     kernels are ``parallel=True`` builds for every thread count: with one thread they took 9-20 % less CPU than
-    plain serial builds of the same code (results/descriptors/descriptors_lowload.json -> _lowload2.json)."""
+    plain serial builds of the same code (results/descriptors/serial_builds.json -> parallel_builds.json)."""
     import numba
 
     # threading layer: numba's default (OpenMP where available; in a process that imported torch, torch's GNU
-    # OpenMP runtime).  Measured on the idle 2-core machine (results/descriptors/descriptors_layers.json, all
+    # OpenMP runtime).  Measured on the idle 2-core machine (results/descriptors/threading_layers.json, all
     # NMD18): 2 threads 1.74x one thread with OpenMP, 1.14x with numba's workqueue layer.  Its workers spin
     # between parallel regions (OMP_WAIT_POLICY is read when torch loads), so with other jobs on the cores 2
     # threads can be slower than one (2.2x slower at load ~8, docs/results/descriptors.md): n_jobs=1 by default.

@@ -103,8 +103,8 @@ class AtomicDensity:
         Both give the same values to ~1e-14 relative.
     n_jobs: numba threads (joblib convention: -1 = all cores); results are bitwise identical for any value.
         Default 1: for the power spectrum two threads gave 1.87x (averaged) and 1.71-1.82x (per atom) on the
-        idle 2-core machine (results/descriptors/descriptors_idle7_*.json) but only 1.07-1.25x with another
-        process on one core (descriptors_chunks7_loaded.json); the bispectrum, order-4 and backward kernels
+        idle 2-core machine (results/descriptors/power_spectrum_vs_dscribe.json) but only 1.07-1.25x with another
+        process on one core (chunk_size_loaded.json); the bispectrum, order-4 and backward kernels
         were not measured under load.
     """
 

@@ -206,7 +206,7 @@ class _FusionTree:
         row per atom with ``structure_index``.  Structures are processed in chunks of ``max_atoms`` (default:
         8192 on the compiled path, where two parallel regions per chunk each end in a barrier: with another
         process keeping one core busy, 2 threads ran 0.82-0.93x as fast as one with 1024-atom chunks and
-        1.07-1.25x with 8192, all NMD18 (results/descriptors/descriptors_chunks7_loaded.json); 1024 on the
+        1.07-1.25x with 8192, all NMD18 (results/descriptors/chunk_size_loaded.json); 1024 on the
         torch path, whose per-pair intermediates grow with the chunk).
 
         ``out``: a tensor the values are written into instead of a fresh one (the result's ``values`` is
@@ -217,7 +217,7 @@ class _FusionTree:
         C-contiguous, not require grad and be writable; anything else is refused before any work (an error
         during the work, e.g. a bad structure, can leave it partly written).  The values are bitwise those of
         a call without ``out``; a reused buffer also skips the first touch of fresh memory (a page fault per
-        4 KB), which limited two jobs per atom (results/descriptors/descriptors_idle8_*.json)."""
+        4 KB), which limited two jobs per atom (results/descriptors/power_spectrum_two_jobs_*.json)."""
         frames = as_frames(frames, f"{type(self).__name__}.compute")
         if out is not None:
             from tnmat.descriptors._output import check_out

@@ -43,6 +43,7 @@ from tnmat.threads import thread_limited
 from tnmat.training import MPOAutoencoder
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainConfig, predict_rows, train_network
+from tnmat.training.params import PARAMS
 
 __all__ = ["alloy_benchmark_data", "run_ttsvd_experiment", "run_autoencoder_experiment", "fit_factorised",
            "FitSettings", "TTSVDSettings", "AutoencoderSettings",
@@ -120,7 +121,8 @@ def _predict(net: torch.nn.Module, x: Inputs, chunk: int = 256) -> torch.Tensor:
 
 
 def fit_factorised(net: torch.nn.Module, x_train: Inputs, y_train: torch.Tensor, x_val: Inputs | None,
-                   y_val: torch.Tensor | None, *, learning_rate: float = 1e-3, batch_size: int = 32,
+                   y_val: torch.Tensor | None, *, learning_rate: float = PARAMS["learning_rate"].default,
+                   batch_size: int = 32,
                    max_epochs: int = 100, patience: int | None = 10, seed: int = 0) -> dict[str, Any]:
     """Train a network of :mod:`tnmat.networks` on dense inputs (batch, *sizes) or factorised inputs (a list
     of cores (batch, r, d, r')) with the one training engine (:func:`tnmat.training.engine.train_network`:
@@ -164,7 +166,7 @@ class FitSettings:
     """Adam settings of one fit (:func:`fit_factorised` or the autoencoder): early stopping on the
     validation MSE after ``patience`` epochs without improvement (None: run all epochs)."""
 
-    learning_rate: float = 1e-3
+    learning_rate: float = PARAMS["learning_rate"].default
     batch_size: int = 32
     max_epochs: int = 100
     patience: int | None = 10

@@ -1,4 +1,4 @@
-"""Entanglement experiments on trained networks (paper Section IV B, Figs. 14 and 15; issue 5, section 2).
+"""Entanglement experiments on trained networks (paper Section IV B, Figs. 14 and 15).
 
 Bond-dimension sweep (Fig. 14, :func:`run_bond_sweep`)
 ------------------------------------------------------
@@ -114,11 +114,14 @@ class SweepSettings:
     def training(self, model: str) -> dict[str, Any]:
         """The estimator parameters of every fit of ``model`` (they enter the task keys): the solver resolved
         per network, Adam's settings only under Adam and no ``solver`` for Adam, so the keys of stored Adam
-        fits stay what they were (:func:`tnmat.training.registry.for_solver`)."""
+        fits stay what they were (:func:`tnmat.training.registry.for_solver`); an explicit ``solver="sweep"``
+        keeps the keys of the stored least-squares sweep runs."""
         from tnmat.training.registry import for_solver
 
         out = {"max_epochs": int(self.max_epochs), "patience": self.patience,
                "learning_rate": float(self.learning_rate), "batch_size": int(self.batch_size), "dtype": self.dtype}
+        if self.solver == "sweep":  # an explicit least-squares sweep: the keys of its stored fits
+            return {**out, "solver": "sweep"}
         return for_solver(model, out, self.solver)
 
 

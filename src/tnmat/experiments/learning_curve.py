@@ -1,4 +1,4 @@
-"""The learning-curve experiment (paper Section IV A, Fig. 12; issue 4, section 2) as library functions.
+"""The learning-curve experiment (paper Section IV A, Fig. 12) as library functions.
 
 Protocol
 --------

@@ -1,4 +1,4 @@
-"""Run a grid of experiment configurations, resumably, with joblib or on a Dask cluster (issue 4, section 2).
+"""Run a grid of experiment configurations, resumably, with joblib or on a Dask cluster.
 
 Each task is a JSON-serialisable dict; its key is :func:`~tnmat.experiments.store.config_key` of the dict.
 Tasks whose key is already in the :class:`~tnmat.experiments.store.ResultStore` are skipped.  The rest run

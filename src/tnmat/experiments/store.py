@@ -1,4 +1,4 @@
-"""ResultStore: an append-only, resumable SQLite file of experiment results (issue 4, section 2).
+"""ResultStore: an append-only, resumable SQLite file of experiment results.
 
 Every finished fit (or any other experiment record) is written at once under a key that identifies its
 configuration (:func:`config_key`); a rerun asks :meth:`ResultStore.has` and skips what is there, so an

@@ -1,8 +1,8 @@
 """Base class of the tensor-network regression models and input handling.
 
 Every network maps a batch of leg-structured inputs x of shape (batch, d_1, ..., d_N) (the ``values`` of a
-:class:`~tnmat.legtensor.LegTensor`) to one scalar per row.  Inputs may also be *factorised* (issue 6,
-paper Fig. 8): a list of N per-row MPS cores of shape (batch, r_{k-1}, d_k, r_k) with r_0 = r_N = 1, which
+:class:`~tnmat.legtensor.LegTensor`) to one scalar per row.  Inputs may also be *factorised*
+(paper Fig. 8): a list of N per-row MPS cores of shape (batch, r_{k-1}, d_k, r_k) with r_0 = r_N = 1, which
 represents x[b, s_1..s_N] = X_1[b, :, s_1, :] ... X_N[b, :, s_N, :].
 """
 

@@ -33,6 +33,7 @@ from tnmat.legtensor import LegTensor
 from tnmat.networks import MPOMap
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainConfig, train_network
+from tnmat.training.params import PARAMS
 
 __all__ = ["MPOAutoencoder"]
 
@@ -58,8 +59,9 @@ class MPOAutoencoder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, *, d_latent: int | Sequence[int] = 4, bond_dim_encoder: int = 6, bond_dim_decoder: int = 6,
-                 learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 200,
-                 patience: int | None = 20, validation_fraction: float = 0.2, init_noise: float = 1e-2,
+                 learning_rate: float = PARAMS["learning_rate"].default, batch_size: int = PARAMS["batch_size"].default,
+                 max_epochs: int = 200, patience: int | None = 20,
+                 validation_fraction: float = PARAMS["validation_fraction"].default, init_noise: float = 1e-2,
                  dtype: str = "float64", random_state: int | None = None, verbose: int = 0) -> None:
         self.d_latent = d_latent
         self.bond_dim_encoder = bond_dim_encoder

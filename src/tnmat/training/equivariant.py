@@ -70,10 +70,10 @@ class EquivariantRegressor(BaseEstimator):
 
     Fitted: ``irrep_dim_`` (2L+1), ``network_`` (mps/mpo) or ``coef_`` (linear), ``history_``, scalings."""
 
-    def __init__(self, *, model: str = "mps", bond_dim: int = 8, solver: str | None = PARAMS["solver"].default,
-                 alpha: float = 1e-6,
-                 input_offset: float = 1.0,
-                 learning_rate: float = 3e-3, batch_size: int = 64, max_epochs: int = 200, patience: int | None = 30,
+    def __init__(self, *, model: str = "mps", bond_dim: int = PARAMS["bond_dim"].default,
+                 solver: str | None = PARAMS["solver"].default, alpha: float = 1e-6, input_offset: float = 1.0,
+                 learning_rate: float = 3e-3, batch_size: int = PARAMS["batch_size"].default, max_epochs: int = 200,
+                 patience: int | None = 30,
                  validation_fraction: float = 0.1, weight_decay: float = 0.0, lr_schedule: str | None = None,
                  dtype: str = "float64", random_state: Any = None, verbose: int = 0) -> None:
         self.model = model

@@ -141,9 +141,10 @@ def for_solver(name: str, params: Mapping[str, Any], solver: str) -> dict[str, A
     :mod:`tnmat.training.params`, resolved per network): parameters of another solver dropped, and the
     resolved solver and loss written out, except Adam's.  A stored task without a ``solver`` therefore means
     Adam, as it did before sweeps were a solver (see :func:`task_estimator`), so stored keys keep their
-    meaning.  Models without the table's solver (DNN, GPR) get ``params`` unchanged."""
+    meaning.  Parameters that name their solver, and models without the table's solver (DNN, GPR), are
+    returned unchanged: an explicit task means what it says."""
     spec = model_spec(name)
-    if spec.network is None or "solver" not in spec.parameters:
+    if spec.network is None or "solver" not in spec.parameters or "solver" in params:
         return dict(params)
     resolved = resolve_solver(spec.network, params.get("solver", solver))
     out = {k: v for k, v in params.items()
@@ -155,10 +156,15 @@ def for_solver(name: str, params: Mapping[str, Any], solver: str) -> dict[str, A
 
 
 def task_estimator(name: str, params: Mapping[str, Any]) -> Any:
-    """The estimator of a stored experiment task (see :func:`for_solver`: no ``solver`` means Adam)."""
+    """The estimator of a stored experiment task.  Stored tensor-network tasks keep the meaning they had when
+    written: no ``solver`` means Adam and no ``loss`` least squares (see :func:`for_solver`), and settings of
+    another solver are ignored (older sweep tasks carried Adam's settings beside ``solver="sweep"``)."""
     spec = model_spec(name)
-    if spec.network is not None and "solver" in spec.parameters and "solver" not in params:
-        params = {**params, "solver": "adam"}
+    if spec.network is not None and "solver" in spec.parameters:
+        params = {"solver": "adam", "loss": "squared_error", **params}
+        resolved = resolve_solver(spec.network, params["solver"])
+        params = {k: v for k, v in params.items()
+                  if k not in PARAMS or PARAMS[k].solvers is None or resolved in PARAMS[k].solvers}
     return make_estimator(name, **params)
 
 

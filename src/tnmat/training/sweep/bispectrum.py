@@ -1,5 +1,5 @@
 """The bispectrum (nu = 3) as a factorised input of the sweeping fitter: neither the dense input nor a dense
-weight is ever built (issue 12).
+weight is ever built.
 
 Per atom i, :class:`~tnmat.descriptors.Invariants` (order 3, the left-comb fusion tree ending on irrep 0) is
 
