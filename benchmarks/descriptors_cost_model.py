@@ -31,10 +31,10 @@ SPECIES = ("O", "Al", "Ga", "In")
 def per_structure(frames, dens) -> np.ndarray:
     """(n atoms, volume, pairs, seconds) of every structure, one thread."""
     from tnmat.descriptors import _kernels as K
-    from tnmat.descriptors._compiled import constants, numba_threads
+    from tnmat.descriptors._compiled import numba_threads
     from tnmat.descriptors.neighbors import species_indices
 
-    consts, rows = constants(dens), []
+    consts, rows = dens.compiled_constants().arrays, []
     with numba_threads(1):
         for a in frames:
             cell = a.cell.array[None]

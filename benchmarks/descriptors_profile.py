@@ -43,7 +43,7 @@ def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
     of one structure (sets ``neighbors.DIRECT_MAX_ATOMS``)."""
     from tnmat.descriptors import AtomicDensity
     from tnmat.descriptors import _kernels as K
-    from tnmat.descriptors._compiled import _pair_forward, constants
+    from tnmat.descriptors._compiled import _pair_forward
     from tnmat.descriptors.neighbors import build_pairs, species_indices
 
     dens = AtomicDensity.dscribe_equivalent(species=SPECIES, r_cut=6.0, n_max=4, l_max=3, sigma=0.5)
@@ -56,11 +56,12 @@ def crossover(frame, sizes: list[int], repeat: int) -> list[dict]:
 
         def direct(atoms=atoms, sp=sp, cell=cell, ptr=ptr) -> None:
             K.density_forward_direct(atoms.positions, cell, np.linalg.inv(cell), np.ones(1, dtype=bool), ptr, sp,
-                                     4, constants(dens), K.cost_order(np.ones(1)), np.empty((len(atoms), 4, 4, 16)), 1)
+                                     4, dens.compiled_constants().arrays, K.cost_order(np.ones(1)),
+                                     np.empty((len(atoms), 4, 4, 16)), 1)
 
         def pairs(atoms=atoms) -> None:
             pl = build_pairs([atoms], dens.r_cut, dens.species_numbers, method="vesin")
-            _pair_forward(dens, pl.vectors.numpy(), pl)
+            _pair_forward(dens.compiled_constants(), pl.vectors.numpy(), pl)
 
         direct(), pairs()
         out.append({"atoms": len(atoms), "direct_s": _best(direct, repeat), "vesin_pairs_s": _best(pairs, repeat)})
@@ -77,18 +78,18 @@ def two_cores(dens, frames, chunks, repeat: int) -> dict:
     """Wall seconds of each stage with 1 and 2 numba threads (same chunks): the fused density kernel, the
     power spectrum from A (averaged), the whole compute call; the remainder of compute is serial Python."""
     from tnmat.descriptors import Invariants
-    from tnmat.descriptors._compiled import _rows, expand_frames, numba_threads
+    from tnmat.descriptors._compiled import chunk_rows, expand_frames, numba_threads
     from tnmat.descriptors._invariant_kernels import power_spectrum_rows
 
     s, n, lmax = 4, 4, 3
     ats = [np.ascontiguousarray(a.numpy().reshape(a.shape[0], s * n, -1).transpose(0, 2, 1)) for *_, a in chunks]
-    rows = [_rows(atoms, first, stop, True, s, False) for first, stop, atoms, _ in chunks]
+    rows = [chunk_rows(atoms, first, stop, True, s, False) for first, stop, atoms, _ in chunks]
     out = {}
     for jobs in (1, 2):
         with numba_threads(jobs):
             def density() -> None:
                 for first, stop, _, _ in chunks:
-                    expand_frames(dens, frames[first:stop], first)
+                    expand_frames(dens.compiled_constants(), frames[first:stop], first)
 
             def spectrum() -> None:
                 for at, (ptr, idx, scale, n_rows) in zip(ats, rows, strict=True):
@@ -124,7 +125,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from tnmat.data import load_nmd18
     from tnmat.descriptors import AtomicDensity, Invariants
-    from tnmat.descriptors._compiled import _rows, expand_frames
+    from tnmat.descriptors._compiled import chunk_rows, expand_frames
     from tnmat.descriptors._invariant_kernels import bispectrum_rows, power_spectrum_rows, row_queue
     from tnmat.descriptors._kernels import neighbor_pairs
 
@@ -145,14 +146,14 @@ def main() -> None:
 
     def density() -> None:
         for first, stop, _, _ in chunks:
-            expand_frames(dens, frames[first:stop], first)
+            expand_frames(dens.compiled_constants(), frames[first:stop], first)
 
     ats = [np.ascontiguousarray(a.numpy().reshape(a.shape[0], s * n, -1).transpose(0, 2, 1)) for *_, a in chunks]
 
     def spectrum(average: bool, order: int) -> None:
         for (first, stop, atoms, _), at in zip(chunks, ats, strict=True):
             center = order == 3
-            ptr, idx, scale, n_rows = _rows(atoms, first, stop, average, s, center)
+            ptr, idx, scale, n_rows = chunk_rows(atoms, first, stop, average, s, center)
             if order == 2:
                 power_spectrum_rows(at, ptr, idx, scale, lmax, n, np.empty((n_rows, s, s, n, n, lmax + 1)),
                                     numba.get_num_threads())

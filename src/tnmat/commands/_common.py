@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["CLIError", "Group", "option", "add_options", "param_options", "param_values",
-           "check_param_args", "as_options", "experiment_options",
-           "load_data", "load_test_file",
-           "descriptor", "ints", "check_output_file", "check_output_dir", "check_results_file", "DATA_HELP",
+           "check_param_args", "as_options", "experiment_options", "load_data", "load_test_file", "descriptor",
+           "descriptor_settings", "ints", "check_output_file", "check_output_dir", "check_results_file", "DATA_HELP",
            "DESCRIPTOR_OPTIONS",
            "ENERGIES", "GEOMETRY", "QUIET"]
 
@@ -111,17 +110,48 @@ ENERGIES = option("--energies", choices=["auto", "total", "per-atom"], default="
                        "ASE convention, refused when they behave like per-atom values; total; per-atom. Models "
                        "fit energy_per_atom (derived) and predict reports both")
 
-DESCRIPTOR_OPTIONS = Group("descriptor", (
-    option("--order", type=int, default=2, help="body order nu of the invariants (1-4; default 2)"),
-    option("--r-cut", type=float, default=6.0, help="cutoff radius in Angstrom (default 6)"),
-    option("--n-max", type=int, default=4, help="number of radial functions (default 4)"),
-    option("--l-max", type=int, default=3, help="largest angular momentum, inclusive (default 3)"),
-    option("--sigma", type=float, default=0.5, help="Gaussian width in Angstrom (default 0.5)"),
-    option("--density", choices=["gaussian", "delta"], default="gaussian",
-           help="gaussian (SOAP) or delta (ACE) neighbour density"),
-    option("--geometry", choices=["relaxed", "vegard"], default="relaxed",
-           help="NMD18 geometry: DFT-relaxed or ideal Vegard-law positions (default relaxed)"),
-))
+def _descriptor_options() -> Group:
+    """The descriptor options: ``--descriptor-preset`` and the settings it sets, each overridable (defaults:
+    :mod:`tnmat.descriptors.presets`, their one home)."""
+    from tnmat.descriptors.presets import DEFAULT_PRESET, PRESETS
+
+    def shown(name: str) -> str:
+        return ", ".join(f"{k} {getattr(v, name)}" for k, v in PRESETS.items())
+
+    return Group("descriptor", (
+        option("--descriptor-preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+               help=f"named descriptor settings (default {DEFAULT_PRESET}; accurate: lowest NMD18 error at several "
+                    "times the cost; tnmat.descriptors.presets)"),
+        option("--order", type=int, default=None, help=f"body order nu of the invariants (1-4; {shown('order')})"),
+        option("--r-cut", type=float, default=None, help=f"cutoff radius in Angstrom ({shown('r_cut')})"),
+        option("--n-max", type=int, default=None, help=f"number of radial functions ({shown('n_max')})"),
+        option("--l-max", type=int, default=None, help=f"largest angular momentum, inclusive ({shown('l_max')})"),
+        option("--sigma", type=float, default=None, help=f"Gaussian width in Angstrom ({shown('sigma')})"),
+        option("--density", choices=["gaussian", "delta"], default=None,
+               help="gaussian (SOAP) or delta (ACE) neighbour density (default gaussian)"),
+        option("--geometry", choices=["relaxed", "vegard"], default="relaxed",
+               help="NMD18 geometry: DFT-relaxed or ideal Vegard-law positions (default relaxed)"),
+    ))
+
+
+DESCRIPTOR_OPTIONS = _descriptor_options()
+
+
+def descriptor_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~tnmat.descriptors.presets.DescriptorSettings` of the options: the preset's, with every
+    option that was given in its place (also written back to ``args``, so later readers see them)."""
+    from dataclasses import fields, replace
+
+    from tnmat.descriptors.presets import preset
+
+    base = preset(args.descriptor_preset)
+    given = {f.name: getattr(args, f.name) for f in fields(base) if getattr(args, f.name, None) is not None}
+    settings = replace(base, **given)
+    for name, value in settings.as_dict().items():
+        setattr(args, name, value)
+    return settings
+
+
 
 
 def experiment_options(store: str, out_dir: str, out_help: str, *,
@@ -215,10 +245,11 @@ def descriptor(args: argparse.Namespace, species: Sequence[str]):  # noqa: ANN20
     """The invariant calculator of the descriptor options (:data:`DESCRIPTOR_OPTIONS`)."""
     from tnmat.descriptors import AtomicDensity, Invariants
 
+    s = descriptor_settings(args)
     try:
-        dens = AtomicDensity(species=tuple(species), r_cut=args.r_cut, n_max=args.n_max, l_max=args.l_max,
-                             density=args.density, sigma=args.sigma)
-        return Invariants(dens, order=args.order)
+        dens = AtomicDensity(species=tuple(species), r_cut=s.r_cut, n_max=s.n_max, l_max=s.l_max,
+                             density=s.density, sigma=s.sigma)
+        return Invariants(dens, order=s.order)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 

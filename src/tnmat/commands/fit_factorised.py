@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from tnmat.commands._common import CLIError
+from tnmat.commands._common import CLIError, descriptor_settings
 
 
 def check_factorised(args: argparse.Namespace) -> None:
     """``--factorised`` applies to the bispectrum under the MPS sweep, structure-averaged, scalar targets."""
     from tnmat.training.registry import model_spec
 
+    descriptor_settings(args)  # the preset's settings, with the options given in their place
     if args.order != 3:
         raise CLIError(f"--factorised: the factorised input is the bispectrum; give --order 3 (got {args.order})")
     from tnmat.training.params import resolve_solver

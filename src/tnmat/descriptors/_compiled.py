@@ -6,47 +6,58 @@
   (:func:`~tnmat.descriptors._kernels.density_backward`); gradients to positions and cell flow through the
   torch expression ``v = r_j - r_i + S @ cell`` that builds the vectors.  Double backward (create_graph,
   e.g. training on forces) falls back to differentiating the torch reference.
-- :func:`compute_invariants`: the power spectrum / bispectrum of many structures, chunk by chunk, with every
-  chunk's rows written by the kernels straight into the preallocated output (no per-chunk copies).
+- :func:`chunk_rows` and :func:`output_tensor`: the rows and the preallocated output that
+  ``Invariants.compute`` fills chunk by chunk with the invariant kernels (no per-chunk copies).
+
+Everything here takes plain values (:class:`DensityConstants`, arrays, pair lists), never the calculator
+objects, so the calculators import this module and not the other way round.
 - :func:`numba_threads` (from :mod:`tnmat.descriptors._kernels`): run with a given numba thread count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 import torch
 from ase import Atoms
-from tqdm.auto import tqdm
 
 from tnmat.descriptors import _kernels as K
 from tnmat.descriptors import neighbors
-from tnmat.descriptors._invariant_kernels import bispectrum_rows, fourbody_full, power_spectrum_rows, row_queue
 from tnmat.descriptors._kernels import numba_threads, resolve_jobs
 from tnmat.descriptors._pair_math import sh_tables
 from tnmat.descriptors.neighbors import PairList, _check_frame, build_pairs, species_indices
-from tnmat.legtensor import LegTensor
 
-__all__ = ["DensityFunction", "compute_invariants", "expand_frames", "numba_threads", "resolve_jobs"]
+__all__ = ["DensityConstants", "DensityFunction", "constant_arrays", "expand_frames", "numba_threads", "output_tensor",
+           "resolve_jobs", "chunk_rows"]
 
-if TYPE_CHECKING:
-    from tnmat.descriptors.density import AtomicDensity
-    from tnmat.descriptors.invariants import Invariants
+@dataclass(frozen=True)
+class DensityConstants:
+    """What the compiled kernels need of an :class:`~tnmat.descriptors.density.AtomicDensity`, as plain values:
+    the species' atomic numbers, n_max, the number of (l, m), the cutoff (Angstrom), the thread count, and
+    ``arrays`` = (gamma (n', l), transform (l, n, n'), self term (n,) or empty, sh tables, cut) in float64
+    (:func:`tnmat.descriptors._kernels.density_forward`).  Built by ``AtomicDensity.compiled_constants``."""
+
+    species_numbers: tuple[int, ...]
+    n_max: int
+    n_lm: int
+    r_cut: float
+    n_jobs: int | None
+    arrays: tuple
+
+    @property
+    def n_species(self) -> int:
+        return len(self.species_numbers)
 
 
-def constants(density: AtomicDensity) -> tuple:
-    """(gamma (n', l), transform (l, n, n'), self term (n,) or empty, sh tables, cut) as float64 arrays."""
-    key = "compiled"
-    if key not in density._cache:
-        t = density._tensors(torch.float64, torch.device("cpu"))
-        self_term = (t["self"].numpy() / np.sqrt(4 * np.pi)) if density.density == "gaussian" else np.zeros(0)
-        cut = np.array([density.r_cut, density.cutoff_width, 1.0 if density.cutoff_function == "cosine" else 0.0])
-        density._cache[key] = (np.ascontiguousarray(t["gamma"].numpy()), np.ascontiguousarray(t["transform"].numpy()),
-                               np.ascontiguousarray(self_term), sh_tables(density.l_max), cut)
-    return density._cache[key]
+def constant_arrays(tensors: dict[str, torch.Tensor], density: str, l_max: int, cut: tuple[float, float, bool]
+                    ) -> tuple:
+    """The kernels' ``arrays`` from a density's float64 CPU tensors (gamma, transform, self) and cutoff."""
+    self_term = (tensors["self"].numpy() / np.sqrt(4 * np.pi)) if density == "gaussian" else np.zeros(0)
+    return (np.ascontiguousarray(tensors["gamma"].numpy()), np.ascontiguousarray(tensors["transform"].numpy()),
+            np.ascontiguousarray(self_term), sh_tables(l_max), np.array([cut[0], cut[1], 1.0 if cut[2] else 0.0]))
 
 
 def _name(frames: Sequence[Atoms], offset: int, k: int) -> str:
@@ -60,7 +71,7 @@ def _raise_coincident(bad: np.ndarray, frames: Sequence[Atoms], offset: int, idx
                          "position (distance < 1e-8 A)")
 
 
-def _chunk_arrays(density: AtomicDensity, frames: Sequence[Atoms], offset: int) -> dict[str, np.ndarray]:
+def _chunk_arrays(density: DensityConstants, frames: Sequence[Atoms], offset: int) -> dict[str, np.ndarray]:
     """Sizes, positions, cells, pbc and species indices of a chunk, checked with whole-chunk array operations
     (per-structure checks cost ~30 us each, serial Python next to the parallel kernels); the per-structure
     checks run only to name the structure when something is wrong."""
@@ -82,7 +93,7 @@ def _chunk_arrays(density: AtomicDensity, frames: Sequence[Atoms], offset: int) 
             "pbc": pbc, "species": species, "structure": structure}
 
 
-def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int,
+def expand_frames(density: DensityConstants, frames: Sequence[Atoms], offset: int,
                   buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(A (N, S, n, lm) float64, atom species (N,), atom structure (N,)) for a chunk of structures.  With a
     float64 ``buffer`` of at least N S n lm numbers, A is a view into it (no allocation per chunk: fresh
@@ -91,8 +102,8 @@ def expand_frames(density: AtomicDensity, frames: Sequence[Atoms], offset: int,
     c = _chunk_arrays(density, frames, offset)
     sizes, pbc, species_all = c["sizes"], c["pbc"], c["species"]
     atom_ptr = np.concatenate([[0], np.cumsum(sizes)])
-    consts = constants(density)
-    n_sp = len(density.species)
+    consts = density.arrays
+    n_sp = density.n_species
     shape = (len(species_all), n_sp, density.n_max, density.n_lm)
     size = int(np.prod(shape))
     # a chunk larger than the buffer (one structure above max_atoms) gets memory of its own
@@ -133,14 +144,14 @@ def _direct_cost(sizes: np.ndarray, cells: np.ndarray, periodic: np.ndarray, r_c
     return n * n * dense / 2.0 + n
 
 
-def _pair_forward(density: AtomicDensity, vec: np.ndarray, pairs: PairList,
+def _pair_forward(density: DensityConstants, vec: np.ndarray, pairs: PairList,
                   out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     cost = np.diff(pairs.pair_ptr).astype(np.float64) + np.diff(pairs.atom_ptr)
     if out is None:
-        out = np.empty((len(pairs.atom_species), len(density.species), density.n_max, density.n_lm))
+        out = np.empty((len(pairs.atom_species), density.n_species, density.n_max, density.n_lm))
     return K.density_forward(np.ascontiguousarray(vec, dtype=np.float64), pairs.center.numpy(),
                              pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
-                             pairs.atom_species.numpy().astype(np.int64), len(density.species), constants(density),
+                             pairs.atom_species.numpy().astype(np.int64), density.n_species, density.arrays,
                              K.cost_order(cost), out, numba.get_num_threads())
 
 
@@ -148,35 +159,36 @@ class DensityFunction(torch.autograd.Function):
     """A = expansion(pair vectors) with the compiled forward and backward (see module docstring)."""
 
     @staticmethod
-    def forward(ctx, vec: torch.Tensor, density: AtomicDensity, pairs: PairList) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, vec: torch.Tensor, density: DensityConstants, pairs: PairList,  # type: ignore[override]
+                reference: Callable[[PairList], torch.Tensor]) -> torch.Tensor:
         a, bad = _pair_forward(density, vec.detach().cpu().double().numpy(), pairs)
         if bad.any():
             raise ValueError("AtomicDensity: structure: two atoms at the same position (distance < 1e-8 A)")
         ctx.save_for_backward(vec)
-        ctx.density, ctx.pairs = density, pairs
+        ctx.density, ctx.pairs, ctx.reference = density, pairs, reference
         return torch.from_numpy(a).to(vec.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:  # type: ignore[override]
         (vec,) = ctx.saved_tensors
         density, pairs = ctx.density, ctx.pairs
         if torch.is_grad_enabled():
             # create_graph: the gradient itself must be differentiable -> the torch reference, evaluated on the
             # saved input (it keeps its graph to positions and cell)
             with torch.enable_grad():
-                ref = density.expand_pairs(PairList(pairs.center, pairs.neighbor, vec, pairs.atom_species,
-                                                    pairs.atom_structure, pairs.half))
+                ref = ctx.reference(PairList(pairs.center, pairs.neighbor, vec, pairs.atom_species,
+                                             pairs.atom_structure, pairs.half))
                 (g,) = torch.autograd.grad(ref, vec, grad, create_graph=True)
-            return g, None, None
+            return g, None, None, None
         with numba_threads(density.n_jobs):
             gv = K.density_backward(np.ascontiguousarray(grad.detach().cpu().double().numpy()),
                                     vec.detach().cpu().double().numpy(), pairs.center.numpy(),
                                     pairs.neighbor.numpy(), pairs.pair_ptr, pairs.atom_ptr,
-                                    pairs.atom_species.numpy().astype(np.int64), constants(density))
-        return torch.from_numpy(gv).to(vec), None, None
+                                    pairs.atom_species.numpy().astype(np.int64), density.arrays)
+        return torch.from_numpy(gv).to(vec), None, None, None
 
 
-def _rows(atoms, first: int, stop: int, average: bool, n_species: int, center: bool) -> tuple[np.ndarray, ...]:
+def chunk_rows(atoms, first: int, stop: int, average: bool, n_species: int, center: bool) -> tuple[np.ndarray, ...]:
     """Output row of every atom of a chunk, (row pointer, atoms sorted by row, per-atom weight, n_rows):
     rows are structures (average) or atoms, times the centre species when ``center`` (absent: zero rows)."""
     species = atoms.atom_species.numpy()
@@ -226,73 +238,3 @@ def output_tensor(shape: tuple[int, ...], dtype: torch.dtype, n_jobs: int = 1) -
     if n_jobs == 1 and t.numel() * t.element_size() >= POPULATE_BYTES:
         _populate(t)
     return t
-
-
-def _invariant_rows(calc: Invariants, at: np.ndarray, rows: tuple, block: np.ndarray, dtype: torch.dtype,
-                    n_threads: int) -> None:
-    """Write the invariants of one chunk's rows into ``block`` (this chunk's slice of the output): the power
-    spectrum and the unique bispectrum straight into it in float64, through a float64 copy otherwise."""
-    dens = calc.density
-    s, n, lmax = len(dens.species), dens.n_max, dens.l_max
-    ptr, order, scale, n_rows = rows
-    direct = dtype == torch.float64 and (calc.order == 2 or (calc.order == 3 and calc.unique))
-    res = block if direct else None
-    if calc.order == 2:
-        res = res if res is not None else np.empty(block.shape)
-        power_spectrum_rows(at, ptr, order, scale, lmax, n, res.reshape(n_rows, s, s, n, n, lmax + 1), n_threads)
-    elif calc.order == 4:
-        res = fourbody_full(at, ptr, order, scale, s, n, lmax, n_threads)
-    else:
-        bs = calc._bispectrum()
-        res = res if res is not None else np.empty((n_rows, bs.n_unique))
-        bispectrum_rows(at, ptr, order, scale, *bs.tables(), row_queue(ptr), res.reshape(n_rows, bs.n_unique),
-                        n_threads)
-        if not calc.unique:
-            res = calc.expand(torch.from_numpy(res)).numpy()
-    if res is not block:
-        block[...] = res.reshape(block.shape)
-
-
-def compute_invariants(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
-                       max_atoms: int, n_jobs: int | None, progress: bool,
-                       out: torch.Tensor | None = None) -> LegTensor:
-    """:meth:`Invariants.compute` for orders 2, 3 and 4 with the compiled kernels (same result layout), into
-    ``out`` (checked by the caller) or a fresh :func:`output_tensor`."""
-    dens = calc.density
-    s, n = len(dens.species), dens.n_max
-    jobs = dens.n_jobs if n_jobs is None else n_jobs
-    values = out if out is not None else output_tensor(calc.output_shape(frames, average=average), dtype,
-                                                       resolve_jobs(jobs))
-    # a chunk holds its rows twice at most, ~2^25 numbers: per atom, rows are atoms; averaged order 4 (1.7
-    # million numbers per row at n_max 2, l_max 2), rows are structures, and bounding them by atoms instead
-    # left one structure per chunk: one row, so a second thread had nothing to take from the queue
-    rows_cap = max(1, 2**25 // int(np.prod(calc.sizes)))
-    if not average:
-        max_atoms = min(max_atoms, rows_cap)
-    max_structures = rows_cap if average and calc.order == 4 else None
-    dest = values.numpy()
-    sidx = []
-    done = 0
-    bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(calc).__name__)
-    at_buf = np.empty(0)
-    for first, stop, atoms, a in dens.iter_chunks(frames, dtype=torch.float64, max_atoms=max_atoms, n_jobs=n_jobs,
-                                                  reuse=True, max_structures=max_structures):
-        x = a.shape[0]
-        if at_buf.size < a.numel():  # one buffer for every chunk (a chunk holds more than max_atoms rarely)
-            at_buf = np.empty(max(a.numel(), max_atoms * s * n * dens.n_lm))
-        at = at_buf[: a.numel()].reshape(x, dens.n_lm, s * n)
-        np.copyto(at, a.numpy().reshape(x, s * n, -1).transpose(0, 2, 1))
-        ptr, order, scale, n_rows = _rows(atoms, first, stop, average, s, calc.center_species)
-        k = stop - first if average else x
-        block = dest[done : done + k]
-        with numba_threads(jobs):
-            _invariant_rows(calc, at, (ptr, order, scale, n_rows), block, dtype, numba.get_num_threads())
-        if not average:
-            sidx.append(atoms.atom_structure)
-        done += k
-        bar.update(stop - first)
-    bar.close()
-    meta = {"calculator": type(calc).__name__, "params": calc.get_params(), "species": list(dens.species)}
-    return LegTensor(values, calc.legs, structure_index=None if average else (torch.cat(sidx) if sidx else
-                                                                               torch.zeros(0, dtype=torch.long)),
-                     meta=meta)

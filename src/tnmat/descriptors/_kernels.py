@@ -280,7 +280,7 @@ def density_forward(vec, pi, pj, pair_ptr, atom_ptr, species, n_species, consts,
     numba.get_num_threads() of the caller (called inside a kernel it would make numba refuse to cache it).
 
     consts = (gamma (n', l), transform (l, n, n'), self_term (n,) or empty, shtab = (kappa, top, ca, cb),
-    cut = (r_cut, width, cosine flag)) (:func:`tnmat.descriptors._compiled.constants`)."""
+    cut = (r_cut, width, cosine flag)) (:class:`tnmat.descriptors._compiled.DensityConstants`)."""
     gamma, transform, self_term, shtab, cut = consts
     kappa, top, ca, cb = shtab  # tuples of arrays cannot enter a parallel loop's body
     n_max, n_l = gamma.shape[0], gamma.shape[1]

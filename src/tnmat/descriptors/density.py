@@ -220,6 +220,18 @@ class AtomicDensity:
             }
         return self._cache[key]
 
+    def compiled_constants(self) -> Any:
+        """The plain values the compiled kernels read (:class:`~tnmat.descriptors._compiled.DensityConstants`),
+        built once per calculator."""
+        from tnmat.descriptors._compiled import DensityConstants, constant_arrays
+
+        if "compiled" not in self._cache:
+            cut = (self.r_cut, self.cutoff_width, self.cutoff_function == "cosine")
+            arrays = constant_arrays(self._tensors(torch.float64, torch.device("cpu")), self.density, self.l_max, cut)
+            self._cache["compiled"] = DensityConstants(tuple(self.species_numbers), self.n_max, self.n_lm,
+                                                       float(self.r_cut), self.n_jobs, arrays)
+        return self._cache["compiled"]
+
     def radial(self, r: torch.Tensor) -> torch.Tensor:
         """R_nl(r) times the cutoff function, shape (len(r), n_max, l_max+1) (g_nl for the delta density,
         the Gaussian radial integral I_nl for the Gaussian one)."""
@@ -308,7 +320,7 @@ class AtomicDensity:
                 from tnmat.descriptors._compiled import expand_frames, numba_threads
 
                 with numba_threads(self.n_jobs if n_jobs is None else n_jobs):
-                    a, sp, st = expand_frames(self, frames[start:stop], start, buffer)
+                    a, sp, st = expand_frames(self.compiled_constants(), frames[start:stop], start, buffer)
                 yield start, stop, ChunkAtoms(torch.from_numpy(sp), torch.from_numpy(st)), \
                     torch.from_numpy(a).to(dtype)
                 start = stop
@@ -362,7 +374,7 @@ class AtomicDensity:
             from tnmat.descriptors._compiled import DensityFunction, numba_threads
 
             with numba_threads(self.n_jobs):
-                return DensityFunction.apply(vec, self, pairs)
+                return DensityFunction.apply(vec, self.compiled_constants(), pairs, self.expand_pairs)
         return self.expand_pairs(pairs)
 
 

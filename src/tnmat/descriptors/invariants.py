@@ -228,9 +228,7 @@ class _FusionTree:
         if progress is None:
             progress = sys.stderr.isatty()
         if self._compiled(device):
-            from tnmat.descriptors._compiled import compute_invariants
-
-            return compute_invariants(self, frames, average=average, dtype=dtype,
+            return compute_compiled(self, frames, average=average, dtype=dtype,
                                       max_atoms=8192 if max_atoms is None else max_atoms, n_jobs=n_jobs,
                                       progress=progress, out=out)
         return self._compute_torch(frames, average=average, dtype=dtype, device=device, progress=progress,
@@ -332,3 +330,78 @@ class Equivariants(_FusionTree):
         if self.order == 1:
             return ()
         return ls + ks
+
+
+# ---------------------------------------------------------------------- the compiled path of Invariants
+def _invariant_rows(calc: Invariants, at: np.ndarray, rows: tuple, block: np.ndarray, dtype: torch.dtype,
+                    n_threads: int) -> None:
+    """Write the invariants of one chunk's rows into ``block`` (this chunk's slice of the output): the power
+    spectrum and the unique bispectrum straight into it in float64, through a float64 copy otherwise."""
+    from tnmat.descriptors._invariant_kernels import bispectrum_rows, fourbody_full, power_spectrum_rows, row_queue
+    dens = calc.density
+    s, n, lmax = len(dens.species), dens.n_max, dens.l_max
+    ptr, order, scale, n_rows = rows
+    direct = dtype == torch.float64 and (calc.order == 2 or (calc.order == 3 and calc.unique))
+    res = block if direct else None
+    if calc.order == 2:
+        res = res if res is not None else np.empty(block.shape)
+        power_spectrum_rows(at, ptr, order, scale, lmax, n, res.reshape(n_rows, s, s, n, n, lmax + 1), n_threads)
+    elif calc.order == 4:
+        res = fourbody_full(at, ptr, order, scale, s, n, lmax, n_threads)
+    else:
+        bs = calc._bispectrum()
+        res = res if res is not None else np.empty((n_rows, bs.n_unique))
+        bispectrum_rows(at, ptr, order, scale, *bs.tables(), row_queue(ptr), res.reshape(n_rows, bs.n_unique),
+                        n_threads)
+        if not calc.unique:
+            res = calc.expand(torch.from_numpy(res)).numpy()
+    if res is not block:
+        block[...] = res.reshape(block.shape)
+
+
+def compute_compiled(calc: Invariants, frames: Sequence[Atoms], *, average: bool, dtype: torch.dtype,
+                       max_atoms: int, n_jobs: int | None, progress: bool,
+                       out: torch.Tensor | None = None) -> LegTensor:
+    """:meth:`Invariants.compute` for orders 2, 3 and 4 with the compiled kernels (same result layout), into
+    ``out`` (checked by the caller) or a fresh :func:`~tnmat.descriptors._compiled.output_tensor`."""
+    import numba
+
+    from tnmat.descriptors._compiled import chunk_rows, numba_threads, output_tensor, resolve_jobs
+    dens = calc.density
+    s, n = len(dens.species), dens.n_max
+    jobs = dens.n_jobs if n_jobs is None else n_jobs
+    values = out if out is not None else output_tensor(calc.output_shape(frames, average=average), dtype,
+                                                       resolve_jobs(jobs))
+    # a chunk holds its rows twice at most, ~2^25 numbers: per atom, rows are atoms; averaged order 4 (1.7
+    # million numbers per row at n_max 2, l_max 2), rows are structures, and bounding them by atoms instead
+    # left one structure per chunk: one row, so a second thread had nothing to take from the queue
+    rows_cap = max(1, 2**25 // int(np.prod(calc.sizes)))
+    if not average:
+        max_atoms = min(max_atoms, rows_cap)
+    max_structures = rows_cap if average and calc.order == 4 else None
+    dest = values.numpy()
+    sidx = []
+    done = 0
+    bar = tqdm(total=len(frames), unit="struct", disable=not progress, desc=type(calc).__name__)
+    at_buf = np.empty(0)
+    for first, stop, atoms, a in dens.iter_chunks(frames, dtype=torch.float64, max_atoms=max_atoms, n_jobs=n_jobs,
+                                                  reuse=True, max_structures=max_structures):
+        x = a.shape[0]
+        if at_buf.size < a.numel():  # one buffer for every chunk (a chunk holds more than max_atoms rarely)
+            at_buf = np.empty(max(a.numel(), max_atoms * s * n * dens.n_lm))
+        at = at_buf[: a.numel()].reshape(x, dens.n_lm, s * n)
+        np.copyto(at, a.numpy().reshape(x, s * n, -1).transpose(0, 2, 1))
+        ptr, order, scale, n_rows = chunk_rows(atoms, first, stop, average, s, calc.center_species)
+        k = stop - first if average else x
+        block = dest[done : done + k]
+        with numba_threads(jobs):
+            _invariant_rows(calc, at, (ptr, order, scale, n_rows), block, dtype, numba.get_num_threads())
+        if not average:
+            sidx.append(atoms.atom_structure)
+        done += k
+        bar.update(stop - first)
+    bar.close()
+    meta = {"calculator": type(calc).__name__, "params": calc.get_params(), "species": list(dens.species)}
+    return LegTensor(values, calc.legs, structure_index=None if average else (torch.cat(sidx) if sidx else
+                                                                               torch.zeros(0, dtype=torch.long)),
+                     meta=meta)

@@ -24,13 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from tnmat.descriptors.presets import PRESETS
 from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
 from tnmat.threads import thread_limited
 
 __all__ = ["LatentSettings", "run_latent_experiment", "knn_scores", "nmd18_power_spectrum"]
 
-SOAP = {"species": ("O", "Al", "Ga", "In"), "r_cut": 6.0, "n_max": 4, "l_max": 3, "sigma": 0.5}
+SOAP = {"species": ("O", "Al", "Ga", "In"),
+        **{k: getattr(PRESETS["fast"], k) for k in ("r_cut", "n_max", "l_max", "sigma")}}
 
 
 def nmd18_power_spectrum(ds: Any, *, descriptors: str | Path | None = None, progress: bool = False) -> LegTensor:

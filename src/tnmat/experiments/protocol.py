@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tnmat.descriptors.presets import PRESETS
+
 __all__ = ["DEFAULT_TARGETS", "DEFAULT_DESCRIPTOR", "default_target", "descriptor_tag", "dataset_label",
            "dataset_title", "stratification_quantities"]
 
@@ -36,10 +38,9 @@ def default_target(dataset: Any, target: str | None = None) -> str:
     return chosen
 
 
-#: The descriptor of every committed learning curve (the CLI defaults): fits on it carry no descriptor tag in
-#: their dataset label, so their stored keys keep their meaning.
-DEFAULT_DESCRIPTOR: dict[str, Any] = {"order": 2, "r_cut": 6.0, "n_max": 4, "l_max": 3, "sigma": 0.5,
-                                      "density": "gaussian"}
+#: The descriptor of every committed learning curve (the ``fast`` preset of tnmat.descriptors.presets): fits on
+#: it carry no descriptor tag in their dataset label, so their stored keys keep their meaning.
+DEFAULT_DESCRIPTOR: dict[str, Any] = PRESETS["fast"].as_dict()
 
 
 def descriptor_tag(settings: Mapping[str, Any] | None) -> str:
