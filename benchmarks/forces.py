@@ -31,12 +31,12 @@ import torch
 from tnmat.data.alloy_forces import RattledAlloys, generate_rattled_alloys
 from tnmat.data.readers import structure_forces, structure_stress
 from tnmat.descriptors import AtomicDensity, Invariants
+from tnmat.equivariant.estimator import EquivariantRegressor
+from tnmat.equivariant.model import EquivariantModel
 from tnmat.forces import EnergyModel, energy_forces_stress
 from tnmat.model import StructureModel
 from tnmat.plots.forces import parity_plot
 from tnmat.training import MPORegressor, MPSRegressor
-from tnmat.training.equivariant import EquivariantRegressor
-from tnmat.training.equivariant_model import EquivariantModel
 
 EV_A3_TO_GPA = 160.21766208
 ALPHAS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)

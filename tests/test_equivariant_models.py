@@ -9,10 +9,10 @@ from ase import Atoms
 
 from conftest import random_rotation
 from tnmat.descriptors import AtomicDensity
-from tnmat.networks.equivariant import EquivariantMPO, EquivariantMPS
+from tnmat.equivariant.estimator import EquivariantRegressor
+from tnmat.equivariant.model import EquivariantModel
+from tnmat.equivariant.networks import EquivariantMPO, EquivariantMPS
 from tnmat.so3 import real_wigner_D
-from tnmat.training.equivariant import EquivariantRegressor
-from tnmat.training.equivariant_model import EquivariantModel
 
 DENS = AtomicDensity(species=("Al", "Cu"), r_cut=4.0, n_max=2, l_max=2)
 

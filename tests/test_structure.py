@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
     "tnmat.reports": 0, "tnmat._estimator_file": 0,
     "tnmat.data": 1, "tnmat.descriptors": 1, "tnmat.descriptor_cache": 1,
     "tnmat.networks": 2, "tnmat.compression": 2, "tnmat.baselines": 2,
-    "tnmat.training": 3, "tnmat.model": 3, "tnmat.forces": 3,
+    "tnmat.training": 3, "tnmat.model": 3, "tnmat.forces": 3, "tnmat.equivariant": 3,
     "tnmat.calculator": 4,
     "tnmat.experiments": 4, "tnmat.entanglement": 4,
     "tnmat.plots": 5,

@@ -46,9 +46,9 @@ def _errors(ref, pred, target: str) -> str:  # noqa: ANN001
 
 def run_fit(args: argparse.Namespace, ds, calc) -> int:  # noqa: ANN001
     """Split -> describe -> fit the equivariant model -> report validation/test errors (-> save)."""
+    from tnmat.equivariant.estimator import EquivariantRegressor
+    from tnmat.equivariant.model import EquivariantModel
     from tnmat.experiments.splits import holdout_split, official_test, train_validation_split
-    from tnmat.training.equivariant import EquivariantRegressor
-    from tnmat.training.equivariant_model import EquivariantModel
 
     target = args.target
     if args.model not in _KINDS:
@@ -96,9 +96,9 @@ def is_equivariant_file(path: str | Path) -> bool:
 
 def run_predict(args: argparse.Namespace, ds) -> int:  # noqa: ANN001
     """Forces (one row per atom) or stress (one row per structure, Voigt) as CSV, errors when known."""
+    from tnmat.equivariant.model import EquivariantModel
     from tnmat.reports import write_rows_csv
     from tnmat.so3.cartesian import matrix_to_voigt
-    from tnmat.training.equivariant_model import EquivariantModel
 
     model = EquivariantModel.load(args.model)
     pred = model.predict(ds.structures)

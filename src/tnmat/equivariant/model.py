@@ -21,6 +21,7 @@ from ase import Atoms
 from sklearn.base import clone
 
 from tnmat.descriptors import AtomicDensity, Equivariants, Invariants, descriptor_from_params
+from tnmat.equivariant.estimator import EquivariantRegressor
 from tnmat.legtensor import LegTensor
 from tnmat.so3.cartesian import (
     spherical_to_symmetric,
@@ -28,7 +29,6 @@ from tnmat.so3.cartesian import (
     symmetric_to_spherical,
     vector_to_spherical,
 )
-from tnmat.training.equivariant import EquivariantRegressor
 
 __all__ = ["EquivariantModel", "TARGET_IRREPS"]
 

@@ -185,7 +185,7 @@ class EquivariantRegressor(BaseEstimator):
 
     def _fit_network(self, x: torch.Tensor, x_inv: torch.Tensor | None, yz: torch.Tensor,
                      sidx: torch.Tensor | None, seed: int, val: tuple) -> EquivariantRegressor:
-        from tnmat.networks.equivariant import EquivariantMPO, EquivariantMPS
+        from tnmat.equivariant.networks import EquivariantMPO, EquivariantMPS
 
         dt = torch.float64 if self.dtype == "float64" else torch.float32
         with torch.random.fork_rng(devices=[]):
@@ -245,7 +245,7 @@ class EquivariantRegressor(BaseEstimator):
                            standardize_target=False, dtype="float64", random_state=seed,
                            validation_fraction=self.validation_fraction if X_val is None else 0.0)
         reg.fit(flat(z).numpy(), yz.reshape(-1).numpy(), **kw)
-        from tnmat.networks.equivariant import EquivariantMPS
+        from tnmat.equivariant.networks import EquivariantMPS
 
         net = EquivariantMPS(self.eq_sizes_, self.irrep_dim_, self.bond_dim, seed=seed)
         net.mps = reg.network_
@@ -297,7 +297,7 @@ class EquivariantRegressor(BaseEstimator):
     @classmethod
     def from_state(cls, blob: dict[str, Any]) -> EquivariantRegressor:
         """Inverse of :meth:`state`."""
-        from tnmat.networks.equivariant import EquivariantMPO, EquivariantMPS
+        from tnmat.equivariant.networks import EquivariantMPO, EquivariantMPS
 
         est = cls(**blob["params"])
         for k, v in blob["fitted"].items():
