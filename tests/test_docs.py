@@ -1,4 +1,4 @@
-"""The README, docs, results, benchmarks and tests describe the project as it is: no development-process
+"""The README, docs, results, sources, benchmarks and tests describe the project as it is: no development-process
 words, result files named by what they hold, every cited result file present, a README a newcomer reads."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _text_files(*roots: str) -> list[Path]:
 
 def test_no_process_words():
     hits = []
-    for path in _text_files("README.md", "docs", "results", "benchmarks", "tests"):
+    for path in _text_files("README.md", "docs", "results", "benchmarks", "tests", "src/tnmat"):
         for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
             if "PROCESS_WORDS = re.compile" in line or "r\"\\bsessions? ?[0-9]+" in line:
                 continue

@@ -1,7 +1,7 @@
 """The estimators' ``solver="sweep"``: standardised estimator rows -> :func:`tnmat.training.sweep.sweep_fit`.
 
 Also the closed-form counterpart for the dense (DenseACE) model, whose single "site" is the whole weight
-tensor: one ridge solve with the same strength selection, and the helper that gives a network the tensor
+tensor: one ridge solve with the same strength selection, and the function that gives a network the tensor
 shapes of a saved state (sweep-fitted networks have adaptive bond dimensions).
 """
 
