@@ -53,8 +53,9 @@ def test_evidence_score_equals_the_direct_marginal_likelihood(p: int) -> None:
                                                                                      dtype=torch.float64)
     fast = _eig_score(phi, y)
     direct = torch.tensor([_direct_score(phi, y, float(lam)) for lam in LAMS], dtype=torch.float64)
-    # equal up to one lam-independent constant (the solver drops n log n)
-    assert torch.allclose(fast - fast[0], direct - direct[0], atol=1e-9, rtol=0)
+    # equal up to one lam-independent constant (the solver drops n log n); scores of order 1e2 from a Cholesky
+    # and an eigendecomposition agree to about 1e-11 relative, which is 1.4e-9 absolute on some BLAS builds
+    assert torch.allclose(fast - fast[0], direct - direct[0], atol=1e-8, rtol=0)
 
 
 def test_evidence_recovers_the_prior_precision_of_the_generating_model() -> None:
