@@ -92,3 +92,15 @@ def test_tnmat_fit_and_the_default_python_estimator_fit_the_same_model(tmp_path)
     assert ref.solver_ == "sweep" and ref.loss_ == "huber"
     np.testing.assert_allclose(saved.regressor.predict(X), ref.predict(X), rtol=0, atol=1e-9)
     assert saved.regressor.bond_dims_ == ref.bond_dims_
+
+
+def test_stored_tasks_keep_their_meaning():
+    from tnmat.training.registry import for_solver, task_estimator
+
+    assert task_estimator("ttn", {}).get_params()["solver"] == "adam"  # written before sweeps were a solver
+    old_sweep = task_estimator("ttn", {"solver": "sweep", "learning_rate": 0.01}).get_params()
+    assert old_sweep["loss"] == "squared_error" and old_sweep["learning_rate"] == PARAMS["learning_rate"].default
+    assert for_solver("ttn", {"bond_dim": 4, "max_epochs": 40}, "auto") == {"bond_dim": 4, "solver": "sweep",
+                                                                          "loss": "huber"}
+    assert for_solver("mera", {"max_epochs": 40}, "auto") == {"max_epochs": 40}  # Adam: keys as before
+    assert for_solver("gpr-rbf", {}, "auto") == {}
