@@ -75,5 +75,5 @@ def test_n_members_is_validated() -> None:
         TTNRegressor(solver="sweep", n_members=0).fit(x, y)
     with pytest.raises(ValueError, match="n_members=4 applies to solver='sweep' only"):
         TTNRegressor(solver="adam", n_members=4).fit(x, y)
-    with pytest.raises(ValueError, match="alpha_selection='evidence' applies to solver='sweep' only"):
-        MPSRegressor(solver="adam", alpha_selection="evidence").fit(x, y)
+    with pytest.raises(ValueError, match="alpha_selection='validation' applies to solver='sweep' only"):
+        MPSRegressor(solver="adam", alpha_selection="validation").fit(x, y)

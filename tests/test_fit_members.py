@@ -46,8 +46,8 @@ def test_evidence_allows_no_validation_part(capsys):
     (["--members", "2", "--model", "mpo"], "--members 2: needs --model mps or ttn"),
     (["--members", "2", "--solver", "adam"], "--members 2 applies to --solver sweep only"),
     (["--members", "0"], "--members 0: must be an integer >= 1"),
-    (["--alpha-selection", "evidence", "--solver", "adam"], "applies to --solver sweep only"),
-    (["--validation-fraction", "0"], "or --alpha-selection evidence"),
+    (["--alpha-selection", "validation", "--solver", "adam"], "applies to --solver sweep only"),
+    (["--validation-fraction", "0", "--alpha-selection", "validation"], "or --alpha-selection evidence"),
 ])
 def test_bad_member_options_are_refused_before_work(args, message, capsys):
     assert main(["fit", "alloys-small", *args, *SETTINGS]) == 2

@@ -166,7 +166,7 @@ def test_test_file_with_unseen_species_names_it(files, tmp_path, capsys):
 @pytest.mark.parametrize(("value", "model", "msg"), [
     ("1.5", "gpr-rbf", "--validation-fraction 1.5: must be a finite number in [0, 1)"),
     ("-0.1", "gpr-rbf", "--validation-fraction -0.1: must be a finite number in [0, 1)"),
-    ("0", "mps", "--validation-fraction 0: model mps uses validation data"),
+    ("0", "mera", "--validation-fraction 0: model mera uses validation data"),
 ])
 def test_validation_fraction_is_range_checked(files, capsys, value, model, msg):
     args = ["fit", str(files / "total.extxyz"), *FAST, "--validation-fraction", value]

@@ -23,13 +23,12 @@ solver : "auto" (default: the measured best for the network, :func:`tnmat.traini
     (what "auto" resolved to).
 n_sweeps : most passes over the pairs (sweeps stop earlier when the validation RMSE stalls).
 svd_cutoff : relative singular-value cutoff of the truncated split (adaptive bond dimension).
-alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 values), chosen on the
-    validation rows (GCV without them); with ``validation_fraction`` > 0 the chosen strengths and number
-    of passes are refitted on all training rows.
-alpha_selection : "validation" (default, as above) or "evidence": every strength by the Bayesian
-    evidence of the local problem on the training rows (:mod:`tnmat.training.sweep.solve`); validation
-    rows then only stop the passes, and the refit chooses the strengths again on all rows.  Measured in
-    docs/results/sweep.md.  Sweep solver only.
+alphas : ridge strengths scanned at every local solve (None: 1e-4..1e4, 17 values).
+alpha_selection : "evidence" (default): every strength by the Bayesian evidence of the local problem on
+    the training rows (:mod:`tnmat.training.sweep.solve`); validation rows only stop the passes, and the
+    refit on all rows chooses the strengths again.  "validation": chosen on the validation rows (GCV without
+    them), then refitted on all training rows with the chosen strengths and number of passes.  Measured in
+    results/defaults/default_policy.json.  Sweep solver only.
 n_members : sweep-fitted MPS / TTN only: fit this many networks from the initial states of seeds
     random_state, random_state + 1, ... on the same rows and keep their mean, folded into one network of
     the same kind whose bonds are the sums of theirs (:func:`tnmat.networks.direct_sum`).  Default 1.
