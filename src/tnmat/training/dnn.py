@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tnmat.training.base import NetworkRegressor
+from tnmat.training.base import NetworkRegressor, _is_int
 
 __all__ = ["MLP", "DNNRegressor"]
 
@@ -91,8 +91,7 @@ class DNNRegressor(NetworkRegressor):
     def _check_model_params(self) -> None:
         name = type(self).__name__
         h = self.hidden_layer_sizes
-        if isinstance(h, str | bytes) or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
-                                                  for w in h):
+        if isinstance(h, str | bytes) or not all(_is_int(w) and w >= 1 for w in h):
             raise ValueError(f"{name}: hidden_layer_sizes={h!r} is invalid: must be a sequence of positive "
                              "integers (empty: a linear model)")
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:

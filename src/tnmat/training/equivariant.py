@@ -20,6 +20,7 @@ Scaling keeps equivariance: for L > 0 each invariant channel s of B is divided b
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ class EquivariantRegressor(BaseEstimator):
         name = type(self).__name__
         if self.model not in EQUIVARIANT_MODELS:
             raise ValueError(f"{name}: model={self.model!r} is invalid; choose one of {EQUIVARIANT_MODELS}")
-        if self.model != "linear" and (not isinstance(self.bond_dim, int) or self.bond_dim < 1):
+        bd = self.bond_dim
+        if self.model != "linear" and (isinstance(bd, bool) or not isinstance(bd, numbers.Integral) or bd < 1):
             raise ValueError(f"{name}: bond_dim={self.bond_dim!r} is invalid: must be a positive integer")
         if not (isinstance(self.alpha, int | float) and self.alpha >= 0):
             raise ValueError(f"{name}: alpha={self.alpha!r} is invalid: must be >= 0")

@@ -79,7 +79,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from tnmat.networks.factory import KINDS
-from tnmat.training.base import NetworkRegressor
+from tnmat.training.base import NetworkRegressor, _is_int
 
 __all__ = [
     "MODEL_KINDS", "TensorNetworkRegressor", "MPSRegressor", "MPORegressor", "TTNRegressor", "MERARegressor",
@@ -122,7 +122,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
             raise ValueError(f"{name}: model={self._kind()!r} is invalid; choose one of {', '.join(MODEL_KINDS)}")
         if self._uses_bond_dim():
             bd = self.bond_dim
-            if isinstance(bd, bool) or not isinstance(bd, int) or bd < 1:
+            if not _is_int(bd) or bd < 1:
                 raise ValueError(f"{name}: bond_dim={bd!r} is invalid: must be a positive integer")
         from tnmat.training.sweep_train import check_sweep_params
 

@@ -8,6 +8,7 @@ shapes of a saved state (sweep-fitted networks have adaptive bond dimensions).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,7 +53,7 @@ def check_sweep_params(est: Any, kind: str) -> None:
     if sel not in ("validation", "evidence"):
         raise ValueError(f"{name}: alpha_selection={sel!r} is invalid; choose 'validation' or 'evidence'")
     k = getattr(est, "n_members", 1)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"{name}: n_members={k!r} is invalid: must be a positive integer")
     if k > 1 and kind not in ("mps", "ttn"):
         raise ValueError(f"{name}: n_members={k} applies to the sweep-fitted MPS and TTN (their sum is one "
