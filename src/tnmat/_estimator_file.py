@@ -170,6 +170,10 @@ def read_estimator_file(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # torch appends pages of advice
         raise ValueError(f"{path}: not a readable tnmat model file ({type(exc).__name__}: {first})") from None
+    if isinstance(blob, dict) and blob.get("format") == "tnmat.equivariant_model":
+        raise ValueError(f"{path}: a tnmat {blob.get('target', 'forces/stress')} model (EquivariantModel, fitted "
+                         "by 'tnmat fit --target forces|stress'), not an energy model: it predicts its target "
+                         "directly; use 'tnmat predict' or EquivariantModel.load")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path}: not a tnmat estimator file")
     if blob.get("version") not in READABLE_VERSIONS:

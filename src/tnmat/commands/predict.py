@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if is_equivariant_file(args.model):  # forces / stress model (issue 16)
         return run_predict(args, load_data(args.data, geometry=args.geometry, energies=args.energies))
     model = StructureModel.load(args.model)
+    if args.forces:
+        check_forces_model(model, args.model)
     ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
     X = model.featurize(ds.structures, progress=not args.quiet)
     pred = model.predict(X)
@@ -85,6 +87,19 @@ def run(args: argparse.Namespace) -> int:
     if args.forces:
         write_forces(model, ds, args.forces)
     return 0
+
+
+def check_forces_model(model, path: str) -> None:  # noqa: ANN001 (a StructureModel)
+    """Before any work: ``--forces`` needs an energy model (per atom or per structure) with a differentiable
+    network; a ``CLIError`` naming the model otherwise."""
+    from tnmat.commands._common import CLIError
+    from tnmat.forces import EnergyModel, predicts_total_energy
+
+    try:
+        predicts_total_energy(model)
+        EnergyModel(model)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--forces: model {path}: {exc}") from None
 
 
 def write_forces(model, ds, path: str) -> None:  # noqa: ANN001 (a StructureModel, a Dataset)
