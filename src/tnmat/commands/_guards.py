@@ -127,10 +127,14 @@ def failure_message(exc: BaseException, args: argparse.Namespace, kept: Iterable
     before it (``kept``), and that the file being written was left as it was."""
     kept = [str(p) for p in dict.fromkeys(kept)]
     done = f"kept: {', '.join(kept)}" if kept else "no output file was written"
-    results = getattr(args, "results", None)
-    if isinstance(exc, sqlite3.Error | UnicodeDecodeError) and results:
-        return (f"--results {results}: the SQLite results file cannot be used ({type(exc).__name__}: "
-                f"{_first_line(exc)}); the fits stored before it are kept in it; {done}")
+    results = getattr(args, "results", None) or ("the SQLite results file in --out-dir"
+                                                  if hasattr(args, "results") else "a SQLite file")
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return (f"no space left on the device writing {results}; the fits stored before it are kept in it; "
+                f"{done}")
+    if isinstance(exc, sqlite3.Error | UnicodeDecodeError):
+        return (f"--results {results}: damaged or not a tnmat results file ({type(exc).__name__}: "
+                f"{_first_line(exc)[:80]}); give a new file name or restore it from a copy; {done}")
     if isinstance(exc, MemoryError):
         return f"out of memory ({_first_line(exc) or 'MemoryError'}); {done}; choose smaller settings"
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
