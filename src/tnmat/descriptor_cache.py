@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -81,10 +82,27 @@ def cached_descriptors(calculator: Any, dataset: Any, *, local: bool = False, ca
     path = None if cache_dir is None else descriptor_cache_path(cache_dir, calculator, dataset, local)
 
     def compute() -> LegTensor:
+        check_descriptor_memory(calculator, dataset, local)
         return check_finite(calculator.compute(dataset.structures, average=not local, progress=progress),
                             calculator)
 
     return cached_legtensor(path, compute, valid=lambda x: x.n_structures == len(dataset))
+
+
+def check_descriptor_memory(calculator: Any, dataset: Any, local: bool) -> None:
+    """:class:`tnmat.memory.InsufficientMemory` naming the descriptor settings when the descriptor array of
+    ``dataset`` (per structure, or per atom when ``local``) exceeds the memory available."""
+    from tnmat.memory import check_memory, descriptor_bytes
+
+    sizes = getattr(calculator, "sizes", None)
+    if sizes is None:
+        return
+    rows = sum(len(a) for a in dataset.structures) if local else len(dataset.structures)
+    dens = getattr(calculator, "density", None)
+    settings = ", ".join(f"{k} {getattr(dens, a)}" for k, a in (("--r-cut", "r_cut"), ("--n-max", "n_max"),
+                                                                 ("--l-max", "l_max")) if hasattr(dens, a))
+    check_memory(descriptor_bytes(sizes, rows), f"descriptors at --order {getattr(calculator, 'order', '?')}, "
+                 f"{settings} ({math.prod(sizes):.3g} entries per {'atom' if local else 'structure'}, {rows} rows)")
 
 
 def check_finite(x: LegTensor, calculator: Any) -> LegTensor:

@@ -5,8 +5,8 @@
   before it can overwrite its data; ``--test-file`` equal to DATA is warned about (the test errors would
   measure the training fit).
 * :func:`check_seed`: ``--seed`` within numpy's range, named in the message.
-* :func:`check_memory`: an estimated allocation against the memory available, refused with the option that
-  asks for it and the estimate.
+* :func:`check_fit_memory`: the descriptors and network a fit would build, estimated against the memory
+  available (:mod:`tnmat.memory`), refused naming the option that asks for it and the estimate.
 * :func:`failure_message`: disk full, I/O and SQLite errors as one line that says which files were completely
   written before the failure (every output goes through :func:`tnmat.reports.atomic_path`, which keeps
   that list) and that the file being written was left unchanged.
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from tnmat.commands._common import CLIError
 
-__all__ = ["INPUTS", "OUTPUTS", "check_paths", "check_seed", "available_memory", "check_memory", "format_bytes",
-           "failure_message", "FAILURES", "terminate_as_interrupt"]
+__all__ = ["INPUTS", "OUTPUTS", "check_paths", "check_seed", "check_fit_memory", "failure_message", "FAILURES",
+           "terminate_as_interrupt"]
 
 #: argparse destinations read as input files, and how the message names them
 INPUTS = {"data": "DATA", "model": "MODEL", "test_file": "--test-file", "import_fits": "--import-fits"}
@@ -85,41 +85,25 @@ def check_seed(args: argparse.Namespace) -> None:
         raise CLIError(f"--seed {seed}: must be an integer in [0, 4294967295]")
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (psutil when installed, else ``MemAvailable`` of
-    /proc/meminfo); None when neither can tell."""
+def check_fit_memory(args: argparse.Namespace, sizes: tuple[int, ...]) -> None:
+    """Before any descriptor or fit work of ``tnmat fit``: the network of ``--model`` at ``--bond-dim`` on
+    descriptor legs ``sizes`` (four copies under Adam), and the direct sum of ``--members`` networks at that
+    bond cap, must fit in the memory available (``CLIError`` naming the option and the estimate)."""
+    from tnmat.memory import InsufficientMemory, check_memory, direct_sum_parameters, network_bytes
+    from tnmat.training.registry import model_spec
+
+    kind = model_spec(args.model).network
+    if kind in (None, "dense"):  # no bond dimension: the descriptors' own check covers the dense weights
+        return
+    adam = args.solver == "adam" or kind not in ("mps", "mpo", "ttn")
     try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes as a short human-readable size (``1.5 GB``)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000:
-            return f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} PB"
-
-
-def check_memory(need: float, what: str, *, available: int | None = None) -> None:
-    """Refuse (``CLIError`` naming ``what``, the estimate and the memory available) an estimated
-    allocation of ``need`` bytes that exceeds the memory available; unknown available memory passes."""
-    have = available_memory() if available is None else available
-    if have is not None and need > have:
-        raise CLIError(f"{what}: needs about {format_bytes(need)} of memory, {format_bytes(have)} is available; "
-                       "choose smaller settings")
+        check_memory(network_bytes(kind, sizes, args.bond_dim, adam=adam),
+                     f"--bond-dim {args.bond_dim} (--model {args.model}{', trained by Adam' if adam else ''})")
+        if args.members > 1 and kind in ("mps", "ttn"):
+            check_memory(direct_sum_parameters(kind, sizes, args.bond_dim, args.members) * 8,
+                         f"--members {args.members} (their merged network at --bond-dim {args.bond_dim})")
+    except InsufficientMemory as exc:
+        raise CLIError(str(exc)) from None
 
 
 def failure_message(exc: BaseException, args: argparse.Namespace, kept: Iterable[Path]) -> str:

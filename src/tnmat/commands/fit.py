@@ -282,6 +282,7 @@ def _ids(ds: Any, idx: np.ndarray) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Check -> load -> describe -> split -> fit -> report (-> save)."""
+    from tnmat.commands._guards import check_fit_memory
     from tnmat.data.domain import DescriptorRange
     from tnmat.data.units import check_intensive, target_units
     from tnmat.descriptor_cache import cached_descriptors
@@ -307,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_factorised(args, ds, target, sp, estimator(args))
     calc, units = descriptor(args, ds.species), target_units(ds, target)
+    check_fit_memory(args, calc.sizes)
     X = cached_descriptors(calc, ds, local=args.local, cache_dir=args.cache, progress=not args.quiet)
     test_ds = sp["test_ds"] or ds
     X_test = calc.compute(test_ds.structures, average=not args.local) if sp["test_ds"] else X
