@@ -1,7 +1,9 @@
 """``tnmat predict``: a saved model's predictions for every structure of DATA, as CSV (with the errors when
 DATA has the target).  A model of an energy per atom also writes the total energy (per atom x atoms); every
-structure whose descriptors lie outside the training range stored with the model is flagged
-(:class:`tnmat.data.domain.DescriptorRange`), counted in the summary and marked in the CSV."""
+structure outside the training range stored with the model (descriptor range,
+:class:`tnmat.data.domain.DescriptorRange`; shortest distances, neighbour counts and periodicity,
+:class:`tnmat.data.domain_geometry.GeometryRange`) is flagged, counted in the summary and marked in the CSV
+with the reason."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def _columns(ds, target: str, pred: np.ndarray) -> dict[str, np.ndarray]:  # noq
 def run(args: argparse.Namespace) -> int:
     """Check -> load model and data -> predict (describing on the way) -> write CSV -> report errors."""
     from tnmat.commands.vector_targets import is_equivariant_file, run_predict
-    from tnmat.data.domain import DescriptorRange
+    from tnmat.data.domain_geometry import domain_flags
     from tnmat.data.units import target_units, value_units
     from tnmat.metrics import rmse_mae
     from tnmat.model import StructureModel
@@ -68,18 +70,20 @@ def run(args: argparse.Namespace) -> int:
     cols = {"id": ds.metadata["id"], "n_atoms": np.array([len(a) for a in ds.structures]),
             **{k: np.char.mod("%.8f", v) for k, v in _columns(ds, t, pred).items()}}
     domain = model.info.get("domain")
-    if domain is not None:  # models saved before issue 14 carry no training range
-        excess = DescriptorRange.from_dict(domain).excess(X)
-        cols["outside_training_range"] = (excess > float(domain["margin"])).astype(int)
+    if domain is not None:  # older models carry no training range (or no geometry: descriptors only)
+        flags, excess, reasons = domain_flags(domain, X, ds.structures)
+        cols["outside_training_range"] = flags.astype(int)
         cols["range_excess"] = np.char.mod("%.4g", excess)
+        cols["outside_reason"] = np.array(reasons, dtype=object)
     names = list(cols)
     write_rows_csv(({c: cols[c][k] for c in names} for k in range(len(ds))), args.output, columns=names,
                    lineterminator="\n")
     print(f"wrote {len(ds)} predictions of {t} [{value_units(ds, t)}] to {args.output}")
     if domain is not None:
         n_out = int(cols["outside_training_range"].sum())
-        print(f"outside the training descriptors' range: {n_out} of {len(ds)} structures"
-              + (" (their predictions are extrapolations; see column outside_training_range)" if n_out else ""))
+        print(f"outside the training range: {n_out} of {len(ds)} structures"
+              + (" (their predictions are extrapolations; see columns outside_training_range and outside_reason)"
+                 if n_out else ""))
     if t in ds.targets:
         units = target_units(ds, t)
         rmse, mae = rmse_mae(ds.targets[t], pred, what=f"{args.model} on {ds.name}")
