@@ -6,7 +6,8 @@ import pytest
 
 import tnmat.memory
 from tnmat.cli import main
-from tnmat.memory import InsufficientMemory, check_memory, direct_sum_bytes, direct_sum_parameters
+from tnmat.memory import InsufficientMemory, check_memory, direct_sum_bytes
+from tnmat.networks.memory import direct_sum_parameters
 
 TB = 10**12
 
@@ -43,7 +44,7 @@ def test_huge_descriptors_are_refused_before_they_are_computed(order, small_memo
 
 
 def test_ordinary_settings_pass(small_memory):
-    from tnmat.memory import network_bytes
+    from tnmat.networks.memory import network_bytes
 
     check_memory(network_bytes("ttn", (3, 3, 4, 4, 4), 8, adam=True), "--bond-dim 8")
     check_memory(direct_sum_parameters("ttn", (3, 3, 4, 4, 4), 8, 8) * 8, "--members 8")
@@ -71,6 +72,7 @@ def test_direct_sum_estimate_matches_the_merged_network(kind):
     merged = direct_sum(members)
     size = sum(p.numel() * p.element_size() for p in merged.parameters())
     assert direct_sum_bytes(members[0], 3) == size
+    assert direct_sum_parameters(kind, sizes, 4, 3) == sum(p.numel() for p in merged.parameters())
 
 
 def test_members_are_refused_after_the_first_member(monkeypatch):

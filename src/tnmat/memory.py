@@ -1,5 +1,6 @@
-"""Memory estimates made before work: the memory available, the size of a descriptor array and of a tensor
-network (as built, trained by Adam, or as the direct sum of ensemble members), so that settings that cannot
+"""Memory estimates made before work: the memory available, the size of a descriptor array and of the
+direct sum of fitted ensemble members (network sizes from their settings: :mod:`tnmat.networks.memory`), so
+that settings that cannot
 fit are refused at once instead of after hours of work.  Each estimate counts only the array or the weights
 themselves at the requested sizes (bond caps included), not the work space around them.  An ensemble's
 direct sum is estimated twice: before any fit at the members' bond cap, and exactly from the first fitted
@@ -11,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 __all__ = ["InsufficientMemory", "available_memory", "format_bytes", "check_memory", "descriptor_bytes",
-           "network_bytes", "direct_sum_parameters", "direct_sum_bytes"]
+           "direct_sum_bytes"]
 
 
 class InsufficientMemory(ValueError):
@@ -58,35 +59,6 @@ def check_memory(need: float, what: str, *, available: int | None = None) -> Non
 def descriptor_bytes(sizes: Sequence[int], rows: int, itemsize: int = 8) -> int:
     """Bytes of a descriptor array of ``rows`` rows with legs of ``sizes`` (float64 by default)."""
     return int(rows) * math.prod(int(s) for s in sizes) * itemsize
-
-
-def direct_sum_parameters(kind: str, sizes: Sequence[int], bond_dim: int, members: int) -> int:
-    """Parameters of the direct sum of ``members`` networks of ``kind`` (``mps`` or ``ttn``) at bond
-    ``bond_dim``: every virtual bond of the sum is ``members`` times a member's, physical legs are shared
-    (:func:`tnmat.networks.direct_sum.direct_sum`)."""
-    from tnmat.networks.factory import count_parameters, saturation_bond
-    from tnmat.networks.tree import padded_sites
-
-    k, sizes = int(members), tuple(int(s) for s in sizes)
-    chi = min(int(bond_dim), saturation_bond(kind, sizes))
-    if kind == "mps":
-        return count_parameters("mps", sizes, k * chi)
-    dims, physical, total = list(padded_sites(sizes)), True, 0
-    while len(dims) > 2:
-        pairs = [dims[2 * j] * dims[2 * j + 1] for j in range(len(dims) // 2)]
-        outs = [min(chi, p) for p in pairs]
-        scale = k if physical else k**3  # first layer: one virtual leg; above it three
-        total += sum(p * c for p, c in zip(pairs, outs, strict=True)) * scale
-        dims, physical = outs, False
-    return total + dims[0] * dims[1] * (k if physical else k * k)
-
-
-def network_bytes(kind: str, sizes: Sequence[int], bond_dim: int, *, adam: bool, itemsize: int = 8) -> int:
-    """Bytes of a network of ``kind`` with input legs ``sizes`` built at ``bond_dim`` (float64 cores), four
-    copies when trained by Adam (weights, gradients and the two moment estimates)."""
-    from tnmat.networks.factory import count_parameters
-
-    return count_parameters(kind, sizes, bond_dim) * itemsize * (4 if adam else 1)
 
 
 def direct_sum_bytes(network: object, members: int) -> int:

@@ -89,7 +89,8 @@ def check_fit_memory(args: argparse.Namespace, sizes: tuple[int, ...]) -> None:
     """Before any descriptor or fit work of ``tnmat fit``: the network of ``--model`` at ``--bond-dim`` on
     descriptor legs ``sizes`` (four copies under Adam), and the direct sum of ``--members`` networks at that
     bond cap, must fit in the memory available (``CLIError`` naming the option and the estimate)."""
-    from tnmat.memory import InsufficientMemory, check_memory, direct_sum_parameters, network_bytes
+    from tnmat.memory import InsufficientMemory, check_memory
+    from tnmat.networks.memory import direct_sum_parameters, network_bytes
     from tnmat.training.registry import model_spec
 
     kind = model_spec(args.model).network
