@@ -9,7 +9,11 @@ A file is ``torch.save`` of a dict of plain containers and tensors::
 
 plus ``"checksum"``: a SHA-256 of every other entry (:func:`content_checksum`: keys, numbers, strings and
 each tensor's dtype, shape and bytes), which loading verifies, so a corrupted file is an error naming it
-instead of wrong predictions.  Files are written to a temporary name and renamed into place.
+instead of wrong predictions.  Every file of version 2 carries it (a file without one was altered); version 1
+files were written with or without one and are still read.  Stored weights must be finite, and a loader sets
+only the fitted attributes its class writes.  Files are written to a temporary name and renamed into place.
+The forces/stress model formats use the same writer and reader (:func:`write_checked_file`,
+:func:`read_checked_file`).
 
 It is read back with ``torch.load(weights_only=True)``, so loading never executes pickled code.  This module
 sits below all users so that no layer imports another to write or read a file: each estimator class
