@@ -251,13 +251,13 @@ def read_cached_dataset(path: Path, **read_kwargs) -> Dataset | None:  # noqa: A
         counts = ds.metadata.pop(_COUNT_KEY, None)
         complete = counts is not None and bool(np.all(np.asarray(counts, dtype=np.int64) == len(ds)))
         why = f"{len(ds)} structures, {int(np.max(counts))} expected" if counts is not None and not complete \
-            else "no recorded structure count"
+            else "no recorded structure count: written by an older tnmat"
     except Exception as exc:  # a cut or damaged file: any read error means the cache cannot be used
         complete, why = False, f"unreadable: {type(exc).__name__}"
     if complete:
         return ds
-    warnings.warn(f"{path}: incomplete cache of a generated set ({why}); generating it again", RuntimeWarning,
-                  stacklevel=3)
+    warnings.warn(f"{path}: incomplete or unverifiable cache of a generated set ({why}); generating it again",
+                  RuntimeWarning, stacklevel=3)
     with contextlib.suppress(OSError):
         path.unlink()
     return None
