@@ -145,8 +145,7 @@ def read_checked_file(path: str | Path, fmt: str, what: str, *, finite: tuple[st
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # torch appends pages of advice
-        raise ValueError(f"{path}: not a readable tnmat model file ({type(exc).__name__}: {first})") from None
+        raise ValueError(f"{path}: not a readable tnmat model file ({_load_error(exc)})") from None
     if not isinstance(blob, dict) or blob.get("format") != fmt:
         raise ValueError(f"{path}: not a {what} file")
     version = blob.get("version", 1)  # files written before versions and checksums were recorded
@@ -156,6 +155,18 @@ def read_checked_file(path: str | Path, fmt: str, what: str, *, finite: tuple[st
     check_checksum(blob, path, required=version >= 2)
     check_finite(blob, path, finite)
     return blob
+
+
+def _load_error(exc: BaseException) -> str:
+    """A one-line reason for a failed ``torch.load`` (torch appends paragraphs of advice, including to load
+    without ``weights_only``, which a damaged or hostile file must never get)."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("its data are not plain model data: damaged, or not written by tnmat; no code from it was run")
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first.split('. ')[0]}"
 
 
 def register_loader(class_name: str, loader: Loader) -> None:
@@ -172,8 +183,7 @@ def read_estimator_file(path: str | Path) -> dict[str, Any]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # torch appends pages of advice
-        raise ValueError(f"{path}: not a readable tnmat model file ({type(exc).__name__}: {first})") from None
+        raise ValueError(f"{path}: not a readable tnmat model file ({_load_error(exc)})") from None
     if isinstance(blob, dict) and blob.get("format") == "tnmat.equivariant_model":
         raise ValueError(f"{path}: a tnmat {blob.get('target', 'forces/stress')} model (EquivariantModel, fitted "
                          "by 'tnmat fit --target forces|stress'), not an energy model: it predicts its target "
