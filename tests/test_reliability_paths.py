@@ -71,3 +71,11 @@ def test_seed_out_of_range_names_the_option(seed, files, capsys):
     assert main(FIT + [str(files["data"]), "--seed", seed]) == 2
     err = capsys.readouterr().err
     assert f"--seed {seed}" in err and err.count("\n") == 1
+
+
+def test_a_model_kind_named_like_a_file_is_no_input(files, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mps").write_text("a file that happens to share the model's name")
+    # refused for the invalid --epochs after the path checks, not as "the input MODEL"
+    assert main(FIT + [str(files["data"]), "-o", "mps", "--epochs", "0"]) == 2
+    assert "--epochs 0" in capsys.readouterr().err

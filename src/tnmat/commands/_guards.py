@@ -30,7 +30,8 @@ from tnmat.commands._common import CLIError
 __all__ = ["INPUTS", "OUTPUTS", "check_paths", "check_seed", "check_fit_memory", "failure_message", "FAILURES",
            "terminate_as_interrupt"]
 
-#: argparse destinations read as input files, and how the message names them
+#: argparse destinations read as input files, and how the message names them ("model" is a file for predict
+#: only; elsewhere ``--model`` names a model kind)
 INPUTS = {"data": "DATA", "model": "MODEL", "test_file": "--test-file", "import_fits": "--import-fits"}
 #: argparse destinations written as output files (``--results`` is read and extended: never an input file)
 OUTPUTS = {"output": "-o/--output", "forces": "--forces", "results": "--results"}
@@ -62,7 +63,8 @@ def _paths(args: argparse.Namespace, table: Mapping[str, str]) -> list[tuple[str
 def check_paths(args: argparse.Namespace) -> None:
     """Refuse (``CLIError``) an output file that is an input file or another output, before any work; warn
     (stderr) when ``--test-file`` is DATA itself."""
-    inputs = [(f, p) for f, p in _paths(args, INPUTS) if p.is_file()]
+    inputs = [(f, p) for f, p in _paths(args, INPUTS) if p.is_file()
+              and (f != "MODEL" or getattr(args, "command", None) == "predict")]
     outputs = _paths(args, OUTPUTS)
     for k, (flag, out) in enumerate(outputs):
         for in_flag, src in inputs:
