@@ -24,7 +24,7 @@ def test_a_cache_cut_at_a_frame_boundary_is_regenerated(tmp_path):
     starts = [k for k, line in enumerate(text.splitlines(keepends=True)) if line.strip().isdigit()]
     lines = text.splitlines(keepends=True)
     path.write_text("".join(lines[: starts[len(starts) // 2]]))  # the first half of the frames
-    with pytest.warns(RuntimeWarning, match="incomplete or unverifiable cache .*structures, .* expected"):
+    with pytest.warns(RuntimeWarning, match="incomplete cache .*structures, .* expected"):
         again = generate_binary_alloys(n_systems=1, max_atoms=2, cache_dir=tmp_path, progress=False)
     assert len(again) == len(full) > 2 and "tnmat_n_structures" not in again.metadata
     assert path.read_text() == text  # written again, complete
@@ -79,3 +79,16 @@ def test_non_finite_descriptors_are_refused_naming_sigma(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--sigma 1e-09" in err and "not finite" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_cache_written_without_a_count_is_regenerated_silently(tmp_path, recwarn):
+    from tnmat.data.alloys import generate_binary_alloys
+
+    full = generate_binary_alloys(n_systems=1, max_atoms=2, cache_dir=tmp_path, progress=False)
+    (path,) = tmp_path.glob("binary-alloys-*.extxyz")
+    text = path.read_text()
+    full.to_extxyz(path)  # the layout of an older tnmat: no recorded count
+    assert "tnmat_n_structures" not in path.read_text()
+    again = generate_binary_alloys(n_systems=1, max_atoms=2, cache_dir=tmp_path, progress=False)
+    assert len(again) == len(full) and path.read_text() == text
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

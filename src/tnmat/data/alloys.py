@@ -239,9 +239,10 @@ def generated_dataset(structures: list[Atoms], cols: dict[str, list], targets: d
 
 
 def read_cached_dataset(path: Path, **read_kwargs) -> Dataset | None:  # noqa: ANN003 (read_structures keywords)
-    """The generated set cached at ``path``, or None when there is none or it is incomplete (fewer
-    structures than the count recorded when it was written, unreadable, or written without a count); an
-    incomplete cache is removed so that the set is generated again."""
+    """The generated set cached at ``path``, or None when there is none or it cannot be verified complete:
+    fewer structures than the count recorded when it was written, or unreadable (both warned about), or
+    written by an older tnmat without a count (silently); such a cache is removed so that the set is
+    generated again."""
     from .readers import read_structures
 
     if not path.is_file():
@@ -249,15 +250,14 @@ def read_cached_dataset(path: Path, **read_kwargs) -> Dataset | None:  # noqa: A
     try:
         ds = read_structures(path, **read_kwargs)
         counts = ds.metadata.pop(_COUNT_KEY, None)
-        complete = counts is not None and bool(np.all(np.asarray(counts, dtype=np.int64) == len(ds)))
-        why = f"{len(ds)} structures, {int(np.max(counts))} expected" if counts is not None and not complete \
-            else "no recorded structure count: written by an older tnmat"
+        why = None if counts is None else f"{len(ds)} structures, {int(np.max(counts))} expected"
+        if counts is not None and bool(np.all(np.asarray(counts, dtype=np.int64) == len(ds))):
+            return ds
     except Exception as exc:  # a cut or damaged file: any read error means the cache cannot be used
-        complete, why = False, f"unreadable: {type(exc).__name__}"
-    if complete:
-        return ds
-    warnings.warn(f"{path}: incomplete or unverifiable cache of a generated set ({why}); generating it again",
-                  RuntimeWarning, stacklevel=3)
+        why = f"unreadable: {type(exc).__name__}"
+    if why is not None:
+        warnings.warn(f"{path}: incomplete cache of a generated set ({why}); generating it again", RuntimeWarning,
+                      stacklevel=3)
     with contextlib.suppress(OSError):
         path.unlink()
     return None
