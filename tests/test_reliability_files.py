@@ -27,6 +27,7 @@ def test_a_cache_cut_at_a_frame_boundary_is_regenerated(tmp_path):
     with pytest.warns(RuntimeWarning, match="incomplete cache .*structures, .* expected"):
         again = generate_binary_alloys(n_systems=1, max_atoms=2, cache_dir=tmp_path, progress=False)
     assert len(again) == len(full) > 2 and "tnmat_n_structures" not in again.metadata
+    assert all("tnmat_n_structures" not in a.info for a in again.structures)
     assert path.read_text() == text  # written again, complete
 
 

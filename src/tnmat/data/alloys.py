@@ -45,13 +45,13 @@ from scipy.optimize import minimize_scalar
 from tnmat.reports import atomic_path
 
 from .dataset import Dataset
+from .readers import COUNT_INFO_KEY
 
 __all__ = ["generate_binary_alloys", "embedded_default", "emt_lattice_constant", "enumerate_derivatives",
            "EMT_ELEMENTS", "alloy_cache_dir"]
 
 EMT_ELEMENTS = ("Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au")  # metals of ASE's EMT parametrisation
 _LATTICES = ("fcc", "bcc", "hcp")
-_COUNT_KEY = "tnmat_n_structures"  # info key of every cached frame: the set's size
 _CACHE_VERSION = 1  # bump when the construction changes, so stale caches are not reused
 _IDEAL_C_OVER_A = float(np.sqrt(8.0 / 3.0))
 
@@ -226,7 +226,7 @@ def generated_dataset(structures: list[Atoms], cols: dict[str, list], targets: d
     meta["volume_per_atom"] = np.array([s.get_volume() / len(s) for s in structures])
     ds = Dataset(structures=structures, targets=targets, metadata=meta, name=name, source=source)
     # every frame records the set's size, so a cache cut at a frame boundary is recognised when read
-    stored = Dataset(structures=structures, targets=targets, metadata={**meta, _COUNT_KEY: np.full(n, n)},
+    stored = Dataset(structures=structures, targets=targets, metadata={**meta, COUNT_INFO_KEY: np.full(n, n)},
                      name=name, source=source)
     try:
         with atomic_path(path) as tmp:
@@ -249,9 +249,9 @@ def read_cached_dataset(path: Path, **read_kwargs) -> Dataset | None:  # noqa: A
         return None
     try:
         ds = read_structures(path, **read_kwargs)
-        counts = ds.metadata.pop(_COUNT_KEY, None)
-        why = None if counts is None else f"{len(ds)} structures, {int(np.max(counts))} expected"
-        if counts is not None and bool(np.all(np.asarray(counts, dtype=np.int64) == len(ds))):
+        counts = [a.info.pop(COUNT_INFO_KEY, None) for a in ds.structures]
+        why = None if None in counts else f"{len(ds)} structures, {max(counts)} expected"
+        if None not in counts and all(int(c) == len(ds) for c in counts):
             return ds
     except Exception as exc:  # a cut or damaged file: any read error means the cache cannot be used
         why = f"unreadable: {type(exc).__name__}"
