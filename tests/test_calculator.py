@@ -24,7 +24,9 @@ def saved(tmp_path_factory):
     torch.manual_seed(0)
     dens = AtomicDensity(species=("Al", "Ag", "Au"), r_cut=4.5, n_max=3, l_max=2)
     # the ALS sweep fit (under a second) gives an energy surface with EMT-like stiffness: BFGS needs ~20 steps
+    # least squares with validation-chosen strengths: a stiffer surface than the default fit on 48 cells
     m = StructureModel(Invariants(dens, order=2), MPSRegressor(bond_dim=4, solver="sweep", dtype="float64",
+                                                               loss="squared_error", alpha_selection="validation",
                                                                random_state=0))
     m.fit(m.featurize(ds.structures), ds.targets["energy_per_atom"])
     return m.save(tmp / "model.pt"), ds

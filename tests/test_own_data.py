@@ -210,7 +210,7 @@ def test_predict_writes_per_atom_and_total_names_and_range_flags(files, tmp_path
     out = tmp_path / "p.csv"
     assert main(["predict", str(model), str(tmp_path / "new.extxyz"), "-o", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
-    assert "outside the training descriptors' range: 2 of 6 structures" in printed
+    assert "outside the training range: 2 of 6 structures" in printed
     assert "energy_per_atom [eV/atom]" in printed
     rows = list(csv.DictReader(out.open()))
     assert [r["id"] for r in rows] == ["mine-0", "mine-1", "mine-2", "mine-3", "bohr", "tiny"]

@@ -32,7 +32,7 @@ MAX_PARAMETERS = 10
 #: plots).  A module is placed by the longest prefix listed; a module not listed sits at the top.
 LAYERS: dict[str, int] = {
     "tnmat": 0, "tnmat.so3": 0, "tnmat.legtensor": 0, "tnmat.metrics": 0, "tnmat.threads": 0,
-    "tnmat.reports": 0, "tnmat._estimator_file": 0,
+    "tnmat.reports": 0, "tnmat._estimator_file": 0, "tnmat.memory": 0,
     "tnmat.data": 1, "tnmat.descriptors": 1, "tnmat.descriptor_cache": 1,
     "tnmat.networks": 2, "tnmat.compression": 2, "tnmat.baselines": 2,
     "tnmat.training": 3, "tnmat.model": 3, "tnmat.forces": 3, "tnmat.equivariant": 3,

@@ -49,6 +49,8 @@ class TNMatCalculator(Calculator):
                   system_changes: Any = all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        if len(atoms) == 0:
+            raise ValueError("TNMatCalculator: the structure has no atoms (an energy needs at least one)")
         species = set(self.energy_model.descriptor.density.species)
         unknown = sorted(set(atoms.get_chemical_symbols()) - species)
         if unknown:

@@ -17,11 +17,24 @@ __all__ = ["main", "build_parser"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tnmat`` console script."""
+    from tnmat.commands import _guards
+    from tnmat.reports import WRITTEN
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    first = len(WRITTEN)
     try:
-        return int(args.func(args) or 0)
-    except (CLIError, FileNotFoundError, ValueError) as exc:
+        with _guards.terminate_as_interrupt():
+            _guards.check_paths(args)
+            _guards.check_seed(args)
+            return int(args.func(args) or 0)
+    except (CLIError, FileNotFoundError) as exc:
+        print(f"tnmat {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except _guards.FAILURES as exc:
+        print(f"tnmat {args.command}: error: {_guards.failure_message(exc, args, WRITTEN[first:])}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
         print(f"tnmat {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

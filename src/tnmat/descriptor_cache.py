@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from tnmat.legtensor import LegTensor
 from tnmat.reports import atomic_path
 
 __all__ = ["descriptor_cache_key", "descriptor_cache_path", "structures_fingerprint", "cached_legtensor",
-           "cached_descriptors"]
+           "cached_descriptors", "check_finite"]
 
 
 def structures_fingerprint(structures: Sequence[Any]) -> str:
@@ -79,6 +80,40 @@ def cached_descriptors(calculator: Any, dataset: Any, *, local: bool = False, ca
     """Descriptors of every structure of ``dataset`` (per atom when ``local``, else structure means), read
     from ``cache_dir`` when computed before with the same settings."""
     path = None if cache_dir is None else descriptor_cache_path(cache_dir, calculator, dataset, local)
-    return cached_legtensor(path, lambda: calculator.compute(dataset.structures, average=not local,
-                                                             progress=progress),
-                            valid=lambda x: x.n_structures == len(dataset))
+
+    def compute() -> LegTensor:
+        check_descriptor_memory(calculator, dataset, local)
+        return check_finite(calculator.compute(dataset.structures, average=not local, progress=progress),
+                            calculator)
+
+    return cached_legtensor(path, compute, valid=lambda x: x.n_structures == len(dataset))
+
+
+def check_descriptor_memory(calculator: Any, dataset: Any, local: bool) -> None:
+    """:class:`tnmat.memory.InsufficientMemory` naming the descriptor settings when the descriptor array of
+    ``dataset`` (per structure, or per atom when ``local``) exceeds the memory available."""
+    from tnmat.memory import check_memory, descriptor_bytes
+
+    sizes = getattr(calculator, "sizes", None)
+    if sizes is None:
+        return
+    rows = sum(len(a) for a in dataset.structures) if local else len(dataset.structures)
+    dens = getattr(calculator, "density", None)
+    settings = ", ".join(f"{k} {getattr(dens, a)}" for k, a in (("--r-cut", "r_cut"), ("--n-max", "n_max"),
+                                                                 ("--l-max", "l_max")) if hasattr(dens, a))
+    check_memory(descriptor_bytes(sizes, rows), f"descriptors at --order {getattr(calculator, 'order', '?')}, "
+                 f"{settings} ({math.prod(sizes):.3g} entries per {'atom' if local else 'structure'}, {rows} rows)")
+
+
+def check_finite(x: LegTensor, calculator: Any) -> LegTensor:
+    """``x`` when every descriptor entry is finite; else ``ValueError`` naming the density settings (a
+    Gaussian width far below the radial basis' resolution overflows), so no NaN/inf descriptor is written
+    or fitted."""
+    finite = x.values.isfinite().reshape(x.values.shape[0], -1).all(dim=1)
+    if bool(finite.all()):
+        return x
+    dens = getattr(calculator, "density", calculator)
+    sigma, r_cut = getattr(dens, "sigma", None), getattr(dens, "r_cut", None)
+    raise ValueError(f"descriptors not finite (NaN/inf) in {int((~finite).sum())} of {len(finite)} rows at "
+                     f"--sigma {sigma:g} (r_cut {r_cut:g}, n_max {getattr(dens, 'n_max', '?')}): the Gaussian "
+                     "width is too small for the radial basis; use a larger --sigma (default 0.5 A)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import math
 import os
@@ -15,19 +16,58 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write", "write_rows_csv", "markdown_table", "fmt"]
+__all__ = ["atomic_path", "atomic_write", "remove_stale_temporaries", "WRITTEN", "write_rows_csv", "markdown_table",
+           "fmt"]
+
+
+#: every file :func:`atomic_path` put in place in this process, in order (the command boundary reports them
+#: as kept when a later step fails); the most recent 1000
+WRITTEN: list[Path] = []
+_TMP_TAG = ".tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process, or not a pid at all
+        return pid < 2**22
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries of ``path`` that :func:`atomic_path` left behind in processes that no longer
+    run (killed with SIGKILL, power loss); returns the removed paths."""
+    path = Path(path)
+    prefix, removed = f".{path.stem}{_TMP_TAG}", []
+    try:
+        candidates = list(path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"))
+    except OSError:
+        return removed
+    for cand in candidates:
+        pid = cand.name[len(prefix):len(cand.name) - len(path.suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                cand.unlink()
+                removed.append(cand)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers that look at it still work); when the
-    block finishes it is renamed onto ``path`` (atomic on POSIX), when it fails it is removed."""
+    block finishes it is renamed onto ``path`` (atomic on POSIX) and recorded in :data:`WRITTEN`, when it
+    fails it is removed.  Temporaries of ``path`` left by killed processes are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    remove_stale_temporaries(path)
+    tmp = path.with_name(f".{path.stem}{_TMP_TAG}{os.getpid()}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
+        WRITTEN.append(path)
+        del WRITTEN[:-1000]
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -227,7 +227,8 @@ def _ids(ds: Any, idx: np.ndarray) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Check -> load -> describe -> split -> fit -> report (-> save)."""
-    from tnmat.data.domain import DescriptorRange
+    from tnmat.commands._guards import check_fit_memory
+    from tnmat.data.domain_geometry import domain_flags, training_domain
     from tnmat.data.units import check_intensive, target_units
     from tnmat.descriptor_cache import cached_descriptors
     from tnmat.experiments.protocol import default_target
@@ -252,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_factorised(args, ds, target, sp, estimator(args))
     calc, units = descriptor(args, ds.species), target_units(ds, target)
+    check_fit_memory(args, calc.sizes)
     X = cached_descriptors(calc, ds, local=args.local, cache_dir=args.cache, progress=not args.quiet)
     test_ds = sp["test_ds"] or ds
     X_test = calc.compute(test_ds.structures, average=not args.local) if sp["test_ds"] else X
@@ -287,15 +289,15 @@ def run(args: argparse.Namespace) -> int:
         rmse, mae = rmse_mae(ys, model.predict(Xs), what=f"{args.model} on the {name} set")
         errors[name] = {"rmse": rmse, "mae": mae}
         print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
-    domain = DescriptorRange.of(X.select(sp["train"]))
-    n_out = int(domain.outside(X_test.select(sp["test"])).sum())
-    print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training descriptors' range "
-          f"(margin {domain.margin:g} of each entry's span)")
+    domain = training_domain(X.select(sp["train"]), [ds.structures[k] for k in sp["train"]], calc.density.r_cut)
+    n_out = int(domain_flags(domain, X_test.select(sp["test"]), [test_ds.structures[k] for k in sp["test"]])[0].sum())
+    print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training range (descriptors: "
+          f"margin {domain['margin']:g} of each entry's span; shortest distances, neighbour counts, periodicity)")
     model.info = {"split": {"test_from": sp["how"], "fitted": _ids(ds, sp["train"] if refit else sp["fit"]),
                             "validation": _ids(ds, sp["val"]), "test": _ids(test_ds, sp["test"]),
                             "validation_fraction": args.validation_fraction, "seed": args.random_state},
                   "training": {"stop": stop or "", "fit_seconds": seconds, "convergence_warnings": n_conv},
-                  "errors": errors, "domain": domain.to_dict()}
+                  "errors": errors, "domain": domain}
     if args.output:
         model.save(args.output)
         print(f"wrote {args.output}")

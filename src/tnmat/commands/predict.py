@@ -1,7 +1,9 @@
 """``tnmat predict``: a saved model's predictions for every structure of DATA, as CSV (with the errors when
 DATA has the target).  A model of an energy per atom also writes the total energy (per atom x atoms); every
-structure whose descriptors lie outside the training range stored with the model is flagged
-(:class:`tnmat.data.domain.DescriptorRange`), counted in the summary and marked in the CSV."""
+structure outside the training range stored with the model (descriptor range,
+:class:`tnmat.data.domain.DescriptorRange`; shortest distances, neighbour counts and periodicity,
+:class:`tnmat.data.domain_geometry.GeometryRange`) is flagged, counted in the summary and marked in the CSV
+with the reason."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def _columns(ds, target: str, pred: np.ndarray) -> dict[str, np.ndarray]:  # noq
 def run(args: argparse.Namespace) -> int:
     """Check -> load model and data -> predict (describing on the way) -> write CSV -> report errors."""
     from tnmat.commands.vector_targets import is_equivariant_file, run_predict
-    from tnmat.data.domain import DescriptorRange
+    from tnmat.data.domain_geometry import domain_flags
     from tnmat.data.units import target_units, value_units
     from tnmat.metrics import rmse_mae
     from tnmat.model import StructureModel
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if is_equivariant_file(args.model):  # forces / stress model
         return run_predict(args, load_data(args.data, geometry=args.geometry, energies=args.energies))
     model = StructureModel.load(args.model)
+    if args.forces:
+        check_forces_model(model, args.model)
     ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
     X = model.featurize(ds.structures, progress=not args.quiet)
     pred = model.predict(X)
@@ -66,18 +70,20 @@ def run(args: argparse.Namespace) -> int:
     cols = {"id": ds.metadata["id"], "n_atoms": np.array([len(a) for a in ds.structures]),
             **{k: np.char.mod("%.8f", v) for k, v in _columns(ds, t, pred).items()}}
     domain = model.info.get("domain")
-    if domain is not None:  # older model files carry no training range
-        excess = DescriptorRange.from_dict(domain).excess(X)
-        cols["outside_training_range"] = (excess > float(domain["margin"])).astype(int)
+    if domain is not None:  # older models carry no training range (or no geometry: descriptors only)
+        flags, excess, reasons = domain_flags(domain, X, ds.structures)
+        cols["outside_training_range"] = flags.astype(int)
         cols["range_excess"] = np.char.mod("%.4g", excess)
+        cols["outside_reason"] = np.array(reasons, dtype=object)
     names = list(cols)
     write_rows_csv(({c: cols[c][k] for c in names} for k in range(len(ds))), args.output, columns=names,
                    lineterminator="\n")
     print(f"wrote {len(ds)} predictions of {t} [{value_units(ds, t)}] to {args.output}")
     if domain is not None:
         n_out = int(cols["outside_training_range"].sum())
-        print(f"outside the training descriptors' range: {n_out} of {len(ds)} structures"
-              + (" (their predictions are extrapolations; see column outside_training_range)" if n_out else ""))
+        print(f"outside the training range: {n_out} of {len(ds)} structures"
+              + (" (their predictions are extrapolations; see columns outside_training_range and outside_reason)"
+                 if n_out else ""))
     if t in ds.targets:
         units = target_units(ds, t)
         rmse, mae = rmse_mae(ds.targets[t], pred, what=f"{args.model} on {ds.name}")
@@ -85,6 +91,19 @@ def run(args: argparse.Namespace) -> int:
     if args.forces:
         write_forces(model, ds, args.forces)
     return 0
+
+
+def check_forces_model(model, path: str) -> None:  # noqa: ANN001 (a StructureModel)
+    """Before any work: ``--forces`` needs an energy model (per atom or per structure) with a differentiable
+    network; a ``CLIError`` naming the model otherwise."""
+    from tnmat.commands._common import CLIError
+    from tnmat.forces import EnergyModel, predicts_total_energy
+
+    try:
+        predicts_total_energy(model)
+        EnergyModel(model)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--forces: model {path}: {exc}") from None
 
 
 def write_forces(model, ds, path: str) -> None:  # noqa: ANN001 (a StructureModel, a Dataset)

@@ -36,6 +36,7 @@ from .alloys import (
     emt_lattice_constant,
     enumerate_derivatives,
     generated_dataset,
+    read_cached_dataset,
 )
 from .dataset import Dataset
 
@@ -114,10 +115,8 @@ def generate_rattled_alloys(settings: RattledAlloys | None = None, *, cache_dir:
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     name = f"rattled-alloys-{len(pairs)}x{n_structures}"
     path = alloy_cache_dir(cache_dir) / f"rattled-alloys-{key}.extxyz"
-    if path.is_file():
-        from .readers import read_structures
-
-        ds = read_structures(path, target_keys=("energy_per_atom",), forces=True, stress=True)
+    ds = read_cached_dataset(path, target_keys=("energy_per_atom",), forces=True, stress=True)
+    if ds is not None:
         ds.name, ds.source = name, f"generated (cached at {path})"
         return ds
     pool = [(p, lat, k) for p in pairs for lat in sett.lattices

@@ -24,6 +24,7 @@ by a hash of every parameter; generation is deterministic.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -44,6 +45,7 @@ from scipy.optimize import minimize_scalar
 from tnmat.reports import atomic_path
 
 from .dataset import Dataset
+from .readers import COUNT_INFO_KEY
 
 __all__ = ["generate_binary_alloys", "embedded_default", "emt_lattice_constant", "enumerate_derivatives",
            "EMT_ELEMENTS", "alloy_cache_dir"]
@@ -188,10 +190,8 @@ def generate_binary_alloys(*, elements: Sequence[str] = EMT_ELEMENTS, n_systems:
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     name = f"alloys-{len(pairs)}x{max_atoms}"
     path = alloy_cache_dir(cache_dir) / f"binary-alloys-{key}.extxyz"
-    if path.is_file():
-        from .readers import read_structures
-
-        ds = read_structures(path, target_keys=("mixing_energy",))
+    ds = read_cached_dataset(path, target_keys=("mixing_energy",))
+    if ds is not None:
         ds.name, ds.source = name, f"generated (cached at {path})"
         return ds
     jobs = [(p, lat, max_atoms) for p in pairs for lat in lattices]
@@ -225,13 +225,42 @@ def generated_dataset(structures: list[Atoms], cols: dict[str, list], targets: d
     meta["n_atoms"] = np.array([len(s) for s in structures])
     meta["volume_per_atom"] = np.array([s.get_volume() / len(s) for s in structures])
     ds = Dataset(structures=structures, targets=targets, metadata=meta, name=name, source=source)
+    # every frame records the set's size, so a cache cut at a frame boundary is recognised when read
+    stored = Dataset(structures=structures, targets=targets, metadata={**meta, COUNT_INFO_KEY: np.full(n, n)},
+                     name=name, source=source)
     try:
         with atomic_path(path) as tmp:
-            ds.to_extxyz(tmp)
-    except OSError:
-        pass
+            stored.to_extxyz(tmp)
+    except OSError as exc:
+        ds.source += f" (not cached: {path} could not be written, {exc.strerror or exc})"
+        return ds
     ds.source += f" (cached at {path})"
     return ds
+
+
+def read_cached_dataset(path: Path, **read_kwargs) -> Dataset | None:  # noqa: ANN003 (read_structures keywords)
+    """The generated set cached at ``path``, or None when there is none or it cannot be verified complete:
+    fewer structures than the count recorded when it was written, or unreadable (both warned about), or
+    written by an older tnmat without a count (silently); such a cache is removed so that the set is
+    generated again."""
+    from .readers import read_structures
+
+    if not path.is_file():
+        return None
+    try:
+        ds = read_structures(path, **read_kwargs)
+        counts = [a.info.pop(COUNT_INFO_KEY, None) for a in ds.structures]
+        why = None if None in counts else f"{len(ds)} structures, {max(counts)} expected"
+        if None not in counts and all(int(c) == len(ds) for c in counts):
+            return ds
+    except Exception as exc:  # a cut or damaged file: any read error means the cache cannot be used
+        why = f"unreadable: {type(exc).__name__}"
+    if why is not None:
+        warnings.warn(f"{path}: incomplete cache of a generated set ({why}); generating it again", RuntimeWarning,
+                      stacklevel=3)
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return None
 
 
 def embedded_default(*, small: bool = False, cache_dir: str | os.PathLike | None = None,

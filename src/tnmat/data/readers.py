@@ -20,6 +20,8 @@ __all__ = ["read_structures", "TARGETS_INFO_KEY", "ENERGIES", "NAME_KEYS", "stru
 TARGETS_INFO_KEY = "tnmat_targets"
 #: ``info`` key in which :meth:`Dataset.to_extxyz` states each target's unit (``"formation_energy=eV/cation"``)
 UNITS_INFO_KEY = "tnmat_units"
+#: ``info`` key in which a cached generated set records its size (:mod:`tnmat.data.alloys`; not metadata)
+COUNT_INFO_KEY = "tnmat_n_structures"
 #: How the ``energy``/``free_energy`` values of a file are read: ``auto`` = totals (the ASE convention), with
 #: an error when they behave like per-atom values; ``total`` = totals, unchecked; ``per-atom`` = per atom.
 ENERGIES = ("auto", "total", "per-atom")
@@ -218,7 +220,7 @@ def _metadata(frames: list[tuple[Path, int, Atoms]], targets: dict[str, np.ndarr
         "volume_per_atom": np.array([a.get_volume() / len(a) if a.pbc.all() and len(a) else np.nan
                                      for a in structures]),
     }
-    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY, UNITS_INFO_KEY, "stress"}
+    skip = set(meta) | set(targets) | {TARGETS_INFO_KEY, UNITS_INFO_KEY, COUNT_INFO_KEY, "stress"}
     common = set.intersection(*(set(a.info) for a in structures)) - skip
     for key in sorted(common):
         vals = [a.info[key] for a in structures]

@@ -300,6 +300,9 @@ class EquivariantRegressor(BaseEstimator):
         from tnmat.equivariant.networks import EquivariantMPO, EquivariantMPS
 
         est = cls(**blob["params"])
+        unknown = sorted(set(blob["fitted"]) - set(cls._FITTED))
+        if unknown:  # only attributes state() writes are set: a crafted entry never shadows a method
+            raise ValueError(f"unexpected fitted entries {', '.join(map(repr, unknown))}")
         for k, v in blob["fitted"].items():
             setattr(est, k, tuple(v) if k.endswith("sizes_") and v is not None else v)
         dt = torch.float64 if est.dtype == "float64" else torch.float32
@@ -317,19 +320,20 @@ class EquivariantRegressor(BaseEstimator):
 
     def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
         """One file (``torch.save`` of plain containers, written to a temporary name and renamed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"format": _FORMAT, "estimator": self.state(), "extra": extra or {}}, tmp)
-        tmp.replace(path)
-        return path
+        from tnmat._estimator_file import write_checked_file
+
+        return write_checked_file(path, {"format": _FORMAT, "estimator": self.state(), "extra": extra or {}})
 
     @classmethod
     def load(cls, path: str | Path) -> EquivariantRegressor:
         """Read a file written by :meth:`save` (``extra_`` holds the caller's dict)."""
-        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a tnmat equivariant model file")
-        est = cls.from_state(blob["estimator"])
+        from tnmat._estimator_file import read_checked_file
+
+        blob = read_checked_file(path, _FORMAT, "tnmat equivariant model", finite=("estimator",))
+        try:
+            est = cls.from_state(blob["estimator"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise ValueError(f"{path}: inconsistent tnmat equivariant model file ({type(exc).__name__}: "
+                             f"{exc})") from None
         est.extra_ = blob.get("extra", {})
         return est

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from ase import Atoms
 from sklearn.base import clone
 
@@ -133,29 +132,29 @@ class EquivariantModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """One file: descriptor settings + every regressor's state (written to a temporary name, renamed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """One file: descriptor settings + every regressor's state (written to a temporary name, renamed;
+        versioned and checksummed, :func:`tnmat._estimator_file.write_checked_file`)."""
+        from tnmat._estimator_file import write_checked_file
+
         blob = {"format": _FORMAT, "target": self.target,
                 "equivariants": {str(L): d.get_params() for L, d in self.equivariants.items()},
                 "invariants": None if self.invariants is None else self.invariants.get_params(),
                 "regressors": {str(L): r.state() for L, r in self.regressors.items()}}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
-        return path
+        return write_checked_file(path, blob)
 
     @classmethod
     def load(cls, path: str | Path) -> EquivariantModel:
-        """Inverse of :meth:`save`; ``ValueError`` naming the file when it is not an equivariant model."""
+        """Inverse of :meth:`save`; ``ValueError`` naming the file when it is not an intact equivariant model
+        (checksum, finite weights, only declared fitted entries)."""
+        from tnmat._estimator_file import read_checked_file
+
         path = Path(path)
+        blob = read_checked_file(path, _FORMAT, "tnmat equivariant (forces/stress) model", finite=("regressors",))
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # not a torch file at all
-            raise ValueError(f"{path}: not a readable tnmat model file ({type(exc).__name__})") from exc
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a tnmat equivariant (forces/stress) model file")
-        eqs = {int(L): descriptor_from_params(p) for L, p in blob["equivariants"].items()}
-        regs = {int(L): EquivariantRegressor.from_state(s) for L, s in blob["regressors"].items()}
-        inv = None if blob["invariants"] is None else descriptor_from_params(blob["invariants"])
-        return cls(blob["target"], eqs, regs, inv)
+            eqs = {int(L): descriptor_from_params(p) for L, p in blob["equivariants"].items()}
+            regs = {int(L): EquivariantRegressor.from_state(s) for L, s in blob["regressors"].items()}
+            inv = None if blob["invariants"] is None else descriptor_from_params(blob["invariants"])
+            return cls(blob["target"], eqs, regs, inv)
+        except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}: inconsistent tnmat equivariant model file ({type(exc).__name__}: "
+                             f"{exc})") from None

@@ -1,7 +1,7 @@
 """Shared machinery of the torch estimators: parameter checks, input scaling, fit/predict, save/load.
 
 Concrete estimators (tensor networks in :mod:`tnmat.training.estimators`, the DNN baseline in
-:mod:`tnmat.training.dnn`) only say which network to build (:meth:`NetworkRegressor._build_network`),
+:class:`tnmat.training.DNNRegressor`) only say which network to build (:meth:`NetworkRegressor._build_network`),
 on which leg sizes (:meth:`NetworkRegressor._network_sizes`) and how inputs are scaled.
 """
 

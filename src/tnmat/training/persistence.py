@@ -27,6 +27,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "save_estimator", "restore_estimator"]
 
 _FITTED_SCALARS = ("y_mean_", "y_std_", "intercept_", "best_epoch_", "n_epochs_", "n_steps_", "fit_seconds_",
                    "n_parameters_", "n_features_in_", "per_atom_", "legs_from_legtensor_", "stopped_early_")
+_FITTED_ARRAYS = ("x_mean_", "x_std_", "legs_", "leg_sizes_")
 
 
 def save_estimator(est: Any, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
@@ -59,6 +60,9 @@ def restore_estimator(cls: type, blob: dict[str, Any], path: Path) -> Any:
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
     est = cls(**params)
+    unknown = sorted(set(fitted) - set(_FITTED_SCALARS) - set(_FITTED_ARRAYS))
+    if unknown:  # only attributes save_estimator writes are set: a crafted entry never shadows a method
+        raise ValueError(f"unexpected fitted entries {', '.join(map(repr, unknown))}")
     for k, v in fitted.items():
         setattr(est, k, v)
     est.legs_, est.leg_sizes_ = tuple(fitted["legs_"]), tuple(int(s) for s in fitted["leg_sizes_"])

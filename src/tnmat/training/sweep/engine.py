@@ -35,6 +35,7 @@ would leave the MERA manifold.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,9 +84,9 @@ class SweepConfig:
     verbose: int = 0
 
     def check(self) -> None:
-        if not isinstance(self.max_bond_dim, int) or self.max_bond_dim < 1:
+        if not isinstance(self.max_bond_dim, numbers.Integral) or self.max_bond_dim < 1:
             raise ValueError(f"sweep: max_bond_dim={self.max_bond_dim!r} must be a positive integer")
-        if not isinstance(self.n_sweeps, int) or self.n_sweeps < 1:
+        if not isinstance(self.n_sweeps, numbers.Integral) or self.n_sweeps < 1:
             raise ValueError(f"sweep: n_sweeps={self.n_sweeps!r} must be a positive integer")
         if not 0 <= self.svd_cutoff < 1:
             raise ValueError(f"sweep: svd_cutoff={self.svd_cutoff!r} must lie in [0, 1)")
@@ -94,7 +95,7 @@ class SweepConfig:
         if self.alpha_selection not in SELECTIONS:
             raise ValueError(f"sweep: alpha_selection={self.alpha_selection!r}; choose one of "
                              f"{', '.join(SELECTIONS)}")
-        if not isinstance(self.refine_solves, int) or self.refine_solves < 1:
+        if not isinstance(self.refine_solves, numbers.Integral) or self.refine_solves < 1:
             raise ValueError(f"sweep: refine_solves={self.refine_solves!r} must be a positive integer")
         if self.patience < 1:
             raise ValueError(f"sweep: patience={self.patience!r} must be >= 1")

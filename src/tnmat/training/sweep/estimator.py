@@ -97,6 +97,12 @@ def fit_members(est: Any, net: nn.Module, train: Any, val: Any, cfg: SweepConfig
     from tnmat.networks.rounding import round_network
 
     results = [sweep_fit(net, train, val, cfg, refit_data=refit)]
+    from tnmat.memory import check_memory, direct_sum_bytes
+
+    # the merge's block tensors, from the first member's bonds: refused now, not after every fit
+    check_memory(direct_sum_bytes(results[0].network, est.n_members),
+                 f"n_members={est.n_members} (--members; the merged network of bonds {results[0].bond_dims} x "
+                 f"{est.n_members})")
     dtype = next(net.parameters()).dtype
     for _ in range(1, int(est.n_members)):
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
