@@ -28,6 +28,7 @@ from tnmat.commands._common import (
     load_test_file,
     option,
 )
+from tnmat.commands.fit_structures import IDEAL_SITES_HELP
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.registry import MODEL_NAMES
 from tnmat.training.sweep import SweepConfig
@@ -98,6 +99,7 @@ OPTIONS = [
                 "docs/results/sweep_bispectrum.md)"),
     option("--center-species", action="store_true",
            help="with --factorised: add the centre atom's species as a leg of the bispectrum"),
+    option("--ideal-sites", default=None, metavar="PARENT", help=IDEAL_SITES_HELP),
     ENERGIES,
     DESCRIPTOR_OPTIONS,
     option("-o", "--output", help="save the fitted model (descriptor settings, split and training range "
@@ -207,6 +209,12 @@ def check_options(args: argparse.Namespace) -> None:
         check_factorised(args)
     elif args.center_species:
         raise CLIError("--center-species: available with --factorised (the bispectrum's centre-species leg)")
+    from tnmat.training.registry import takes_structures
+
+    if takes_structures(args.model):
+        from tnmat.commands.fit_structures import check_structure_model
+
+        check_structure_model(args)
 
 
 def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
@@ -291,6 +299,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_options(args)
     ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
+    if args.ideal_sites:  # relaxed structures -> their ideal parent-lattice sites (tnmat.data.ideal_sites)
+        from tnmat.commands.fit_structures import ideal_inputs
+
+        ds = ideal_inputs(ds, args.ideal_sites, args.data)
     if args.target in ("forces", "stress"):  # vector / tensor targets: equivariant models (issue 16)
         from tnmat.commands.vector_targets import run_fit
 
@@ -302,6 +314,16 @@ def run(args: argparse.Namespace) -> int:
     if np.ptp(y[sp["train"]]) == 0:
         raise CLIError(f"{args.data}: target {target!r} is the same ({y[sp['train'][0]]:.6g} eV) for every "
                        "training structure; there is nothing to learn (fit a target that varies)")
+    if args.ideal_sites and sp["test_ds"] is not None:
+        from tnmat.commands.fit_structures import ideal_inputs
+
+        sp["test_ds"] = ideal_inputs(sp["test_ds"], args.ideal_sites, args.test_file)
+    from tnmat.training.registry import takes_structures
+
+    if takes_structures(args.model):  # the cluster expansion: structures in, no descriptors
+        from tnmat.commands.fit_structures import run_structures
+
+        return run_structures(args, ds, target, sp, estimator(args))
     if args.factorised:
         from tnmat.commands.fit_factorised import run_factorised
 
