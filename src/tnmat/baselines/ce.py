@@ -141,7 +141,8 @@ class ClusterExpansionRegressor(RegressorMixin, BaseEstimator):
 
         n_splits = min(self.n_splits, len(y))
         cve = CrossValidationEstimator((A, y), fit_method=method, validation_method="k-fold", n_splits=n_splits,
-                                       seed=0 if self.random_state is None else int(self.random_state))
+                                       seed=0 if self.random_state is None else int(self.random_state),
+                                       **_method_options(method))
         cve.validate()
         return float(cve.rmse_validation)
 
@@ -183,7 +184,7 @@ class ClusterExpansionRegressor(RegressorMixin, BaseEstimator):
 
         with _quiet():
             opt = Optimizer((A, y), fit_method=method, train_size=1.0,
-                            seed=0 if self.random_state is None else int(self.random_state))
+                            seed=0 if self.random_state is None else int(self.random_state), **_method_options(method))
             opt.train()
         self.cluster_space_, self.fit_method_ = cs, method
         self.cutoffs_ = [float(c) for c in cs.cutoffs]
@@ -240,8 +241,15 @@ class ClusterExpansionRegressor(RegressorMixin, BaseEstimator):
         return est
 
 
+def _method_options(method: str) -> dict[str, Any]:
+    """Keyword arguments of a trainstation fit method: LASSO's inner cross-validation on one process (its
+    default, every core through joblib, spent most of a small fit waiting on the workers)."""
+    return {"n_jobs": 1} if method == "lasso" else {}
+
+
 class _quiet:
-    """Silence icet/trainstation logging and warnings inside a block (they report every fit at INFO)."""
+    """Silence icet/trainstation logging and warnings inside a block (they report every fit at INFO), on one
+    BLAS thread."""
 
     def __enter__(self) -> None:
         self._levels = {n: logging.getLogger(n).level for n in ("icet", "trainstation")}
@@ -250,8 +258,13 @@ class _quiet:
         self._warn = warnings.catch_warnings()
         self._warn.__enter__()
         warnings.simplefilter("ignore")
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread: ARDR's many small updates ran several times slower with threads competing
+        self._threads = threadpool_limits(1)
 
     def __exit__(self, *exc: object) -> None:
+        self._threads.restore_original_limits()
         self._warn.__exit__(*exc)
         for n, lvl in self._levels.items():
             logging.getLogger(n).setLevel(lvl)

@@ -28,9 +28,9 @@ from tnmat.commands._common import (
     load_test_file,
     option,
 )
-from tnmat.commands.fit_structures import IDEAL_SITES_HELP
+from tnmat.commands.fit_structures import IDEAL_SITES_HELP, ideal_dataset, ideal_test_file, run_structures
 from tnmat.training.base import NetworkRegressor
-from tnmat.training.registry import MODEL_NAMES
+from tnmat.training.registry import MODEL_NAMES, model_spec
 from tnmat.training.sweep import SweepConfig
 
 #: the best tensor network measured (results/sweep/sweep_nmd18.json, docs/results/sweep.md)
@@ -209,12 +209,9 @@ def check_options(args: argparse.Namespace) -> None:
         check_factorised(args)
     elif args.center_species:
         raise CLIError("--center-species: available with --factorised (the bispectrum's centre-species leg)")
-    from tnmat.training.registry import takes_structures
+    from tnmat.commands.fit_structures import check_structure_model
 
-    if takes_structures(args.model):
-        from tnmat.commands.fit_structures import check_structure_model
-
-        check_structure_model(args)
+    check_structure_model(args)
 
 
 def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
@@ -298,31 +295,19 @@ def run(args: argparse.Namespace) -> int:
     from tnmat.model import StructureModel
 
     check_options(args)
-    ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
-    if args.ideal_sites:  # relaxed structures -> their ideal parent-lattice sites (tnmat.data.ideal_sites)
-        from tnmat.commands.fit_structures import ideal_inputs
-
-        ds = ideal_inputs(ds, args.ideal_sites, args.data)
+    ds = ideal_dataset(args, load_data(args.data, geometry=args.geometry, energies=args.energies), args.data)
     if args.target in ("forces", "stress"):  # vector / tensor targets: equivariant models (issue 16)
         from tnmat.commands.vector_targets import run_fit
 
         return run_fit(args, ds, descriptor(args, ds.species))
     target = default_target(ds, args.target)
     check_intensive(ds, target)
-    sp = _splits(args, ds, target)
+    sp = ideal_test_file(args, _splits(args, ds, target))
     y = ds.targets[target]
     if np.ptp(y[sp["train"]]) == 0:
         raise CLIError(f"{args.data}: target {target!r} is the same ({y[sp['train'][0]]:.6g} eV) for every "
                        "training structure; there is nothing to learn (fit a target that varies)")
-    if args.ideal_sites and sp["test_ds"] is not None:
-        from tnmat.commands.fit_structures import ideal_inputs
-
-        sp["test_ds"] = ideal_inputs(sp["test_ds"], args.ideal_sites, args.test_file)
-    from tnmat.training.registry import takes_structures
-
-    if takes_structures(args.model):  # the cluster expansion: structures in, no descriptors
-        from tnmat.commands.fit_structures import run_structures
-
+    if model_spec(args.model).inputs == "structures":  # the cluster expansion: structures in, no descriptors
         return run_structures(args, ds, target, sp, estimator(args))
     if args.factorised:
         from tnmat.commands.fit_factorised import run_factorised

@@ -10,7 +10,8 @@ from typing import Any
 
 from tnmat.commands._common import CLIError
 
-__all__ = ["IDEAL_SITES_HELP", "check_structure_model", "ideal_inputs", "run_structures"]
+__all__ = ["IDEAL_SITES_HELP", "check_structure_model", "ideal_dataset", "ideal_inputs", "ideal_test_file",
+           "run_structures"]
 
 IDEAL_SITES_HELP = ("map every structure of DATA (and --test-file) onto the ideal sites of its parent lattice "
                     "before fitting: PARENT is fcc, bcc, hcp (optionally ':a' in Angstrom) or auto; positions "
@@ -30,6 +31,18 @@ def ideal_inputs(ds: Any, parent: str, where: str) -> Any:
     out = Dataset(structures=ideal, targets=dict(ds.targets), metadata=dict(ds.metadata), name=ds.name,
                   source=f"{ds.source}; mapped to ideal {parent} sites", units=dict(ds.units))
     return out
+
+
+def ideal_dataset(args: argparse.Namespace, ds: Any, where: str) -> Any:
+    """``ds`` mapped to ideal sites when ``--ideal-sites`` is given, else ``ds``."""
+    return ideal_inputs(ds, args.ideal_sites, where) if getattr(args, "ideal_sites", None) else ds
+
+
+def ideal_test_file(args: argparse.Namespace, sp: dict[str, Any]) -> dict[str, Any]:
+    """The split with the ``--test-file`` structures mapped to ideal sites too (under ``--ideal-sites``)."""
+    if getattr(args, "ideal_sites", None) and sp.get("test_ds") is not None:
+        sp["test_ds"] = ideal_inputs(sp["test_ds"], args.ideal_sites, args.test_file)
+    return sp
 
 
 def run_structures(args: argparse.Namespace, ds: Any, target: str, sp: dict[str, Any], reg: Any) -> int:
@@ -75,7 +88,11 @@ def run_structures(args: argparse.Namespace, ds: Any, target: str, sp: dict[str,
 
 
 def check_structure_model(args: argparse.Namespace) -> None:
-    """Options that a structure-input model cannot use (before any data is read)."""
+    """Options that a structure-input model cannot use (before any data is read); nothing for other models."""
+    from tnmat.training.registry import takes_structures
+
+    if not takes_structures(args.model):
+        return
     for flag, on in (("--local", args.local), ("--factorised", args.factorised), ("--members", args.members > 1)):
         if on:
             raise CLIError(f"{flag}: not available with --model {args.model} (it takes structures, not descriptors)")

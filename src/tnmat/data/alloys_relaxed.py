@@ -25,7 +25,8 @@ exceeds the :class:`~tnmat.data.ideal_sites.LatticeCheck` limits, is kept in the
 
 Stored per structure (extxyz, ``$TNMAT_CACHE``): the ideal frame; ``arrays["relaxed_positions"]`` and
 ``info["relaxed_cell"]`` (the relaxed geometry, :func:`relaxed_structures` rebuilds it); ``info`` fields
-``system``, ``lattice``, ``kind`` (pure/binary/ternary/ordered/random), ``n_species``, ``ideal_energy`` and
+``system``, ``lattice``, ``kind`` (pure/binary/ternary/ordered/random), ``n_species``, ``fractions``
+(e.g. ``Ag0.500Au0.500``), ``ideal_energy`` and
 ``relaxed_energy`` (EMT eV/atom), ``ideal_mixing_energy`` (unrelaxed, eV/atom), ``relax_steps``,
 ``relax_converged``, ``on_lattice``, ``lattice_check``; ``split`` is a seeded 80/20 train/test permutation.
 """
@@ -197,7 +198,7 @@ def _relax_job(args: tuple[tuple, RelaxedAlloys]) -> Atoms:
     _, reason = check_on_lattice(relaxed, lat, sett.check)
     ideal.arrays["relaxed_positions"] = relaxed.positions.copy()
     ideal.info.update(id=sid, system="".join(sorted(set(symbols))), lattice=lat, kind=kind,
-                      n_species=len(set(symbols)), composition=_composition(symbols),
+                      n_species=len(set(symbols)), fractions=_composition(symbols),
                       relaxed_cell=relaxed.cell.array.reshape(-1).copy(),
                       ideal_energy=e_ideal, relaxed_energy=e_relaxed, ideal_mixing_energy=e_ideal - e_ref,
                       mixing_energy=e_relaxed - e_ref, relax_steps=int(opt.nsteps), relax_converged=converged,
@@ -285,6 +286,8 @@ def generate_relaxed_alloys(settings: RelaxedAlloys | None = None, *, cache_dir:
         except OSError:
             pass  # a read-only cache is not an error: the file is re-read below only when written
     ds = read_structures(path, target_keys=("mixing_energy",)) if path.is_file() else ds
+    if "composition" in ds.metadata:  # caches written before the field was renamed: a string, not a number
+        ds.metadata["fractions"] = ds.metadata.pop("composition")
     n_all = len(ds)
     keep = np.asarray(ds.metadata["on_lattice"]).astype(str) == "True"
     if not keep_excluded:
@@ -296,7 +299,7 @@ def generate_relaxed_alloys(settings: RelaxedAlloys | None = None, *, cache_dir:
     return ds
 
 
-_META = ("id", "split", "system", "lattice", "kind", "n_species", "composition", "ideal_energy", "relaxed_energy",
+_META = ("id", "split", "system", "lattice", "kind", "n_species", "fractions", "ideal_energy", "relaxed_energy",
          "ideal_mixing_energy", "relax_steps", "relax_converged", "on_lattice", "lattice_check")
 
 
