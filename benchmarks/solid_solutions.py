@@ -44,6 +44,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--out-dir", default=str(OUT))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--report-only", action="store_true", help="summarise the stored fits, fit nothing")
+    ap.add_argument("--hull", default="", help="comma-separated models whose hull scores to write")
     return ap.parse_args()
 
 
@@ -80,6 +81,55 @@ def run(args: argparse.Namespace) -> list[dict]:
     return [{**r, "model": back.get(r["model"], r["model"])} for r in rows if r["splits"] == "random"]
 
 
+def _systems(ds) -> list[tuple[str, ...]]:  # noqa: ANN001 (a Dataset)
+    """Every binary system of the set, and the Cu-Ag-Au ternary (its structures of those elements)."""
+    import itertools
+
+    return [*itertools.combinations(sorted(ds.species), 2), ("Ag", "Au", "Cu")]
+
+
+def hull_scores(model: str, window_meV: float = 50.0) -> dict:
+    """Fit ``model`` (CSV name) on the set's train split and score its hull of every binary system and of
+    Cu-Ag-Au (all structures of those elements, train and test) against the EMT hull; summed over systems."""
+    import numpy as np
+
+    from tnmat.data.alloys_relaxed import relaxed_default
+    from tnmat.descriptors import AtomicDensity, Invariants
+    from tnmat.experiments.hull import fractions, score_hull
+    from tnmat.training.registry import make_estimator, takes_structures
+
+    ds = relaxed_default(progress=False)
+    name, params = MODELS[model]
+    est = make_estimator(name, **params)
+    train = np.flatnonzero(ds.metadata["split"] == "train")
+    y = ds.targets["mixing_energy"]
+    if takes_structures(name):
+        inputs = ds.structures
+        est.fit([inputs[k] for k in train], y[train])
+        pred = est.predict(inputs)
+    else:
+        calc = Invariants(AtomicDensity(species=ds.species, r_cut=6.0, n_max=4, l_max=3), order=2)
+        X = calc.compute(ds.structures, average=True)
+        est.fit(X.select(train), y[train])
+        pred = np.asarray(est.predict(X))
+    out = {"model": model, "window_meV": window_meV, "systems": {}}
+    for els in _systems(ds):
+        keep = [k for k, a in enumerate(ds.structures) if set(a.get_chemical_symbols()) <= set(els)]
+        sc = score_hull(fractions([ds.structures[k] for k in keep], els), y[keep], pred[keep],
+                        [str(ds.metadata["id"][k]) for k in keep], window=window_meV / 1000)
+        out["systems"]["-".join(els)] = {**sc.__dict__, "false_ground_states": list(sc.false_ground_states)}
+    binaries = [v for k, v in out["systems"].items() if k.count("-") == 1]
+    n_ref = sum(v["n_reference_ground_states"] for v in binaries)
+    n_win = sum(v["n_in_window"] for v in binaries)
+    out["binaries"] = {
+        "n_reference_ground_states": n_ref, "n_found": sum(v["n_found"] for v in binaries),
+        "n_false": sum(len(v["false_ground_states"]) for v in binaries),
+        "worst_false_meV": max(v["worst_false_meV"] for v in binaries),
+        "hull_distance_mae_meV": sum(v["hull_distance_mae_meV"] * v["n_in_window"] for v in binaries) / n_win,
+        "n_in_window": n_win}
+    return out
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     """The learning-curve table (meV/atom), written to a temporary name and renamed."""
     tmp = path.with_name(path.name + ".tmp")
@@ -100,6 +150,18 @@ def main() -> int:
         print(f"{r['n_train']:5d} {r['model']:8s} RMSE {r['rmse_mean']:7.2f} +- {r['rmse_std']:5.2f}  MAE "
               f"{r['mae_mean']:7.2f} meV/atom  ({r['n_splits']} splits, {r['n_parameters']} parameters, "
               f"{r['fit_seconds']:.1f} s)")
+    scores = [hull_scores(m) for m in args.hull.split(",") if m]
+    for sc in scores:
+        b = sc["binaries"]
+        print(f"hull {sc['model']}: binaries {b['n_found']}/{b['n_reference_ground_states']} ground states found, "
+              f"{b['n_false']} false (worst {b['worst_false_meV']:.2f} meV/atom), hull-distance MAE "
+              f"{b['hull_distance_mae_meV']:.2f} meV/atom over {b['n_in_window']} structures; Ag-Au-Cu "
+              f"{sc['systems']['Ag-Au-Cu']['n_found']}/{sc['systems']['Ag-Au-Cu']['n_reference_ground_states']}")
+    if scores:
+        path = Path(args.out_dir) / "hull_scores.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(scores, indent=1) + "\n")
+        os.replace(tmp, path)
     print(f"total {time.perf_counter() - t0:.0f} s; {json.dumps(vars(args))}")
     return 0
 

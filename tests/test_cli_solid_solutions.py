@@ -78,3 +78,12 @@ def test_ideal_sites_option_names_file_and_structure(cache, tmp_path, capsys):
     assert main(["fit", str(path), "--model", "ce", "--ideal-sites", "fcc", "-q"]) == 2
     err = capsys.readouterr().err
     assert f"{path}: structure 3 (Cu4): " in err and err.count("\n") == 1
+
+
+def test_learning_curve_with_the_cluster_expansion(cache, tmp_path, capsys):
+    args = ["learning-curve", "alloys-relaxed-small", "--models", "ce", "--sizes", "8", "--splits", "1",
+            "--test-size", "4", "--results", str(tmp_path / "lc.sqlite"), "--out-dir", str(tmp_path / "lc"), "-q"]
+    assert main(args) == 0
+    assert "0 failed" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(tmp_path / "lc" / "learning_curve.csv")))
+    assert [r["model"] for r in rows] == ["ce"] and float(rows[0]["rmse_mean"]) > 0

@@ -142,7 +142,7 @@ class ClusterExpansionRegressor(RegressorMixin, BaseEstimator):
         n_splits = min(self.n_splits, len(y))
         cve = CrossValidationEstimator((A, y), fit_method=method, validation_method="k-fold", n_splits=n_splits,
                                        seed=0 if self.random_state is None else int(self.random_state),
-                                       **_method_options(method))
+                                       **_method_options(method, len(y) - -(-len(y) // n_splits)))
         cve.validate()
         return float(cve.rmse_validation)
 
@@ -184,7 +184,8 @@ class ClusterExpansionRegressor(RegressorMixin, BaseEstimator):
 
         with _quiet():
             opt = Optimizer((A, y), fit_method=method, train_size=1.0,
-                            seed=0 if self.random_state is None else int(self.random_state), **_method_options(method))
+                            seed=0 if self.random_state is None else int(self.random_state),
+                            **_method_options(method, len(y)))
             opt.train()
         self.cluster_space_, self.fit_method_ = cs, method
         self.cutoffs_ = [float(c) for c in cs.cutoffs]
@@ -241,10 +242,11 @@ class ClusterExpansionRegressor(RegressorMixin, BaseEstimator):
         return est
 
 
-def _method_options(method: str) -> dict[str, Any]:
-    """Keyword arguments of a trainstation fit method: LASSO's inner cross-validation on one process (its
-    default, every core through joblib, spent most of a small fit waiting on the workers)."""
-    return {"n_jobs": 1} if method == "lasso" else {}
+def _method_options(method: str, n_rows: int) -> dict[str, Any]:
+    """Keyword arguments of a trainstation fit method on ``n_rows`` structures: LASSO's inner
+    cross-validation of its strength on one process (its default, every core through joblib, spent most of a
+    small fit waiting on the workers) with at most as many folds as rows (10 by default)."""
+    return {"n_jobs": 1, "cv": max(2, min(10, n_rows))} if method == "lasso" else {}
 
 
 class _quiet:
