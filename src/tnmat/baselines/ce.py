@@ -31,8 +31,11 @@ from tnmat._estimator_file import register_loader, write_estimator_file
 
 __all__ = ["ClusterExpansionRegressor", "CUTOFF_GRID", "FIT_METHODS", "cluster_vectors"]
 
-#: cutoff sets (pairs, triplets, quadruplets; Angstrom at fcc a = 4.0 A), smallest first
-CUTOFF_GRID: tuple[tuple[float, ...], ...] = ((6.0,), (7.0, 5.0), (8.0, 6.0), (10.0, 7.0, 6.0), (12.0, 8.0, 6.0))
+#: cutoff sets (pairs, triplets, quadruplets; Angstrom at fcc a = 4.0 A): long pairs, pairs with nearest-
+#: neighbour triplets, then the usual nested sets (with many species the latter exceed ``max_parameters``:
+#: 7 species give 965 functions at [7, 5] and 1657 at [8, 6], while [12] has 448 and [10, 4] 462)
+CUTOFF_GRID: tuple[tuple[float, ...], ...] = ((6.0,), (8.0,), (12.0,), (6.0, 4.0), (10.0, 4.0), (7.0, 5.0),
+                                              (8.0, 6.0), (10.0, 7.0, 6.0), (12.0, 8.0, 6.0))
 FIT_METHODS: tuple[str, ...] = ("least-squares", "lasso", "ardr")
 _REFERENCE_NN = 4.0 / np.sqrt(2.0)  # nearest-neighbour distance of the reference fcc lattice, Angstrom
 
@@ -100,7 +103,7 @@ class ClusterExpansionRegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, parent: str = "auto", *, cutoffs_grid: Sequence[Sequence[float]] = CUTOFF_GRID,
-                 fit_methods: Sequence[str] = FIT_METHODS, n_splits: int = 5, max_parameters: int = 1500,
+                 fit_methods: Sequence[str] = FIT_METHODS, n_splits: int = 5, max_parameters: int = 1000,
                  random_state: int | None = 0, verbose: int = 0) -> None:
         self.parent = parent
         self.cutoffs_grid = cutoffs_grid

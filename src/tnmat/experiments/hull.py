@@ -7,7 +7,7 @@
   atoms over a set of elements (icet's Hart-Forcade enumeration), on ideal sites at the Vegard volume.
 * :func:`hull_rows`: one row per structure (id, formula, fractions, energy, hull distance, ground state).
 * :func:`score_hull`: a predicted hull against a reference hull of the same structures: reference ground
-  states found, false ground states (and how far above the reference hull they are), and the MAE of the
+  states found (pure elements, on every hull, are not counted), false ground states (and how far above the reference hull they are), and the MAE of the
   hull distance over the structures within ``window`` (default 50 meV/atom) of the reference hull.
 """
 
@@ -126,7 +126,7 @@ def hull_rows(structures: Sequence[Atoms], energies: np.ndarray, elements: Seque
 
 @dataclass(frozen=True)
 class HullScore:
-    """A predicted hull against the reference (energies in meV/atom)."""
+    """A predicted hull against the reference (energies in meV/atom; ground states of mixed composition)."""
 
     n_reference_ground_states: int
     n_found: int
@@ -146,7 +146,8 @@ def score_hull(x: np.ndarray, e_ref: np.ndarray, e_pred: np.ndarray, ids: Sequen
     ``window`` in eV/atom."""
     d_ref, d_pred = hull_distances(x, e_ref), hull_distances(x, e_pred)
     ids = list(ids) if ids is not None else [str(k) for k in range(len(d_ref))]
-    ref_gs, pred_gs = d_ref <= ON_HULL_TOL, d_pred <= ON_HULL_TOL
+    mixed = ~np.isclose(np.asarray(x).max(axis=1), 1.0)  # a pure element is on every hull: not counted
+    ref_gs, pred_gs = (d_ref <= ON_HULL_TOL) & mixed, (d_pred <= ON_HULL_TOL) & mixed
     false = pred_gs & ~ref_gs
     near = d_ref <= window
     return HullScore(n_reference_ground_states=int(ref_gs.sum()), n_found=int((ref_gs & pred_gs).sum()),
