@@ -107,7 +107,7 @@ def hull_scores(model: str, window_meV: float = 50.0) -> dict:
 
     ds = relaxed_default(progress=False)
     name, params = MODELS[model]
-    est = make_estimator(name, **params)
+    est = make_estimator(name, **params, random_state=0)
     train = np.flatnonzero(ds.metadata["split"] == "train")
     y = ds.targets["mixing_energy"]
     if takes_structures(name):
@@ -138,7 +138,13 @@ def hull_scores(model: str, window_meV: float = 50.0) -> dict:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """The learning-curve table (meV/atom), written to a temporary name and renamed."""
+    """The learning-curve table (meV/atom), written to a temporary name and renamed; rows of other
+    (model, n_train) already in the file are kept, so runs over different sizes (and numbers of splits) add up."""
+    if path.is_file():
+        with open(path, newline="") as fh:
+            old = [{**r, "n_train": int(r["n_train"])} for r in csv.DictReader(fh)]
+        new = {(r["model"], r["n_train"]) for r in rows}
+        rows = [r for r in old if (r["model"], r["n_train"]) not in new] + rows
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -146,6 +152,12 @@ def write_csv(rows: list[dict], path: Path) -> None:
         for r in sorted(rows, key=lambda r: (r["model"], r["n_train"])):
             w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in COLUMNS})
     os.replace(tmp, path)
+    splits = path.with_name("splits.json")  # how many random splits each row averages (not a CSV column)
+    counts = json.loads(splits.read_text()) if splits.is_file() else {}
+    counts.update({f"{r['model']}:{r['n_train']}": int(r["n_splits"]) for r in rows if "n_splits" in r})
+    stmp = splits.with_name(splits.name + ".tmp")
+    stmp.write_text(json.dumps(dict(sorted(counts.items())), indent=1) + "\n")
+    os.replace(stmp, splits)
 
 
 def main() -> int:
