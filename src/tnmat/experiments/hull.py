@@ -7,8 +7,9 @@
   atoms over a set of elements (icet's Hart-Forcade enumeration), on ideal sites at the Vegard volume.
 * :func:`hull_rows`: one row per structure (id, formula, fractions, energy, hull distance, ground state).
 * :func:`score_hull`: a predicted hull against a reference hull of the same structures: reference ground
-  states found (pure elements, on every hull, are not counted), false ground states (and how far above the reference hull they are), and the MAE of the
-  hull distance over the structures within ``window`` (default 50 meV/atom) of the reference hull.
+  states found (pure elements, on every hull, are not counted), false ground states (and how far above the
+  reference hull they are), and the MAE of the hull distance over the structures within ``window`` (default
+  50 meV/atom) of the reference hull.
 """
 
 from __future__ import annotations
