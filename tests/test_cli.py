@@ -12,7 +12,7 @@ from tnmat.cli import build_parser, main
 from tnmat.experiments.store import ResultStore
 from tnmat.legtensor import LegTensor
 
-SUBCOMMANDS = ["data", "describe", "fit", "predict", "learning-curve", "entanglement", "compress", "latent"]
+SUBCOMMANDS = ["data", "describe", "fit", "predict", "hull", "learning-curve", "entanglement", "compress", "latent"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -21,9 +21,10 @@ __all__ = ["StructureModel", "descriptor_cache_key"]
 class StructureModel:
     """Descriptor + regressor.  ``local=True`` feeds per-atom descriptors to the regressor, which then
     predicts the mean of a per-atom network over each structure's atoms (paper eq. 1); otherwise the
-    structure-averaged descriptor is used (paper eq. 22)."""
+    structure-averaged descriptor is used (paper eq. 22).  ``descriptor=None``: the regressor takes the
+    structures themselves (the cluster expansion, on ideal lattice sites)."""
 
-    def __init__(self, descriptor: Invariants | Equivariants, regressor: Any, *, local: bool = False,
+    def __init__(self, descriptor: Invariants | Equivariants | None, regressor: Any, *, local: bool = False,
                  target: str = "target", units: str = "eV", info: dict[str, Any] | None = None) -> None:
         self.descriptor = descriptor
         self.regressor = regressor
@@ -34,10 +35,12 @@ class StructureModel:
         self.info = dict(info or {})
 
     def featurize(self, structures: Sequence[Atoms], *, progress: bool | None = None) -> LegTensor:
-        """Descriptors in the form the regressor expects."""
+        """Descriptors in the form the regressor expects (the structures for a structure-input regressor)."""
+        if self.descriptor is None:
+            return list(structures)
         return self.descriptor.compute(list(structures), average=not self.local, progress=progress)
 
-    def fit(self, X: LegTensor, y: np.ndarray, *, X_val: LegTensor | None = None,
+    def fit(self, X: LegTensor | list[Atoms], y: np.ndarray, *, X_val: LegTensor | None = None,
             y_val: np.ndarray | None = None) -> StructureModel:
         """Fit the regressor on precomputed descriptors (see :meth:`featurize`)."""
         self.regressor.fit(X, y, X_val=X_val, y_val=y_val)
@@ -46,11 +49,14 @@ class StructureModel:
     def predict(self, structures: Sequence[Atoms] | LegTensor, *, progress: bool | None = None) -> np.ndarray:
         """Predictions for structures (or for precomputed descriptors)."""
         X = structures if isinstance(structures, LegTensor) else self.featurize(structures, progress=progress)
+        if self.descriptor is None:
+            X = list(structures)
         return np.asarray(self.regressor.predict(X), dtype=np.float64)
 
     def save(self, path: str | Path) -> Path:
         """One file: the regressor's own format with the descriptor settings attached."""
-        extra = {"tnmat_structure_model": 1, "descriptor": self.descriptor.get_params(), "local": self.local,
+        desc = None if self.descriptor is None else self.descriptor.get_params()
+        extra = {"tnmat_structure_model": 1, "descriptor": desc, "local": self.local,
                  "target": self.target, "units": self.units, "info": self.info}
         self.regressor.save(path, extra=extra)
         return Path(path)
@@ -65,6 +71,7 @@ class StructureModel:
         if "descriptor" not in extra:
             raise ValueError(f"{path}: a fitted estimator without descriptor settings; it cannot predict on "
                              "structures (save it with StructureModel.save)")
-        return cls(descriptor_from_params(extra["descriptor"]), reg, local=bool(extra.get("local", False)),
+        desc = None if extra["descriptor"] is None else descriptor_from_params(extra["descriptor"])
+        return cls(desc, reg, local=bool(extra.get("local", False)),
                    target=extra.get("target", "target"), units=extra.get("units", "eV"),
                    info=extra.get("info") or {})

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from tnmat.commands import compress, data, describe, entanglement, fit, latent, learning_curve, predict
+from tnmat.commands import compress, data, describe, entanglement, fit, hull, latent, learning_curve, predict
 from tnmat.commands._common import CLIError, add_options, load_data
 
 __all__ = ["COMMANDS", "CLIError", "build_parser", "load_data"]
 
 #: The subcommands, in the order ``tnmat --help`` lists them.
-COMMANDS = (data, describe, fit, predict, learning_curve, entanglement, compress, latent)
+COMMANDS = (data, describe, fit, predict, hull, learning_curve, entanglement, compress, latent)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -172,6 +172,10 @@ def load_data(spec: str, *, geometry: str = "relaxed", energies: str = "auto"): 
 
     if spec in ("alloys", "alloys-small"):
         return data.embedded_default(small=spec == "alloys-small")
+    if spec in ("alloys-relaxed", "alloys-relaxed-small"):  # ideal sites in, relaxed EMT energies out
+        from tnmat.data.alloys_relaxed import relaxed_default
+
+        return relaxed_default(small=spec == "alloys-relaxed-small")
     if spec == "rattled-alloys":  # EMT forces and stress (tnmat.data.alloy_forces)
         from tnmat.data.alloy_forces import generate_rattled_alloys
 

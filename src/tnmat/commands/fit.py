@@ -31,8 +31,9 @@ from tnmat.commands._common import (
     param_options,
     param_values,
 )
+from tnmat.commands.fit_structures import IDEAL_SITES_HELP, ideal_dataset, ideal_test_file, run_structures
 from tnmat.training.base import NetworkRegressor
-from tnmat.training.registry import MODEL_NAMES
+from tnmat.training.registry import MODEL_NAMES, model_spec
 
 #: the best tensor network measured (results/sweep/sweep_nmd18.json, docs/results/sweep.md)
 DEFAULT_MODEL = "ttn"
@@ -67,6 +68,7 @@ OPTIONS = [
                 "docs/results/sweep_bispectrum.md)"),
     option("--center-species", action="store_true",
            help="with --factorised: add the centre atom's species as a leg of the bispectrum"),
+    option("--ideal-sites", default=None, metavar="PARENT", help=IDEAL_SITES_HELP),
     ENERGIES,
     param_options(CLI_PARAMS),
     DESCRIPTOR_OPTIONS,
@@ -152,6 +154,9 @@ def check_options(args: argparse.Namespace) -> None:
         check_factorised(args)
     elif args.center_species:
         raise CLIError("--center-species: available with --factorised (the bispectrum's centre-species leg)")
+    from tnmat.commands.fit_structures import check_structure_model
+
+    check_structure_model(args)
 
 
 def _splits(args: argparse.Namespace, ds: Any, target: str) -> dict[str, Any]:
@@ -236,18 +241,20 @@ def run(args: argparse.Namespace) -> int:
     from tnmat.model import StructureModel
 
     check_options(args)
-    ds = load_data(args.data, geometry=args.geometry, energies=args.energies)
+    ds = ideal_dataset(args, load_data(args.data, geometry=args.geometry, energies=args.energies), args.data)
     if args.target in ("forces", "stress"):  # vector / tensor targets: equivariant models
         from tnmat.commands.vector_targets import run_fit
 
         return run_fit(args, ds, descriptor(args, ds.species))
     target = default_target(ds, args.target)
     check_intensive(ds, target)
-    sp = _splits(args, ds, target)
+    sp = ideal_test_file(args, _splits(args, ds, target))
     y = ds.targets[target]
     if np.ptp(y[sp["train"]]) == 0:
         raise CLIError(f"{args.data}: target {target!r} is the same ({y[sp['train'][0]]:.6g} eV) for every "
                        "training structure; there is nothing to learn (fit a target that varies)")
+    if model_spec(args.model).inputs == "structures":  # the cluster expansion: structures in, no descriptors
+        return run_structures(args, ds, target, sp, estimator(args))
     if args.factorised:
         from tnmat.commands.fit_factorised import run_factorised
 

@@ -207,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:  # the GPR optimiser's, counted once (in this process)
         warnings.simplefilter("always", ConvergenceWarning)
         rows, report = lc.run_learning_curve(
-            X, ds.targets[target], stratification_quantities(ds, target), cfg, store=store, dataset=dataset,
-            official_test=official, units=units,
+            lc.WithStructures(X, ds.structures), ds.targets[target], stratification_quantities(ds, target), cfg,
+            store=store, dataset=dataset, official_test=official, units=units,
             options=GridOptions(jobs=args.jobs, dask_scheduler=args.dask_scheduler, progress=not args.quiet,
                                 on_error="continue"), fit=not args.report_only)
     for w in caught:

@@ -42,11 +42,11 @@ from tnmat.experiments.store import ResultStore, config_key
 from tnmat.legtensor import LegTensor
 from tnmat.metrics import rmse_mae
 from tnmat.training.params import param_default
-from tnmat.training.registry import for_solver, preset_grids, task_estimator
+from tnmat.training.registry import for_solver, preset_grids, takes_structures, task_estimator
 
 __all__ = ["EXPERIMENT", "DEFAULT_GRIDS", "QUICK_GRIDS", "SUMMARY_COLUMNS", "LearningCurveSettings",
            "LearningCurveTask", "build_estimator", "cost_accounting", "fit_time_exponents", "learning_curve_tasks",
-           "record_dataset", "run_learning_curve", "summarise", "expand_grid"]
+           "record_dataset", "run_learning_curve", "summarise", "expand_grid", "WithStructures"]
 
 EXPERIMENT = "learning-curve"
 
@@ -129,7 +129,18 @@ def _fitted_summary(est: Any) -> dict[str, Any]:
             out[name.rstrip("_")] = v.item() if hasattr(v, "item") else v
     if hasattr(est, "kernel_"):
         out["kernel"] = str(est.kernel_)
+    if hasattr(est, "cutoffs_"):  # the cluster expansion's cross-validated choice
+        out.update(cutoffs=list(est.cutoffs_), fit_method=est.fit_method_)
     return out
+
+
+@dataclass(frozen=True)
+class WithStructures:
+    """Descriptors together with the structures they describe (same order): the structures are what models
+    that take structures instead of descriptors (the cluster expansion) are fitted on."""
+
+    descriptors: LegTensor
+    structures: Sequence[Any]
 
 
 class LearningCurveTask:
@@ -142,9 +153,10 @@ class LearningCurveTask:
     error label recorded with every fit.  All splits and subsets are drawn here, once, from
     ``settings.seed``, so every worker sees the same ones."""
 
-    def __init__(self, X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray,
+    def __init__(self, X: LegTensor | WithStructures, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray,
                  settings: LearningCurveSettings, *, official_test: np.ndarray | None = None,
                  units: str = "meV/cation") -> None:
+        X, structures = (X.descriptors, X.structures) if isinstance(X, WithStructures) else (X, None)
         sizes, test_size, n_splits, seed = settings.sizes, settings.test_size, settings.n_splits, settings.seed
         self.y = np.asarray(y, dtype=np.float64).ravel()
         n = X.n_structures
@@ -157,6 +169,8 @@ class LearningCurveTask:
         self.legs = X.legs
         self.meta = dict(X.meta)
         self.units, self.val_fraction = units, float(settings.val_fraction)
+        #: the structures themselves (ideal sites), for models that take structures (the cluster expansion)
+        self.structures = None if structures is None else list(structures)
         if X.structure_index is not None:
             sidx = X.structure_index.cpu().numpy()
             self.atom_order = np.argsort(sidx, kind="stable")
@@ -188,6 +202,13 @@ class LearningCurveTask:
         return LegTensor(torch.from_numpy(np.array(self.values[take], dtype=np.float64)), self.legs,
                          structure_index=torch.from_numpy(np.repeat(np.arange(len(idx)), counts)), meta=self.meta)
 
+    def structure_rows(self, idx: np.ndarray) -> list[Any]:
+        """The structures ``idx`` (for models that take structures instead of descriptors)."""
+        if self.structures is None:
+            raise ValueError("learning curve: a model that takes structures (ce) needs them; give the "
+                             "descriptors as WithStructures(X, structures)")
+        return [self.structures[int(k)] for k in idx]
+
     def indices(self, split: str, n_train: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fit, validation, test) structure indices of a task."""
         if split not in self.splits:
@@ -207,7 +228,8 @@ class LearningCurveTask:
         est = build_estimator(task["model"], params)
         if "random_state" in est.get_params() and "random_state" not in params:
             est.set_params(random_state=int(task.get("seed", 0)))
-        X_fit, X_val, X_test = self.rows(fit_idx), self.rows(val_idx), self.rows(test_idx)
+        rows = self.structure_rows if takes_structures(task["model"]) else self.rows
+        X_fit, X_val, X_test = rows(fit_idx), rows(val_idx), rows(test_idx)
         # wall time and this process's CPU time: the CPU time does not grow when other jobs share the cores,
         # so the fit-time exponents are measured on it (with one torch thread per task, CPU ~ wall when idle)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -371,14 +393,15 @@ def fit_time_exponents(rows: Sequence[Mapping[str, Any]], *, splits: str = "rand
     return out
 
 
-def run_learning_curve(X: LegTensor, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray,
+def run_learning_curve(X: LegTensor | WithStructures, y: np.ndarray, quantities: Mapping[str, np.ndarray] | np.ndarray,
                        settings: LearningCurveSettings, *, store: ResultStore, official_test: np.ndarray | None = None,
                        dataset: str = "dataset", units: str = "meV/cation", options: GridOptions | None = None,
                        fit: bool = True) -> tuple[list[dict[str, Any]], GridReport]:
     """Draw splits, run (or resume) the grid into ``store`` and return (:func:`summarise` rows of this grid,
     report).  Sizes larger than a split's pool are skipped for that split.  ``fit=False`` fits nothing and
     summarises what is stored (a progress report of a long run; ``report.n_tasks - report.n_skipped`` remain).
-    ``units`` labels the stored errors (:func:`tnmat.data.units.target_units`)."""
+    ``units`` labels the stored errors (:func:`tnmat.data.units.target_units`); give ``X`` as
+    :class:`WithStructures` for models that take structures (``ce``)."""
     fn = LearningCurveTask(X, y, quantities, settings, official_test=official_test, units=units)
     tasks = [t for t in learning_curve_tasks(settings.models, settings.sizes, fn.split_names, grids=settings.grids,
                                              fixed=settings.fixed, dataset=dataset, seed=settings.seed,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tnmat._estimator_file import load_estimator_file
+from tnmat.baselines.ce import ClusterExpansionRegressor
 from tnmat.baselines.gpr import GPRRegressor
 from tnmat.networks import KINDS as NETWORK_KINDS
 from tnmat.training.estimators import (
@@ -32,7 +33,7 @@ from tnmat.training.estimators import (
 from tnmat.training.params import PARAMS, resolve_loss, resolve_solver
 
 __all__ = ["ModelSpec", "Preset", "MODELS", "MODEL_NAMES", "PRESETS", "model_spec", "make_estimator",
-           "check_params", "for_solver", "task_estimator", "preset_grids", "load_estimator"]
+           "check_params", "for_solver", "task_estimator", "preset_grids", "load_estimator", "takes_structures"]
 
 Grid = Mapping[str, Sequence[Any]]
 
@@ -40,13 +41,16 @@ Grid = Mapping[str, Sequence[Any]]
 @dataclass(frozen=True)
 class ModelSpec:
     """One row of the table.  ``implied`` are constructor arguments the name fixes (the GPR kernel); they
-    are not parameters of the model.  ``network`` is the :mod:`tnmat.networks` kind of a tensor network."""
+    are not parameters of the model.  ``network`` is the :mod:`tnmat.networks` kind of a tensor network.
+    ``inputs``: what ``fit``/``predict`` take, ``"descriptors"`` (a LegTensor) or ``"structures"`` (a list of
+    ASE structures on ideal lattice sites: the cluster expansion)."""
 
     name: str
     estimator: type
     grids: Mapping[str, Grid]
     implied: Mapping[str, Any] = field(default_factory=dict)
     network: str | None = None
+    inputs: str = "descriptors"
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -105,6 +109,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                                     "quick": {"learning_rate": [1e-3]}}),
     ModelSpec("gpr-rbf", GPRRegressor, _NO_GRID, implied={"kernel": "rbf"}),
     ModelSpec("gpr-soap", GPRRegressor, _NO_GRID, implied={"kernel": "soap"}),
+    ModelSpec("ce", ClusterExpansionRegressor, _NO_GRID, inputs="structures"),
 )}
 
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
@@ -119,6 +124,11 @@ def model_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}") from None
+
+
+def takes_structures(name: str) -> bool:
+    """Whether model ``name`` fits and predicts on structures (ideal sites) rather than descriptors."""
+    return model_spec(name).inputs == "structures"
 
 
 def check_params(name: str, params: Mapping[str, Any]) -> None:
