@@ -18,6 +18,9 @@ from tnmat.training import MPSRegressor, TTNRegressor
 from tnmat.training.params import PARAMS, validate_params
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tnmat"
+#: estimators below the training layer cannot read the table (the layering forbids it); their parameters of
+#: the same name are their own, each with its reason
+OWN_DEFAULTS = {"baselines/ce.py:random_state": "the cluster expansion's CV folds, not a network's seed"}
 
 
 def _literal_defaults(tree: ast.AST) -> list[tuple[int, str, object]]:
@@ -42,7 +45,8 @@ def test_no_command_line_parameter_default_is_written_twice():
     copies = [f"{f.relative_to(SRC)}:{line} {name}={value!r}"
               for f in SRC.rglob("*.py") if f.name != "params.py"
               for line, name, value in _literal_defaults(ast.parse(f.read_text()))
-              if name in exposed and type(value) is type(exposed[name]) and value == exposed[name]]
+              if name in exposed and type(value) is type(exposed[name]) and value == exposed[name]
+              and f"{f.relative_to(SRC)}:{name}" not in OWN_DEFAULTS]
     assert not copies, f"defaults written again outside tnmat/training/params.py: {copies}"
 
 
