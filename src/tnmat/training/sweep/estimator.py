@@ -18,7 +18,7 @@ from tnmat.networks.dense import DenseACE
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainResult
 from tnmat.training.params import SWEEP_KINDS, resolve_loss, resolve_solver
-from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.data import SweepData, stack_rows
 from tnmat.training.sweep.engine import DEFAULT_ALPHAS, SweepConfig, huber_weights, sweep_fit
 from tnmat.training.sweep.solve import ridge_local_solve
 
@@ -66,22 +66,37 @@ def _data(rows: Rows, y: torch.Tensor) -> SweepData:
 def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: SweepConfig) -> tuple[float, dict]:
     """Closed-form ridge on the full weight tensor (strength by validation, else GCV, or by the evidence
     when ``cfg`` asks for it), refit excluded.  With the Huber loss: ``n_sweeps`` reweighted solves (IRLS,
-    the weights of :func:`~tnmat.training.sweep.huber_weights` from the previous solve's residuals)."""
-    tr, vl = train.averaged(), None if val is None else val.averaged()
+    the weights of :func:`~tnmat.training.sweep.huber_weights` from the previous solve's residuals).  Weights
+    and derivative (force) rows of the data enter as in the sweeps (:func:`stack_rows`)."""
+    sets = [stack_rows(d.averaged()) for d in (train, val) if d is not None]
     select = cfg.alpha_selection if cfg.alpha_selection in ("evidence", "fixed") else (
-        "validation" if vl is not None else "gcv")
-    x, xv = tr.x.reshape(tr.n_structures, -1), None if vl is None else vl.x.reshape(vl.n_structures, -1)
-    w = wv = None
+        "validation" if len(sets) > 1 else "gcv")
+    xs = [s.data.as_dense().reshape(len(s.data.y), -1) for s in sets]
+    masks = [None if s.intercept_rows is None else s.intercept_rows.to(torch.float64) for s in sets]
+    hub: list[torch.Tensor | None] = [None] * len(sets)
+
+    def weights(i: int) -> torch.Tensor | None:
+        base = sets[i].weights
+        return hub[i] if base is None else base if hub[i] is None else base * hub[i]
+
+    def residual(i: int) -> torch.Tensor:
+        return xs[i] @ sol.m + (1.0 if masks[i] is None else masks[i]) * sol.intercept - sets[i].data.y
+
     for _ in range(cfg.n_sweeps if cfg.loss == "huber" else 1):
-        sol = ridge_local_solve(x, tr.y, cfg.alphas, select=select, phi_val=xv, y_val=None if vl is None else vl.y,
-                                fit_intercept=cfg.fit_intercept, weights=w, weights_val=wv)
-        w = huber_weights(x @ sol.m + sol.intercept - tr.y, cfg.huber_delta)
-        wv = None if vl is None else huber_weights(xv @ sol.m + sol.intercept - vl.y, cfg.huber_delta)
+        sol = ridge_local_solve(xs[0], sets[0].data.y, cfg.alphas, select=select,
+                                phi_val=xs[1] if len(sets) > 1 else None,
+                                y_val=sets[1].data.y if len(sets) > 1 else None, fit_intercept=cfg.fit_intercept,
+                                weights=weights(0), weights_val=weights(1) if len(sets) > 1 else None,
+                                intercept_rows=sets[0].intercept_rows,
+                                intercept_rows_val=sets[1].intercept_rows if len(sets) > 1 else None)
+        hub = [huber_weights(residual(i), cfg.huber_delta) for i in range(len(sets))]
     param = next(net.parameters())
     with torch.no_grad():
         param.copy_(sol.m.reshape(param.shape).to(param.dtype))
-    hist = {"train_rmse": [math.sqrt(sol.train_mse)],
-            "val_rmse": [None if sol.val_mse is None else math.sqrt(sol.val_mse)], "lambdas": [sol.lam]}
+    # the recorded RMSE is that of the energy rows (standardised units)
+    rmse = [float(residual(i)[: d.n_structures].square().mean().sqrt()) for i, d in
+            enumerate(d for d in (train, val) if d is not None)]
+    hist = {"train_rmse": [rmse[0]], "val_rmse": [rmse[1] if len(rmse) > 1 else None], "lambdas": [sol.lam]}
     return sol.intercept, hist
 
 
