@@ -144,9 +144,12 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
                     counts=None if counts is None else counts.to(dev))
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> NetworkRegressor:
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None, forces: Any = None,
+            forces_val: Any = None) -> NetworkRegressor:
         """Train with Adam on MSE (paper Appendix D); validation from (X_val, y_val) or a random
-        ``validation_fraction`` of the structures; early stopping with best-weights restore."""
+        ``validation_fraction`` of the structures; early stopping with best-weights restore.  ``forces`` /
+        ``forces_val``: :class:`~tnmat.training.force_rows.ForceRows` of the structures of X / X_val
+        (force matching, estimators that support it)."""
         t_start = time.perf_counter()
         cfg = self._check_params()
         name = type(self).__name__
@@ -154,6 +157,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
 
         inp = convert_inputs(self, X, leg_sizes=self.leg_sizes, reset=True)
         y = check_targets(self, y, inp.n_structures)
+        self._check_forces(forces, inp.n_structures, inp.sizes)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         self.device_ = resolve_device(self.device, name)
         self.legs_, self.leg_sizes_ = tuple(inp.legs), tuple(inp.sizes)
@@ -177,21 +181,16 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             val_inp, yv = inp, y[val_idx]
         y_tr = y if train_idx is None else y[train_idx]
 
-        # scaling statistics from the training rows only
-        tr_values = inp.values if train_idx is None else inp.values[inp.row_mask(train_idx)]
-        mean, std = self._input_scaling(tr_values)
-        del tr_values
-        self.x_mean_, self.x_std_ = mean.to(torch.float64), std.to(torch.float64)
-        self.y_mean_ = float(y_tr.mean()) if self.standardize_target else 0.0
-        sd = float(y_tr.std()) if self.standardize_target else 1.0
-        self.y_std_ = sd if sd > 1e-12 * (1 + abs(self.y_mean_)) else 1.0
-
+        if X_val is not None:
+            self._check_forces(forces_val, val_inp.n_structures, val_inp.sizes, "forces_val")
+        self._fit_scaling(inp, train_idx, y_tr)
         dev, dt = self.device_, _DTYPES[self.dtype]
-        train_rows = self._rows(inp, train_idx)
+        train_rows = self._with_forces(self._rows(inp, train_idx), forces, train_idx, fit=True)
         y_train_t = torch.as_tensor((y_tr - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
         val_rows, y_val_t = None, None
         if val_inp is not None:
-            val_rows = self._rows(val_inp, val_idx)
+            val_f = forces_val if X_val is not None else forces
+            val_rows = self._with_forces(self._rows(val_inp, val_idx), val_f, val_idx)
             y_val_t = torch.as_tensor((yv - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
 
         fork = [dev.index or 0] if dev.type == "cuda" else []
@@ -204,7 +203,8 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             b = torch.nn.Parameter(torch.zeros((), dtype=dt, device=dev)) if self._fits_intercept() else None
 
             def all_rows() -> tuple[Rows, torch.Tensor]:  # every training structure (for a refit after selection)
-                return self._rows(inp), torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
+                return (self._with_forces(self._rows(inp), forces, None),
+                        torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=dt, device=dev))
 
             try:
                 res = self._train(net, train_rows, y_train_t, cfg, val_rows=val_rows, y_val=y_val_t, generator=gen,
@@ -223,6 +223,26 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         self.stopped_early_ = res.stopped_early
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
+
+    def _fit_scaling(self, inp: Inputs, train_idx: np.ndarray | None, y_tr: np.ndarray) -> None:
+        """x_mean_, x_std_ (:meth:`_input_scaling`), y_mean_, y_std_ from the training rows only."""
+        tr_values = inp.values if train_idx is None else inp.values[inp.row_mask(train_idx)]
+        mean, std = self._input_scaling(tr_values)
+        self.x_mean_, self.x_std_ = mean.to(torch.float64), std.to(torch.float64)
+        self.y_mean_ = float(y_tr.mean()) if self.standardize_target else 0.0
+        sd = float(y_tr.std()) if self.standardize_target else 1.0
+        self.y_std_ = sd if sd > 1e-12 * (1 + abs(self.y_mean_)) else 1.0
+
+    def _check_forces(self, forces: Any, n_structures: int, sizes: tuple[int, ...], what: str = "forces") -> None:
+        """Refuse force rows (estimators that fit them override this)."""
+        if forces is not None:
+            raise ValueError(f"{type(self).__name__}: {what}= applies to the sweep-fitted MPS, TTN and dense "
+                             "models (solver='sweep')")
+
+    def _with_forces(self, rows: Rows, forces: Any, idx: np.ndarray | None, *, fit: bool = False) -> Rows:
+        """``rows`` with the standardised force rows of the structures ``idx`` attached (estimators that fit
+        them override this)."""
+        return rows
 
     def _train(self, net: torch.nn.Module, train_rows: Rows, y_train: torch.Tensor, cfg: TrainConfig, *,
                val_rows: Rows | None, y_val: torch.Tensor | None, generator: torch.Generator,

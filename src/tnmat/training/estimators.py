@@ -145,16 +145,55 @@ class _TensorNetworkEstimator(NetworkRegressor):
         return fit_by_sweeps(self, net, train_rows, y_train, val_rows=val_rows, y_val=y_val, intercept=intercept,
                              refit_rows=refit_rows, generator=generator)
 
-    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> _TensorNetworkEstimator:
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None, forces: Any = None,
+            forces_val: Any = None) -> _TensorNetworkEstimator:
         """Fit on descriptors (see the base class), or by sweeps on a factorised bispectrum input
-        (:class:`~tnmat.training.sweep.bispectrum.BispectrumInput`; MPS with ``solver="sweep"``)."""
+        (:class:`~tnmat.training.sweep.bispectrum.BispectrumInput`; MPS with ``solver="sweep"``).  ``forces``
+        (``forces_val``): :class:`~tnmat.training.force_rows.ForceRows` of X's (X_val's) structures: their
+        forces are fitted with the energies, weighted by ``force_weight`` (:mod:`tnmat.training.force_rows`;
+        MPS, TTN and dense under sweeps, energies per atom)."""
         from tnmat.training.sweep.bispectrum import BispectrumInput
 
         if isinstance(X, BispectrumInput):
+            if forces is not None or forces_val is not None:
+                raise ValueError(f"{type(self).__name__}: forces= applies to dense descriptor inputs, not the "
+                                 "factorised bispectrum")
             from tnmat.training.sweep.bispectrum_fit import fit_estimator
 
             return fit_estimator(self, X, y, X_val=X_val, y_val=y_val)
-        return super().fit(X, y, X_val=X_val, y_val=y_val)
+        return super().fit(X, y, X_val=X_val, y_val=y_val, forces=forces, forces_val=forces_val)
+
+    def _check_forces(self, forces: Any, n_structures: int, sizes: tuple[int, ...], what: str = "forces") -> None:
+        """Force rows need a network linear in its input fitted by sweeps, and one entry per structure."""
+        if forces is None:
+            return
+        from tnmat.training.force_rows import ForceRows
+
+        name = type(self).__name__
+        if self.solver_ != "sweep" or self._kind() not in ("mps", "ttn", "dense"):
+            raise ValueError(f"{name}: {what}= applies to the sweep-fitted MPS, TTN and dense models (solver="
+                             f"'sweep'), not model={self._kind()!r} with solver={self.solver_!r}")
+        if not isinstance(forces, ForceRows):
+            raise ValueError(f"{name}: {what}= must be a tnmat.training.force_rows.ForceRows, got "
+                             f"{type(forces).__name__}")
+        forces.check(name, n_structures, sizes, what)
+
+    def _with_forces(self, rows: Any, forces: Any, idx: Any, *, fit: bool = False) -> Any:
+        """``rows`` with the standardised force rows of the structures ``idx`` (none when ``force_weight`` is 0);
+        at fit, sigma_F (``force_scale_``) from the training structures' forces."""
+        from dataclasses import replace
+
+        from tnmat.training import force_rows as fr
+
+        if forces is None or float(self.force_weight) == 0.0:
+            return rows
+        part = forces.subset(idx)
+        if fit:
+            self.force_scale_ = fr.force_scale(part)
+        d = fr.derivative_rows(part, x_std=self.x_std_, y_std=self.y_std_, force_weight=float(self.force_weight),
+                               sigma_f=self.force_scale_, net_sizes=self._network_sizes(tuple(self.leg_sizes_)),
+                               perm=fr._perm(self, forces))
+        return replace(rows, derivative=d)
 
     def predict(self, X: Any) -> Any:
         """Predictions in target units (float64), one per structure; X may be a bispectrum input."""
@@ -199,7 +238,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
 
 #: the training parameters of every tensor-network estimator (besides the shared ones of NetworkRegressor)
 TN_PARAMS: tuple[str, ...] = ("fit_intercept", "solver", "n_sweeps", "svd_cutoff", "alphas", "alpha_selection",
-                              "n_members", "loss", "huber_delta", *SHARED_PARAMS)
+                              "n_members", "loss", "huber_delta", "force_weight", *SHARED_PARAMS)
 
 
 class TensorNetworkRegressor(_TensorNetworkEstimator):

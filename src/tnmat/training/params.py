@@ -156,6 +156,10 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("alpha_selection", "validation", _options("validation", "evidence"),
           "each local ridge strength chosen on the validation part or by the Bayesian evidence",
           solvers=_SWEEP, flag="--alpha-selection"),
+    Param("force_weight", 1.0, _real(0.0),
+          "force matching (fit(..., forces=ForceRows)): weight of a structure's mean squared force error "
+          "relative to its squared energy error, each in units of its training spread (0: energies only)",
+          solvers=_SWEEP, flag="--force-weight", cli_type=float),
     Param("n_members", 1, _int(1), "MPS/TTN: fit K networks from independent initial states and keep their "
                                    "mean as one network with summed bonds", solvers=_SWEEP, flag="--members",
           cli_type=int),

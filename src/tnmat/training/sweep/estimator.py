@@ -7,7 +7,6 @@ shapes of a saved state (sweep-fitted networks have adaptive bond dimensions).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,7 +59,10 @@ def _data(rows: Rows, y: torch.Tensor) -> SweepData:
     if rows.counts is not None:
         c = rows.counts.cpu()
         groups = torch.repeat_interleave(torch.arange(len(c)), c)
-    return SweepData(rows.x.detach().cpu().to(torch.float64), y.detach().cpu().to(torch.float64), groups)
+    d = rows.derivative
+    return SweepData(rows.x.detach().cpu().to(torch.float64), y.detach().cpu().to(torch.float64), groups,
+                     dx=None if d is None else d.dx, dy=None if d is None else d.dy,
+                     dweights=None if d is None else d.dweights)
 
 
 def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: SweepConfig) -> tuple[float, dict]:
