@@ -186,6 +186,12 @@ class _Solver:
             return hub if base is None else base
         return base * hub
 
+    def huber(self, i: int, r: torch.Tensor) -> torch.Tensor:
+        """Huber IRLS weights of data set i's energy rows; derivative rows keep weight 1 (least squares: they
+        may be compressed combinations of force rows, :func:`~tnmat.training.sweep.data.compress_rows`)."""
+        w = huber_weights(r, self.cfg.huber_delta)
+        return w if self.masks[i] is None else torch.where(self.masks[i], w, torch.ones_like(w))
+
     def residuals(self, i: int, x: torch.Tensor, sol: LocalSolution) -> torch.Tensor:
         """<M, Phi_b> + c_b b - y_b on data set i (c_b = 0 on derivative rows)."""
         c = 1.0 if self.masks[i] is None else self.masks[i].to(torch.float64)
@@ -209,7 +215,7 @@ class _Solver:
                                     else None, intercept_rows=self.masks[0],
                                     intercept_rows_val=self.masks[1] if self.has_val else None)
             if cfg.loss == "huber":  # IRLS: the next solve (and the next step) weighs the rows by these residuals
-                self.weights = [None if x is None else huber_weights(self.residuals(i, x, sol), cfg.huber_delta)
+                self.weights = [None if x is None else self.huber(i, self.residuals(i, x, sol))
                                 for i, x in enumerate((train, val))]
         self.lams.append(sol.lam)
         self.last = (phis, sol)
@@ -226,15 +232,19 @@ def _pass_residuals(solver: _Solver) -> tuple[list[torch.Tensor], float]:
     return out, sol.intercept
 
 
-def _score(r: torch.Tensor, w: torch.Tensor | None, cfg: SweepConfig) -> float:
+def _score(r: torch.Tensor, w: torch.Tensor | None, mask: torch.Tensor | None, cfg: SweepConfig) -> float:
     """What the passes are stopped on: the RMSE (squared error) or the mean Huber loss, weighted by the row
-    weights ``w`` when there are any (sqrt(sum w r^2 / sum w), sum w h(r) / sum w)."""
+    weights ``w`` when there are any (sqrt(sum w r^2 / sum w), sum w h(r) / sum w; derivative rows, outside
+    ``mask``, count r^2 / 2 under the Huber loss)."""
     if w is None:
         return float(torch.sqrt((r * r).mean())) if cfg.loss == "squared_error" else float(
             huber_loss(r, cfg.huber_delta))
-    if cfg.loss == "squared_error":
-        return float(torch.sqrt((w * r * r).sum() / w.sum()))
-    return float((w * huber_rows(r, cfg.huber_delta)).sum() / w.sum())
+    if cfg.loss == "squared_error" or mask is None:
+        per_row = r * r if cfg.loss == "squared_error" else huber_rows(r, cfg.huber_delta)
+    else:  # Huber on the energy rows, squares on the derivative rows (as they are fitted)
+        per_row = torch.where(mask, huber_rows(r, cfg.huber_delta), 0.5 * r * r)
+    score = (w * per_row).sum() / w.sum()
+    return float(score.sqrt() if cfg.loss == "squared_error" else score)
 
 
 def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_passes: int, *, has_val: bool,
@@ -274,7 +284,7 @@ def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_pass
             bar.set_postfix(train=f"{errs[0]:.4g}", val=f"{errs[1]:.4g}" if has_val else "-",
                             chi=max(sweeper.bond_dims, default=1))
         k = 1 if has_val else 0
-        score = _score(res[k], solver.base[k], cfg)
+        score = _score(res[k], solver.base[k], solver.masks[k], cfg)
         if score < best[0] * (1 - cfg.tol):
             best, since = (score, i, sweeper.snapshot(), b), 0
         else:

@@ -91,7 +91,10 @@ def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: Swee
                                 weights=weights(0), weights_val=weights(1) if len(sets) > 1 else None,
                                 intercept_rows=sets[0].intercept_rows,
                                 intercept_rows_val=sets[1].intercept_rows if len(sets) > 1 else None)
-        hub = [huber_weights(residual(i), cfg.huber_delta) for i in range(len(sets))]
+        # Huber on the energy rows; derivative rows stay least squares (they may be compressed, stack_rows)
+        hub = [huber_weights(residual(i), cfg.huber_delta) if masks[i] is None else
+               torch.where(sets[i].intercept_rows, huber_weights(residual(i), cfg.huber_delta), 1.0)
+               for i in range(len(sets))]
     param = next(net.parameters())
     with torch.no_grad():
         param.copy_(sol.m.reshape(param.shape).to(param.dtype))
