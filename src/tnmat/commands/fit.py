@@ -31,6 +31,7 @@ from tnmat.commands._common import (
     param_options,
     param_values,
 )
+from tnmat.commands.fit_forces import force_errors, training_forces
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.registry import MODEL_NAMES
 
@@ -39,7 +40,7 @@ DEFAULT_MODEL = "ttn"
 DEFAULT_WHY = "lowest test MAE of the sweep-fitted networks on NMD18, results/sweep/sweep_nmd18.json"
 #: the training parameters on the command line (flags, defaults, help: tnmat.training.params, as in Python)
 CLI_PARAMS = ("bond_dim", "solver", "loss", "huber_delta", "n_sweeps", "alpha_selection", "n_members", "max_epochs",
-              "patience", "learning_rate", "batch_size", "validation_fraction", "random_state")
+              "patience", "learning_rate", "batch_size", "validation_fraction", "random_state", "force_weight")
 
 NAME = "fit"
 HELP = "fit a tensor-network (or baseline) model and report test errors"
@@ -203,17 +204,22 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
             + ("; still improving: raise --epochs" if still else ""))
 
 
-def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool) -> int:
-    """Fit ``model`` on the split; returns how many convergence warnings the fit raised (GPR optimiser),
-    which are counted and reported once instead of leaking through."""
+def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool, forces: Any = None) -> int:
+    """Fit ``model`` on the split (with the training structures' force rows ``forces``, if any); returns how
+    many convergence warnings the fit raised (GPR optimiser), which are counted and reported once instead of
+    leaking through."""
     from sklearn.exceptions import ConvergenceWarning
+
+    from tnmat.commands.fit_forces import forces_for
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if refit or not len(sp["val"]):  # the sweep selects on its own validation part, then refits on all
-            model.fit(X.select(sp["train"]), y[sp["train"]])
+            model.fit(X.select(sp["train"]), y[sp["train"]], forces=forces)
         else:
-            model.fit(X.select(sp["fit"]), y[sp["fit"]], X_val=X.select(sp["val"]), y_val=y[sp["val"]])
+            model.fit(X.select(sp["fit"]), y[sp["fit"]], X_val=X.select(sp["val"]), y_val=y[sp["val"]],
+                      forces=forces_for(forces, sp["train"], sp["fit"]),
+                      forces_val=forces_for(forces, sp["train"], sp["val"]))
     other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
     for w in other:  # anything else is passed on unchanged
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -265,7 +271,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"structures: {len(sp['train'] if refit else sp['fit'])} fitted, validation {n_val}, "
           f"{len(sp['test'])} test ({sp['how']})", flush=True)
     t0 = time.perf_counter()
-    n_conv = _fit(model, X, y, sp, refit)
+    forces = training_forces(args, reg, calc, ds, sp["train"])
+    n_conv = _fit(model, X, y, sp, refit, forces)
     seconds = time.perf_counter() - t0
     print(f"parameters: {getattr(reg, 'n_parameters_', None)}   fit time: {seconds:.1f} s")
     stop = _stop_report(reg, args)
@@ -286,6 +293,11 @@ def run(args: argparse.Namespace) -> int:
         rmse, mae = rmse_mae(ys, model.predict(Xs), what=f"{args.model} on the {name} set")
         errors[name] = {"rmse": rmse, "mae": mae}
         print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
+    fe = force_errors(model, [test_ds.structures[int(i)] for i in sp["test"]]) if units.endswith("/atom") else None
+    if fe:  # the test structures carry forces (and stress): the energy model's derivatives against them
+        errors["test"].update(fe)
+        print(f"{'test':10s} force RMSE {fe['force_rmse']:.4f} eV/A" + (
+            f"   stress RMSE {fe['stress_rmse']:.3f} GPa" if "stress_rmse" in fe else ""))
     domain = DescriptorRange.of(X.select(sp["train"]))
     n_out = int(domain.outside(X_test.select(sp["test"])).sum())
     print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training descriptors' range "

@@ -40,6 +40,12 @@ loss : "auto" (default: "huber" under sweeps, "squared_error" under Adam), "squa
     local solves (:mod:`tnmat.training.sweep`; the dense model: ``n_sweeps`` reweighted ridge solves).
     Structures the descriptor describes badly then weigh linearly, not quadratically; on NMD18 it lowers
     the test MAE by 1.7 meV/cation (docs/results/sweep.md).  Sweep solver only.
+force_weight : force matching (MPS, TTN, dense under sweeps, structure-averaged energies per atom):
+    ``fit(X, y, forces=ForceRows)`` (:func:`tnmat.training.force_rows.force_rows` gives the descriptor
+    Jacobians and reference forces of ASE structures) adds every force component as a derivative row of
+    the local solves, F = -N y_std <W, (dBbar/dr) / x_std>; ``force_weight`` is the weight of a structure's
+    mean squared force error relative to its squared energy error, each in units of its training spread
+    (:mod:`tnmat.training.force_rows`; 0: energies only).  Fitted: ``force_scale_`` (RMS force, eV/A).
 Fitted: ``bond_dims_``; ``history_`` holds per-pass
     "train_rmse", "val_rmse" (standardised target units), "bond_dims", "lambda_median", "seconds",
     "stop_reason".

@@ -1,0 +1,41 @@
+"""tnmat fit of an energy model on data with forces: force matching by default, --force-weight 0 off."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tnmat.cli import main
+from tnmat.data.alloy_forces import RattledAlloys, generate_rattled_alloys
+
+DESC = ["--n-max", "2", "--l-max", "1", "--r-cut", "4.0", "-q"]
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fm")
+    ds = generate_rattled_alloys(RattledAlloys(n_structures=16, n_systems=1, min_atoms=8), cache_dir=tmp)
+    return ds.to_extxyz(tmp / "rattled.extxyz")
+
+
+def _force_rmse(text: str) -> float:
+    return float(re.search(r"test\s+force RMSE ([0-9.]+) eV/A\s+stress RMSE [0-9.]+ GPa", text).group(1))
+
+
+@pytest.mark.parametrize("model", ["dense", pytest.param("ttn", marks=pytest.mark.slow)])
+def test_fit_uses_forces_by_default_and_force_weight_zero_turns_them_off(data_file, capsys, model):
+    assert main(["fit", str(data_file), "--model", model, *DESC]) == 0
+    matched = capsys.readouterr().out
+    assert "force components fitted with the energies" in matched
+    assert main(["fit", str(data_file), "--model", model, "--force-weight", "0", *DESC]) == 0
+    energy_only = capsys.readouterr().out
+    assert "force components fitted" not in energy_only
+    # a dozen energies say little about forces; their hundreds of components do
+    assert _force_rmse(matched) < 0.7 * _force_rmse(energy_only)
+
+
+def test_bad_force_weight_is_refused_naming_the_option(data_file, capsys):
+    assert main(["fit", str(data_file), "--force-weight", "-1", *DESC]) != 0
+    err = capsys.readouterr().err
+    assert "--force-weight -1" in err and len(err.strip().splitlines()) == 1
