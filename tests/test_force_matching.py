@@ -10,12 +10,12 @@ from ase.build import bulk
 from tnmat.descriptors import AtomicDensity, Invariants
 from tnmat.forces import energy_forces_stress, per_atom_descriptor
 from tnmat.model import StructureModel
-from tnmat.networks import MPO, MPS, TTN
+from tnmat.networks import MPS, TTN
 from tnmat.networks.dense import DenseACE
 from tnmat.training import DenseACERegressor, MPORegressor, MPSRegressor, TTNRegressor
 from tnmat.training.force_rows import ForceRows, descriptor_jacobian, force_rows, predict_forces
 from tnmat.training.sweep import SweepConfig, sweep_fit
-from tnmat.training.sweep.chain import ChainSweeper, _Env
+from tnmat.training.sweep.chain import _Env
 from tnmat.training.sweep.data import SweepData, compress_rows, stack_rows
 from tnmat.training.sweep.estimator import _fit_dense
 from tnmat.training.sweep.tree import TreeSweeper
