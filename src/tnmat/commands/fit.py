@@ -40,7 +40,8 @@ DEFAULT_MODEL = "ttn"
 DEFAULT_WHY = "lowest test MAE of the sweep-fitted networks on NMD18, results/sweep/sweep_nmd18.json"
 #: the training parameters on the command line (flags, defaults, help: tnmat.training.params, as in Python)
 CLI_PARAMS = ("bond_dim", "solver", "loss", "huber_delta", "n_sweeps", "alpha_selection", "n_members", "max_epochs",
-              "patience", "learning_rate", "batch_size", "validation_fraction", "random_state", "force_weight")
+              "patience", "learning_rate", "batch_size", "validation_fraction", "random_state", "force_weight",
+              "stress_weight")
 
 NAME = "fit"
 HELP = "fit a tensor-network (or baseline) model and report test errors"

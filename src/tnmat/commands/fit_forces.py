@@ -3,7 +3,8 @@ errors of the fitted energy model on the test structures.
 
 An energy model (per atom, structure-averaged or local) of the sweep-fitted MPS, TTN or dense kind is fitted to
 the energies and, with ``--force-weight`` > 0 (the default), to the forces of every training structure
-(:mod:`tnmat.training.force_rows`); ``--force-weight 0`` fits energies only.  The descriptor Jacobians cost
+(:mod:`tnmat.training.force_rows`); ``--force-weight 0`` fits energies only; ``--stress-weight`` > 0 adds the
+stress of periodic structures that carry one (``info["stress"]``).  The descriptor Jacobians cost
 about 0.02 s per atom on one core (r_cut 6 A, n_max 4, l_max 3)."""
 
 from __future__ import annotations
@@ -30,16 +31,18 @@ def training_forces(args: argparse.Namespace, reg: Any, calc: Any, ds: Any, idx:
     from tnmat.training.force_rows import force_rows
 
     kind = getattr(reg, "_kind", lambda: None)()
-    if (float(getattr(reg, "force_weight", 0.0)) == 0.0 or kind not in FORCE_KINDS or reg._solver() != "sweep"
-            or args.factorised):
+    if kind not in FORCE_KINDS or reg._solver() != "sweep" or args.factorised:
         return None
     structures = [ds.structures[int(i)] for i in idx]
-    if not _has_forces(structures):
+    fw, sw = float(reg.force_weight), float(reg.stress_weight)
+    stress = sw > 0 and all("stress" in a.info and np.all(a.pbc) for a in structures)
+    if not _has_forces(structures) or (fw == 0 and not stress):
         return None
     n_comp = 3 * sum(len(a) for a in structures)
-    print(f"forces: {n_comp} force components fitted with the energies (--force-weight {reg.force_weight:g}; "
-          "0 fits energies only); descriptor Jacobians ...", flush=True)
-    return force_rows(calc, structures, progress=not args.quiet)
+    print(f"forces: {n_comp} force components fitted with the energies (--force-weight {fw:g}; 0 fits energies "
+          f"only){f', and the stress of {len(structures)} cells (--stress-weight {sw:g})' if stress else ''}; "
+          "descriptor Jacobians ...", flush=True)
+    return force_rows(calc, structures, stress=stress, progress=not args.quiet)
 
 
 def forces_for(rows: Any, train: np.ndarray, idx: np.ndarray) -> Any:

@@ -46,6 +46,8 @@ force_weight : force matching (MPS, TTN, dense under sweeps, structure-averaged 
     the local solves, F = -N y_std <W, (dBbar/dr) / x_std>; ``force_weight`` is the weight of a structure's
     mean squared force error relative to its squared energy error, each in units of its training spread
     (:mod:`tnmat.training.force_rows`; 0: energies only).  Fitted: ``force_scale_`` (RMS force, eV/A).
+stress_weight : the same for the stress (virial) rows of ForceRows built with ``stress=True`` (default 0: none).
+    Fitted: ``stress_scale_`` (RMS stress component, eV/A^3).
 Fitted: ``bond_dims_``; ``history_`` holds per-pass
     "train_rmse", "val_rmse" (standardised target units), "bond_dims", "lambda_median", "seconds",
     "stop_reason".
@@ -191,14 +193,15 @@ class _TensorNetworkEstimator(NetworkRegressor):
 
         from tnmat.training import force_rows as fr
 
-        if forces is None or float(self.force_weight) == 0.0:
+        fw, sw = float(self.force_weight), float(self.stress_weight)
+        if forces is None or (fw == 0.0 and (sw == 0.0 or not forces.has_stress)):
             return rows
         part = forces.subset(idx)
         if fit:
-            self.force_scale_ = fr.force_scale(part)
-        d = fr.derivative_rows(part, x_std=self.x_std_, y_std=self.y_std_, force_weight=float(self.force_weight),
-                               sigma_f=self.force_scale_, net_sizes=self._network_sizes(tuple(self.leg_sizes_)),
-                               perm=fr._perm(self, forces))
+            self.force_scale_, self.stress_scale_ = fr.force_scale(part), fr.stress_scale(part)
+        d = fr.derivative_rows(part, x_std=self.x_std_, y_std=self.y_std_, force_weight=fw, sigma_f=self.force_scale_,
+                               net_sizes=self._network_sizes(tuple(self.leg_sizes_)), perm=fr._perm(self, forces),
+                               stress_weight=sw, sigma_s=self.stress_scale_)
         return replace(rows, derivative=d)
 
     def predict(self, X: Any) -> Any:
@@ -244,7 +247,8 @@ class _TensorNetworkEstimator(NetworkRegressor):
 
 #: the training parameters of every tensor-network estimator (besides the shared ones of NetworkRegressor)
 TN_PARAMS: tuple[str, ...] = ("fit_intercept", "solver", "n_sweeps", "svd_cutoff", "alphas", "alpha_selection",
-                              "n_members", "loss", "huber_delta", "force_weight", *SHARED_PARAMS)
+                              "n_members", "loss", "huber_delta", "force_weight", "stress_weight",
+                              *SHARED_PARAMS)
 
 
 class TensorNetworkRegressor(_TensorNetworkEstimator):

@@ -20,6 +20,12 @@ structures): force_weight is the weight of a structure's mean squared force erro
 energy error, each in units of its own spread.  In standardised units a force row's weight is
 w_s force_weight N_s y_std^2 / (3 sigma_F^2).
 
+Stress (virial) rows, the same way: with the homogeneous strain r -> r (1 + epsilon), cell -> cell (1 + epsilon),
+sigma = (1/V) dE/d(epsilon) = (N y_std / V) <W, (dBbar/d epsilon) / x_std> (ASE's sign, eV/A^3), so each of the
+6 independent components is a row with input (dBbar/d epsilon_ab, symmetrised) / x_std and target
+sigma_ab V / (N y_std); ``stress_weight`` weighs a structure's mean squared stress error (in units of sigma_S, the
+RMS stress component of the training structures) relative to its squared energy error.
+
 Cost of the Jacobian (:func:`descriptor_jacobian`): one forward pass of the torch descriptor with a double
 backward (the vector-Jacobian product g(u) = J^T u is linear in u, so J v = d(g(u) . v)/du), then 3 N_s backward
 passes through that graph: 0.7 s for a 32-atom rattled-alloys cell (1024 features, r_cut 6 A, one core);
@@ -38,7 +44,7 @@ import numpy as np
 import torch
 
 __all__ = ["ForceRows", "DerivativeRows", "descriptor_jacobian", "force_rows", "derivative_rows", "force_scale",
-           "predict_forces"]
+           "stress_scale", "predict_forces", "predict_stress"]
 
 
 @dataclass
@@ -50,8 +56,14 @@ class ForceRows:
     jacobians: list[torch.Tensor]
     forces: list[np.ndarray]
     legs: tuple[str, ...] | None = None
+    #: stress (virial) rows, optional: dBbar/d(epsilon) (9, *sizes), the stress (3, 3) in eV/A^3 (ASE sign,
+    #: sigma = (1/V) dE/d(epsilon)) and the cell volume in A^3 of every structure
+    strain_jacobians: list[torch.Tensor] | None = None
+    stress: list[np.ndarray] | None = None
+    volumes: list[float] | None = None
 
     def __post_init__(self) -> None:
+        self._check_stress()
         self.jacobians = [torch.as_tensor(j, dtype=torch.float64) for j in self.jacobians]
         self.forces = [np.asarray(f, dtype=np.float64) for f in self.forces]
         if len(self.jacobians) != len(self.forces):
@@ -66,6 +78,28 @@ class ForceRows:
                                  f"3) for a Jacobian with {j.shape[0]} rows (3 per atom)")
             if not np.isfinite(f).all() or not bool(torch.isfinite(j).all()):
                 raise ValueError(f"ForceRows: structure {s}: forces or Jacobian hold NaN/inf")
+
+    def _check_stress(self) -> None:
+        given = [self.strain_jacobians is not None, self.stress is not None, self.volumes is not None]
+        if not any(given):
+            return
+        if not all(given):
+            raise ValueError("ForceRows: stress rows need strain_jacobians, stress and volumes together")
+        self.strain_jacobians = [torch.as_tensor(j, dtype=torch.float64) for j in self.strain_jacobians]
+        self.stress = [np.asarray(s, dtype=np.float64) for s in self.stress]
+        self.volumes = [float(v) for v in self.volumes]
+        n = len(self.jacobians)
+        if not len(self.strain_jacobians) == len(self.stress) == len(self.volumes) == n:
+            raise ValueError(f"ForceRows: stress rows of {len(self.stress)} structures for {n} structures")
+        for s, (j, st, v) in enumerate(zip(self.strain_jacobians, self.stress, self.volumes, strict=True)):
+            if j.shape[0] != 9 or st.shape != (3, 3) or not (v > 0 and math.isfinite(v)) \
+                    or not np.isfinite(st).all() or not bool(torch.isfinite(j).all()):
+                raise ValueError(f"ForceRows: structure {s}: stress {st.shape} and strain Jacobian {tuple(j.shape)} "
+                                 "must be finite, (3, 3) and (9, ...), the volume finite and > 0")
+
+    @property
+    def has_stress(self) -> bool:
+        return self.stress is not None
 
     def __len__(self) -> int:
         return len(self.forces)
@@ -82,7 +116,12 @@ class ForceRows:
         """The structures ``idx`` (all when None)."""
         if idx is None:
             return self
-        return ForceRows([self.jacobians[int(i)] for i in idx], [self.forces[int(i)] for i in idx], self.legs)
+
+        def pick(items: list | None) -> list | None:
+            return None if items is None else [items[int(i)] for i in idx]
+
+        return ForceRows(pick(self.jacobians), pick(self.forces), self.legs, pick(self.strain_jacobians),
+                         pick(self.stress), pick(self.volumes))
 
     def check(self, owner: str, n_structures: int, sizes: tuple[int, ...], what: str = "forces") -> None:
         """One-line ``ValueError`` unless there is one entry per structure on features of ``sizes``."""
@@ -92,30 +131,37 @@ class ForceRows:
             raise ValueError(f"{owner}: {what} has Jacobians over features {self.sizes}, the inputs {sizes}")
 
 
-def descriptor_jacobian(descriptor: Any, atoms: Any) -> torch.Tensor:
-    """dBbar/dr (3N, *sizes): the Jacobian of the structure-averaged descriptor Bbar = (1/N) sum_i B_i with
-    respect to the positions (rows atom by atom, x, y, z), by automatic differentiation through the torch
-    path of the descriptor (module docstring: one double backward, then 3N backward passes)."""
+def descriptor_jacobian(descriptor: Any, atoms: Any, *, wrt: str = "positions") -> torch.Tensor:
+    """The Jacobian of the structure-averaged descriptor Bbar = (1/N) sum_i B_i, by automatic differentiation
+    through the torch path of the descriptor (module docstring: one double backward, then one backward pass
+    per row): ``wrt="positions"``: dBbar/dr (3N, *sizes), rows atom by atom, x, y, z; ``wrt="strain"``:
+    dBbar/d(epsilon) (9, *sizes) for the homogeneous strain r -> r (1 + epsilon), cell -> cell (1 + epsilon)
+    (rows epsilon_xx, epsilon_xy, ..., as :mod:`tnmat.forces` differentiates the stress)."""
     from tnmat.forces import per_atom_descriptor
 
+    if wrt not in ("positions", "strain"):
+        raise ValueError(f"descriptor_jacobian: wrt={wrt!r}; choose 'positions' or 'strain'")
     # the compiled kernels' backward is not differentiable again; the torch path is
     calc = dataclasses.replace(descriptor, density=dataclasses.replace(descriptor.density, backend="torch"))
-    pos = torch.tensor(atoms.positions, dtype=torch.float64, requires_grad=True)
+    pos = torch.tensor(atoms.positions, dtype=torch.float64, requires_grad=wrt == "positions")
+    eps = torch.zeros((3, 3), dtype=torch.float64, requires_grad=wrt == "strain")
     periodic = bool(np.any(atoms.pbc))
-    cell = torch.tensor(atoms.cell.array, dtype=torch.float64) if periodic else None
+    deform = torch.eye(3, dtype=torch.float64) + eps
+    cell = torch.tensor(atoms.cell.array, dtype=torch.float64) @ deform if periodic else None
     with torch.enable_grad():
-        bbar = per_atom_descriptor(calc, pos, atoms.numbers, cell, atoms.pbc).mean(0)
+        bbar = per_atom_descriptor(calc, pos @ deform, atoms.numbers, cell, atoms.pbc).mean(0)
         u = torch.zeros(bbar.numel(), dtype=torch.float64, requires_grad=True)
-        (g,) = torch.autograd.grad(bbar.reshape(-1) @ u, pos, create_graph=True)
+        (g,) = torch.autograd.grad(bbar.reshape(-1) @ u, pos if wrt == "positions" else eps, create_graph=True)
         g = g.reshape(-1)
         rows = [torch.autograd.grad(g[k], u, retain_graph=k < len(g) - 1)[0] for k in range(len(g))]
     return torch.stack(rows).reshape(len(g), *bbar.shape)
 
 
 def force_rows(descriptor: Any, structures: Sequence[Any], forces: Sequence[np.ndarray] | None = None, *,
-               progress: bool = False) -> ForceRows:
+               stress: bool = False, progress: bool = False) -> ForceRows:
     """:class:`ForceRows` of ``structures``: their descriptor Jacobians (:func:`descriptor_jacobian`) and
-    forces (``forces``, else each structure's ``arrays["forces"]``)."""
+    forces (``forces``, else each structure's ``arrays["forces"]``); with ``stress`` also the strain
+    Jacobians and each structure's ``info["stress"]`` (Voigt or 3 x 3, eV/A^3, ASE sign)."""
     structures = list(structures)
     if forces is None:
         missing = [k for k, a in enumerate(structures) if "forces" not in a.arrays]
@@ -135,8 +181,19 @@ def force_rows(descriptor: Any, structures: Sequence[Any], forces: Sequence[np.n
         from tqdm.auto import tqdm
 
         it = tqdm(structures, desc="descriptor Jacobians", unit="struct")
+    if stress:
+        bad = [k for k, a in enumerate(structures) if "stress" not in a.info or not np.all(a.pbc)]
+        if bad:
+            raise ValueError(f"force_rows: structures {bad[:5]} carry no stress (info['stress']) or are not periodic")
     jac = [descriptor_jacobian(descriptor, a) for a in it]
-    return ForceRows(jac, forces, tuple(descriptor.legs))
+    if not stress:
+        return ForceRows(jac, forces, tuple(descriptor.legs))
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    sig = [np.asarray(a.info["stress"], dtype=np.float64) for a in structures]
+    sig = [voigt_6_to_full_3x3_stress(s) if s.shape == (6,) else s for s in sig]
+    strain = [descriptor_jacobian(descriptor, a, wrt="strain") for a in structures]
+    return ForceRows(jac, forces, tuple(descriptor.legs), strain, sig, [a.get_volume() for a in structures])
 
 
 @dataclass(frozen=True)
@@ -150,44 +207,88 @@ class DerivativeRows:
 
 def force_scale(rows: ForceRows) -> float:
     """sigma_F: the RMS force component of ``rows`` (1 when every force is zero)."""
-    f = np.concatenate([f.reshape(-1) for f in rows.forces]) if len(rows) else np.zeros(0)
-    s = float(np.sqrt(np.mean(f * f))) if len(f) else 0.0
-    return s if s > 0 else 1.0
+    return _rms(np.concatenate([f.reshape(-1) for f in rows.forces]) if len(rows) else np.zeros(0))
+
+
+def stress_scale(rows: ForceRows) -> float:
+    """sigma_S: the RMS stress component (eV/A^3, the 6 independent ones) of ``rows`` (1 when zero or absent)."""
+    if not rows.has_stress or not len(rows):
+        return 1.0
+    return _rms(np.concatenate([s[VOIGT[:, 0], VOIGT[:, 1]] for s in rows.stress]))
+
+
+def _rms(v: np.ndarray) -> float:
+    r = float(np.sqrt(np.mean(v * v))) if len(v) else 0.0
+    return r if r > 0 else 1.0
+
+
+#: the independent components of a symmetric 3 x 3 tensor (Voigt order xx, yy, zz, yz, xz, xy)
+VOIGT = np.array([[0, 0], [1, 1], [2, 2], [1, 2], [0, 2], [0, 1]])
+
+
+def _symmetric_strain_rows(j: torch.Tensor) -> torch.Tensor:
+    """(9, *f) rows d/d(epsilon_ab) -> (6, *f) rows of the symmetric strain, (d_ab + d_ba) / 2 (Voigt order)."""
+    j = j.reshape(3, 3, *j.shape[1:])
+    return torch.stack([(j[a, b] + j[b, a]) / 2 for a, b in VOIGT])
 
 
 def derivative_rows(rows: ForceRows, *, x_std: torch.Tensor, y_std: float, force_weight: float, sigma_f: float,
                     net_sizes: tuple[int, ...], perm: Sequence[int] | None = None,
-                    sample_weight: np.ndarray | None = None) -> DerivativeRows:
-    """dx = (dBbar/dr) / x_std, dy = -F / (N y_std), weight w_s force_weight N y_std^2 / (3 sigma_F^2) (module
-    docstring); ``perm`` reorders the Jacobians' legs to the fitted order."""
+                    sample_weight: np.ndarray | None = None, stress_weight: float = 0.0,
+                    sigma_s: float = 1.0) -> DerivativeRows:
+    """Force rows dx = (dBbar/dr) / x_std, dy = -F / (N y_std), weight w_s force_weight N y_std^2 /
+    (3 sigma_F^2) (module docstring); with ``stress_weight`` > 0 and stress in ``rows`` also the 6 stress rows
+    dx = (dBbar/d(epsilon)) / x_std (symmetrised), dy = sigma V / (N y_std) (sigma = (1/V) dE/d(epsilon), E = N e),
+    weight w_s stress_weight N^2 y_std^2 / (6 V^2 sigma_S^2).  ``perm`` reorders the legs to the fitted order."""
     dxs, dys, dws = [], [], []
-    for s, (j, f) in enumerate(zip(rows.jacobians, rows.forces, strict=True)):
+
+    def add(j: torch.Tensor, target: np.ndarray, weight: float) -> None:
         if perm is not None:
             j = j.permute(0, *[p + 1 for p in perm])
-        n = len(f)
         dxs.append((j.reshape(j.shape[0], *x_std.shape) / x_std).reshape(j.shape[0], *net_sizes))
-        dys.append(torch.as_tensor(-f.reshape(-1) / (n * y_std)))
-        w = 1.0 if sample_weight is None else float(sample_weight[s])
-        dws.append(torch.full((3 * n,), w * force_weight * n * y_std**2 / (3 * sigma_f**2), dtype=torch.float64))
+        dys.append(torch.as_tensor(target, dtype=torch.float64))
+        dws.append(torch.full((j.shape[0],), weight, dtype=torch.float64))
+
+    for s, (j, f) in enumerate(zip(rows.jacobians, rows.forces, strict=True)):
+        n, w = len(f), 1.0 if sample_weight is None else float(sample_weight[s])
+        if force_weight > 0:
+            add(j, -f.reshape(-1) / (n * y_std), w * force_weight * n * y_std**2 / (3 * sigma_f**2))
+        if stress_weight > 0 and rows.has_stress:
+            v, sig = rows.volumes[s], rows.stress[s][VOIGT[:, 0], VOIGT[:, 1]]
+            add(_symmetric_strain_rows(rows.strain_jacobians[s]), sig * v / (n * y_std),
+                w * stress_weight * n**2 * y_std**2 / (6 * v**2 * sigma_s**2))
     return DerivativeRows(torch.cat(dxs), torch.cat(dys), torch.cat(dws))
+
+
+def _contract(est: Any, j: torch.Tensor, perm: list[int] | None) -> np.ndarray:
+    """<W, J / x_std> of a fitted estimator for every row of J (rows, *descriptor sizes)."""
+    from tnmat.training._data import DTYPES
+
+    if perm is not None:
+        j = j.permute(0, *[p + 1 for p in perm])
+    sizes = est._network_sizes(tuple(est.leg_sizes_))
+    dx = (j.reshape(j.shape[0], *est.x_std_.shape) / est.x_std_).reshape(j.shape[0], *sizes)
+    with torch.no_grad():
+        return est.network_(dx.to(device=est.device_, dtype=DTYPES[est.dtype])).to("cpu", torch.float64).numpy()
 
 
 def predict_forces(est: Any, rows: ForceRows) -> list[np.ndarray]:
     """Forces (N_s, 3) in eV/A of a fitted structure-averaged estimator from the descriptor Jacobians:
     F = -N y_std <W, J / x_std> (module docstring)."""
-    from tnmat.training._data import DTYPES
+    perm = _perm(est, rows)
+    return [(-len(f) * est.y_std_ * _contract(est, j, perm)).reshape(-1, 3)
+            for j, f in zip(rows.jacobians, rows.forces, strict=True)]
 
+
+def predict_stress(est: Any, rows: ForceRows) -> np.ndarray:
+    """Stress (n, 3, 3) in eV/A^3 (ASE sign) from the strain Jacobians: sigma = (N y_std / V) <W, sym(dBbar/d
+    epsilon) / x_std> (as :mod:`tnmat.forces` symmetrises it)."""
     perm = _perm(est, rows)
     out = []
-    for j, f in zip(rows.jacobians, rows.forces, strict=True):
-        if perm is not None:
-            j = j.permute(0, *[p + 1 for p in perm])
-        sizes = est._network_sizes(tuple(est.leg_sizes_))
-        dx = (j.reshape(j.shape[0], *est.x_std_.shape) / est.x_std_).reshape(j.shape[0], *sizes)
-        with torch.no_grad():
-            g = est.network_(dx.to(device=est.device_, dtype=DTYPES[est.dtype])).to("cpu", torch.float64)
-        out.append((-len(f) * est.y_std_ * g).numpy().reshape(-1, 3))
-    return out
+    for j, f, v in zip(rows.strain_jacobians, rows.forces, rows.volumes, strict=True):
+        g = _contract(est, j, perm).reshape(3, 3)
+        out.append(len(f) * est.y_std_ * (g + g.T) / 2 / v)
+    return np.stack(out)
 
 
 def _perm(est: Any, rows: ForceRows) -> list[int] | None:
