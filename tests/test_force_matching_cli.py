@@ -39,3 +39,8 @@ def test_bad_force_weight_is_refused_naming_the_option(data_file, capsys):
     assert main(["fit", str(data_file), "--force-weight", "-1", *DESC]) != 0
     err = capsys.readouterr().err
     assert "--force-weight -1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_stress_weight_adds_the_stress_rows(data_file, capsys):
+    assert main(["fit", str(data_file), "--model", "dense", "--stress-weight", "10", *DESC]) == 0
+    assert "and the stress of" in capsys.readouterr().out
