@@ -222,3 +222,35 @@ def test_force_matched_estimator_forces_are_the_calculator_forces(cls):
         assert max(float(np.abs(a - b).max()) for a, b in zip(mine, auto, strict=True)) < 1e-10
         errs[fw] = np.sqrt(np.mean(np.concatenate([(a - b).ravel() for a, b in zip(mine, forces, strict=True)]) ** 2))
     assert errs[1.0] < errs[0.0]
+
+
+@pytest.mark.parametrize("with_forces", [False, True])
+def test_estimator_sample_weights_equal_duplicated_structures(with_forces):
+    """Without rescaling and at one ridge strength, weight k = the structure (its energy and force rows) k
+    times."""
+    rng = np.random.default_rng(3)
+    n, sizes = 24, (2, 3)
+    x, y = rng.normal(size=(n, *sizes)), rng.normal(size=n)
+    rows = _synthetic_force_rows(n, sizes, seed=4)
+    k = rng.integers(1, 4, n)
+    rep = np.repeat(np.arange(n), k)
+    kw = dict(alphas=[0.5], validation_fraction=0.0, standardize_inputs=False, standardize_target=False,
+              loss="squared_error", dtype="float64", force_weight=2.0)
+    forces = (rows, rows.subset(rep)) if with_forces else (None, None)
+    a = DenseACERegressor(**kw).fit(x, y, forces=forces[0], sample_weight=k)
+    b = DenseACERegressor(**kw).fit(x[rep], y[rep], forces=forces[1])
+    np.testing.assert_allclose(a.predict(x), b.predict(x), atol=1e-10)
+    if with_forces:  # sigma_F is the weighted RMS force
+        assert abs(a.force_scale_ - b.force_scale_) < 1e-12
+
+
+@pytest.mark.parametrize("bad", [[-1.0], [float("nan")], [1.0] * 3])
+def test_bad_sample_weights_are_refused_before_work(bad):
+    x = np.random.default_rng(0).normal(size=(10, 2, 3))
+    w = np.ones(3) if len(bad) == 3 else np.r_[bad, np.ones(9)]
+    est = DenseACERegressor()
+    with pytest.raises(ValueError, match="sample_weight must be 10 finite numbers > 0") as err:
+        est.fit(x, np.arange(10.0), sample_weight=w)
+    assert "\n" not in str(err.value) and not hasattr(est, "network_")
+    with pytest.raises(ValueError, match="sample_weight applies to solver='sweep'"):
+        MPSRegressor(solver="adam").fit(x, np.arange(10.0), sample_weight=np.ones(10))

@@ -38,10 +38,13 @@ class StructureModel:
         return self.descriptor.compute(list(structures), average=not self.local, progress=progress)
 
     def fit(self, X: LegTensor, y: np.ndarray, *, X_val: LegTensor | None = None,
-            y_val: np.ndarray | None = None, forces: Any = None, forces_val: Any = None) -> StructureModel:
+            y_val: np.ndarray | None = None, forces: Any = None, forces_val: Any = None,
+            sample_weight: Any = None) -> StructureModel:
         """Fit the regressor on precomputed descriptors (see :meth:`featurize`); ``forces`` / ``forces_val``:
-        force rows of the structures (:func:`tnmat.training.force_rows.force_rows`, force matching)."""
-        extra = {k: v for k, v in (("forces", forces), ("forces_val", forces_val)) if v is not None}
+        force rows of the structures (:func:`tnmat.training.force_rows.force_rows`, force matching);
+        ``sample_weight``: one weight per structure of X."""
+        extra = {k: v for k, v in (("forces", forces), ("forces_val", forces_val), ("sample_weight", sample_weight))
+                 if v is not None}
         self.regressor.fit(X, y, X_val=X_val, y_val=y_val, **extra)
         return self
 

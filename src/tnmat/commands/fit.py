@@ -205,10 +205,11 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
             + ("; still improving: raise --epochs" if still else ""))
 
 
-def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool, forces: Any = None) -> int:
-    """Fit ``model`` on the split (with the training structures' force rows ``forces``, if any); returns how
-    many convergence warnings the fit raised (GPR optimiser), which are counted and reported once instead of
-    leaking through."""
+def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool, forces: Any = None,
+         weights: np.ndarray | None = None) -> int:
+    """Fit ``model`` on the split (with the training structures' force rows ``forces`` and the per-structure
+    ``weights`` of DATA, if any); returns how many convergence warnings the fit raised (GPR optimiser), which
+    are counted and reported once instead of leaking through."""
     from sklearn.exceptions import ConvergenceWarning
 
     from tnmat.commands.fit_forces import forces_for
@@ -216,15 +217,34 @@ def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool, for
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if refit or not len(sp["val"]):  # the sweep selects on its own validation part, then refits on all
-            model.fit(X.select(sp["train"]), y[sp["train"]], forces=forces)
+            model.fit(X.select(sp["train"]), y[sp["train"]], forces=forces,
+                      sample_weight=None if weights is None else weights[sp["train"]])
         else:
             model.fit(X.select(sp["fit"]), y[sp["fit"]], X_val=X.select(sp["val"]), y_val=y[sp["val"]],
                       forces=forces_for(forces, sp["train"], sp["fit"]),
-                      forces_val=forces_for(forces, sp["train"], sp["val"]))
+                      forces_val=forces_for(forces, sp["train"], sp["val"]),
+                      sample_weight=None if weights is None else weights[sp["fit"]])
     other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
     for w in other:  # anything else is passed on unchanged
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return len(caught) - len(other)
+
+
+def _weights(ds: Any, reg: Any) -> np.ndarray | None:
+    """DATA's per-structure weights (``info["weight"]``) for a sweep fit, printed when used; None without."""
+    from tnmat.commands.fit_forces import structure_weights
+
+    try:
+        w = structure_weights(ds)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if w is None:
+        return None
+    if getattr(reg, "_solver", lambda: None)() != "sweep":
+        raise CLIError(f"{ds.name}: the structures carry info['weight']; per-structure weights need a sweep-fitted "
+                       "model (--model mps, mpo, ttn or dense, --solver sweep)")
+    print(f"weights: info['weight'] of every structure (range {w.min():g}-{w.max():g}) multiply its rows")
+    return w
 
 
 def _ids(ds: Any, idx: np.ndarray) -> list[str]:
@@ -273,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
           f"{len(sp['test'])} test ({sp['how']})", flush=True)
     t0 = time.perf_counter()
     forces = training_forces(args, reg, calc, ds, sp["train"])
-    n_conv = _fit(model, X, y, sp, refit, forces)
+    weights = _weights(ds, reg)
+    n_conv = _fit(model, X, y, sp, refit, forces, weights)
     seconds = time.perf_counter() - t0
     print(f"parameters: {getattr(reg, 'n_parameters_', None)}   fit time: {seconds:.1f} s")
     stop = _stop_report(reg, args)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["training_forces", "forces_for", "force_errors"]
+__all__ = ["training_forces", "forces_for", "force_errors", "structure_weights"]
 
 #: network kinds whose prediction is linear in the input (force rows enter the local solves exactly)
 FORCE_KINDS = ("mps", "ttn", "dense")
@@ -74,3 +74,19 @@ def force_errors(model: Any, structures: list[Any]) -> dict[str, float] | None:
         ref = np.stack([voigt_6_to_full_3x3_stress(np.asarray(structures[k].info["stress"])) for k in with_stress])
         out["stress_rmse"] = float(160.21766208 * np.sqrt(np.mean((res.stress[with_stress] - ref) ** 2)))
     return out
+
+
+def structure_weights(ds: Any) -> np.ndarray | None:
+    """Per-structure fit weights from ``atoms.info["weight"]`` (None when no structure has one); a
+    ``ValueError`` when only some have one or a weight is not a finite number > 0."""
+    have = ["weight" in a.info for a in ds.structures]
+    if not any(have):
+        return None
+    if not all(have):
+        raise ValueError(f"{ds.name}: {have.count(False)} of {len(have)} structures lack info['weight'] (give every "
+                         "structure a weight, or none)")
+    w = np.array([float(a.info["weight"]) for a in ds.structures])
+    if not np.isfinite(w).all() or not (w > 0).all():
+        raise ValueError(f"{ds.name}: info['weight'] must be finite numbers > 0 (structure "
+                         f"{int(np.flatnonzero(~(np.isfinite(w) & (w > 0)))[0])})")
+    return w

@@ -79,6 +79,7 @@ class Rows:
     starts: torch.Tensor | None = None
     counts: torch.Tensor | None = None
     derivative: Any = None  # standardised force rows (tnmat.training.force_rows.DerivativeRows), if any
+    weights: torch.Tensor | None = None  # (n_structures,) per-structure weights (sweep fits), if any
 
     @property
     def n_structures(self) -> int:

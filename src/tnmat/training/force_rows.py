@@ -205,20 +205,25 @@ class DerivativeRows:
     dweights: torch.Tensor
 
 
-def force_scale(rows: ForceRows) -> float:
-    """sigma_F: the RMS force component of ``rows`` (1 when every force is zero)."""
-    return _rms(np.concatenate([f.reshape(-1) for f in rows.forces]) if len(rows) else np.zeros(0))
+def force_scale(rows: ForceRows, weights: np.ndarray | None = None) -> float:
+    """sigma_F: the RMS force component of ``rows``, each structure's components weighted by ``weights``
+    (1 when every force is zero)."""
+    return _rms([f.reshape(-1) for f in rows.forces], weights)
 
 
-def stress_scale(rows: ForceRows) -> float:
-    """sigma_S: the RMS stress component (eV/A^3, the 6 independent ones) of ``rows`` (1 when zero or absent)."""
-    if not rows.has_stress or not len(rows):
+def stress_scale(rows: ForceRows, weights: np.ndarray | None = None) -> float:
+    """sigma_S: the RMS stress component (eV/A^3, the 6 independent ones) of ``rows``, weighted as in
+    :func:`force_scale` (1 when zero or absent)."""
+    if not rows.has_stress:
         return 1.0
-    return _rms(np.concatenate([s[VOIGT[:, 0], VOIGT[:, 1]] for s in rows.stress]))
+    return _rms([s[VOIGT[:, 0], VOIGT[:, 1]] for s in rows.stress], weights)
 
 
-def _rms(v: np.ndarray) -> float:
-    r = float(np.sqrt(np.mean(v * v))) if len(v) else 0.0
+def _rms(parts: list[np.ndarray], weights: np.ndarray | None) -> float:
+    """sqrt(sum_s w_s ||v_s||^2 / sum_s w_s len(v_s)) (1 when zero or empty): weight k = the structure k times."""
+    w = np.ones(len(parts)) if weights is None else np.asarray(weights, dtype=np.float64)
+    count = float(sum(ws * len(v) for ws, v in zip(w, parts, strict=True)))
+    r = math.sqrt(sum(ws * float(v @ v) for ws, v in zip(w, parts, strict=True)) / count) if count > 0 else 0.0
     return r if r > 0 else 1.0
 
 

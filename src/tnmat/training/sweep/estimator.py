@@ -61,7 +61,7 @@ def _data(rows: Rows, y: torch.Tensor) -> SweepData:
         groups = torch.repeat_interleave(torch.arange(len(c)), c)
     d = rows.derivative
     return SweepData(rows.x.detach().cpu().to(torch.float64), y.detach().cpu().to(torch.float64), groups,
-                     dx=None if d is None else d.dx, dy=None if d is None else d.dy,
+                     weights=rows.weights, dx=None if d is None else d.dx, dy=None if d is None else d.dy,
                      dweights=None if d is None else d.dweights)
 
 
