@@ -44,3 +44,19 @@ def test_bad_force_weight_is_refused_naming_the_option(data_file, capsys):
 def test_stress_weight_adds_the_stress_rows(data_file, capsys):
     assert main(["fit", str(data_file), "--model", "dense", "--stress-weight", "10", *DESC]) == 0
     assert "and the stress of" in capsys.readouterr().out
+
+
+def test_structure_weights_are_read_from_the_file(data_file, tmp_path, capsys):
+    from ase.io import read, write
+
+    frames = read(data_file, index=":")
+    for k, a in enumerate(frames):
+        a.info["weight"] = 1.0 + k % 3
+    weighted = tmp_path / "weighted.extxyz"
+    write(weighted, frames)
+    assert main(["fit", str(weighted), "--model", "dense", "--force-weight", "0", *DESC]) == 0
+    assert "weights: info['weight'] of every structure (range 1-3)" in capsys.readouterr().out
+    del frames[0].info["weight"]
+    write(weighted, frames)
+    assert main(["fit", str(weighted), "--model", "dense", *DESC]) != 0
+    assert "lack info['weight']" in capsys.readouterr().err

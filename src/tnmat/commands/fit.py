@@ -31,7 +31,7 @@ from tnmat.commands._common import (
     param_options,
     param_values,
 )
-from tnmat.commands.fit_forces import force_errors, training_forces
+from tnmat.commands.fit_forces import report_force_errors, training_forces
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.registry import MODEL_NAMES
 
@@ -315,11 +315,8 @@ def run(args: argparse.Namespace) -> int:
         rmse, mae = rmse_mae(ys, model.predict(Xs), what=f"{args.model} on the {name} set")
         errors[name] = {"rmse": rmse, "mae": mae}
         print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
-    fe = force_errors(model, [test_ds.structures[int(i)] for i in sp["test"]]) if units.endswith("/atom") else None
-    if fe:  # the test structures carry forces (and stress): the energy model's derivatives against them
-        errors["test"].update(fe)
-        print(f"{'test':10s} force RMSE {fe['force_rmse']:.4f} eV/A" + (
-            f"   stress RMSE {fe['stress_rmse']:.3f} GPa" if "stress_rmse" in fe else ""))
+    if units.endswith("/atom"):  # test structures with forces (and stress): the energy model's derivatives
+        errors["test"].update(report_force_errors(model, [test_ds.structures[int(i)] for i in sp["test"]]))
     domain = DescriptorRange.of(X.select(sp["train"]))
     n_out = int(domain.outside(X_test.select(sp["test"])).sum())
     print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training descriptors' range "

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["training_forces", "forces_for", "force_errors", "structure_weights"]
+__all__ = ["training_forces", "forces_for", "force_errors", "report_force_errors", "structure_weights"]
 
 #: network kinds whose prediction is linear in the input (force rows enter the local solves exactly)
 FORCE_KINDS = ("mps", "ttn", "dense")
@@ -74,6 +74,15 @@ def force_errors(model: Any, structures: list[Any]) -> dict[str, float] | None:
         ref = np.stack([voigt_6_to_full_3x3_stress(np.asarray(structures[k].info["stress"])) for k in with_stress])
         out["stress_rmse"] = float(160.21766208 * np.sqrt(np.mean((res.stress[with_stress] - ref) ** 2)))
     return out
+
+
+def report_force_errors(model: Any, structures: list[Any]) -> dict[str, float]:
+    """Print (and return) :func:`force_errors` of the test structures; {} when there are none."""
+    fe = force_errors(model, structures)
+    if fe:
+        print(f"{'test':10s} force RMSE {fe['force_rmse']:.4f} eV/A" + (
+            f"   stress RMSE {fe['stress_rmse']:.3f} GPa" if "stress_rmse" in fe else ""))
+    return fe or {}
 
 
 def structure_weights(ds: Any) -> np.ndarray | None:
