@@ -1,4 +1,4 @@
-"""tnmat fit of an energy model on data with forces: force matching by default, --force-weight 0 off."""
+"""tnmat fit of an energy model on data with forces and stress: both fitted by default, weight 0 turns each off."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def _force_rmse(text: str) -> float:
 def test_fit_uses_forces_by_default_and_force_weight_zero_turns_them_off(data_file, capsys, model):
     assert main(["fit", str(data_file), "--model", model, *DESC]) == 0
     matched = capsys.readouterr().out
-    assert "force components fitted with the energies" in matched
-    assert main(["fit", str(data_file), "--model", model, "--force-weight", "0", *DESC]) == 0
+    assert "force components fitted with the energies" in matched and "stress of" in matched
+    assert main(["fit", str(data_file), "--model", model, "--force-weight", "0", "--stress-weight", "0", *DESC]) == 0
     energy_only = capsys.readouterr().out
-    assert "force components fitted" not in energy_only
+    assert "force components fitted" not in energy_only and "stress of" not in energy_only
     # a dozen energies say little about forces; their hundreds of components do
     assert _force_rmse(matched) < 0.7 * _force_rmse(energy_only)
 
@@ -41,9 +41,10 @@ def test_bad_force_weight_is_refused_naming_the_option(data_file, capsys):
     assert "--force-weight -1" in err and len(err.strip().splitlines()) == 1
 
 
-def test_stress_weight_adds_the_stress_rows(data_file, capsys):
-    assert main(["fit", str(data_file), "--model", "dense", "--stress-weight", "10", *DESC]) == 0
-    assert "and the stress of" in capsys.readouterr().out
+def test_stress_weight_zero_leaves_the_forces(data_file, capsys):
+    assert main(["fit", str(data_file), "--model", "dense", "--stress-weight", "0", *DESC]) == 0
+    out = capsys.readouterr().out
+    assert "force components fitted" in out and "stress of" not in out
 
 
 def test_structure_weights_are_read_from_the_file(data_file, tmp_path, capsys):
@@ -54,7 +55,7 @@ def test_structure_weights_are_read_from_the_file(data_file, tmp_path, capsys):
         a.info["weight"] = 1.0 + k % 3
     weighted = tmp_path / "weighted.extxyz"
     write(weighted, frames)
-    assert main(["fit", str(weighted), "--model", "dense", "--force-weight", "0", *DESC]) == 0
+    assert main(["fit", str(weighted), "--model", "dense", "--force-weight", "0", "--stress-weight", "0", *DESC]) == 0
     assert "weights: info['weight'] of every structure (range 1-3)" in capsys.readouterr().out
     del frames[0].info["weight"]
     write(weighted, frames)

@@ -3,8 +3,8 @@ errors of the fitted energy model on the test structures.
 
 An energy model (per atom, structure-averaged or local) of the sweep-fitted MPS, TTN or dense kind is fitted to
 the energies and, with ``--force-weight`` > 0 (the default), to the forces of every training structure
-(:mod:`tnmat.training.force_rows`); ``--force-weight 0`` fits energies only; ``--stress-weight`` > 0 adds the
-stress of periodic structures that carry one (``info["stress"]``).  The descriptor Jacobians cost
+(:mod:`tnmat.training.force_rows`), and with ``--stress-weight`` > 0 (the default) to the stress of periodic
+structures that carry one (``info["stress"]``); ``--force-weight 0 --stress-weight 0`` fits energies only.  The descriptor Jacobians cost
 about 0.02 s per atom on one core (r_cut 6 A, n_max 4, l_max 3)."""
 
 from __future__ import annotations
@@ -38,10 +38,13 @@ def training_forces(args: argparse.Namespace, reg: Any, calc: Any, ds: Any, idx:
     stress = sw > 0 and all("stress" in a.info and np.all(a.pbc) for a in structures)
     if not _has_forces(structures) or (fw == 0 and not stress):
         return None
-    n_comp = 3 * sum(len(a) for a in structures)
-    print(f"forces: {n_comp} force components fitted with the energies (--force-weight {fw:g}; 0 fits energies "
-          f"only){f', and the stress of {len(structures)} cells (--stress-weight {sw:g})' if stress else ''}; "
-          "descriptor Jacobians ...", flush=True)
+    if fw > 0:
+        print(f"forces: {3 * sum(len(a) for a in structures)} force components fitted with the energies "
+              f"(--force-weight {fw:g}; 0: none)")
+    if stress:
+        print(f"stress: the stress of {len(structures)} cells fitted with the energies (--stress-weight {sw:g}; "
+              "0: none)")
+    print("descriptor Jacobians ...", flush=True)
     return force_rows(calc, structures, stress=stress, progress=not args.quiet)
 
 
