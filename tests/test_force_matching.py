@@ -225,7 +225,7 @@ def test_force_matched_estimator_forces_are_the_calculator_forces(cls):
 
 
 @pytest.mark.parametrize("with_forces", [False, True])
-def test_estimator_sample_weights_equal_duplicated_structures(with_forces):
+def test_estimator_structure_weights_equal_duplicated_structures(with_forces):
     """Without rescaling and at one ridge strength, weight k = the structure (its energy and force rows) k
     times."""
     rng = np.random.default_rng(3)
@@ -237,7 +237,7 @@ def test_estimator_sample_weights_equal_duplicated_structures(with_forces):
     kw = dict(alphas=[0.5], validation_fraction=0.0, standardize_inputs=False, standardize_target=False,
               loss="squared_error", dtype="float64", force_weight=2.0)
     forces = (rows, rows.subset(rep)) if with_forces else (None, None)
-    a = DenseACERegressor(**kw).fit(x, y, forces=forces[0], sample_weight=k)
+    a = DenseACERegressor(**kw).fit(x, y, forces=forces[0], structure_weight=k)
     b = DenseACERegressor(**kw).fit(x[rep], y[rep], forces=forces[1])
     np.testing.assert_allclose(a.predict(x), b.predict(x), atol=1e-10)
     if with_forces:  # sigma_F is the weighted RMS force
@@ -245,12 +245,12 @@ def test_estimator_sample_weights_equal_duplicated_structures(with_forces):
 
 
 @pytest.mark.parametrize("bad", [[-1.0], [float("nan")], [1.0] * 3])
-def test_bad_sample_weights_are_refused_before_work(bad):
+def test_bad_structure_weights_are_refused_before_work(bad):
     x = np.random.default_rng(0).normal(size=(10, 2, 3))
     w = np.ones(3) if len(bad) == 3 else np.r_[bad, np.ones(9)]
     est = DenseACERegressor()
-    with pytest.raises(ValueError, match="sample_weight must be 10 finite numbers > 0") as err:
-        est.fit(x, np.arange(10.0), sample_weight=w)
+    with pytest.raises(ValueError, match="structure_weight must be 10 finite numbers > 0") as err:
+        est.fit(x, np.arange(10.0), structure_weight=w)
     assert "\n" not in str(err.value) and not hasattr(est, "network_")
-    with pytest.raises(ValueError, match="sample_weight applies to solver='sweep'"):
-        MPSRegressor(solver="adam").fit(x, np.arange(10.0), sample_weight=np.ones(10))
+    with pytest.raises(ValueError, match="structure_weight applies to solver='sweep'"):
+        MPSRegressor(solver="adam").fit(x, np.arange(10.0), structure_weight=np.ones(10))

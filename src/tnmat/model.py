@@ -39,12 +39,12 @@ class StructureModel:
 
     def fit(self, X: LegTensor, y: np.ndarray, *, X_val: LegTensor | None = None,
             y_val: np.ndarray | None = None, forces: Any = None, forces_val: Any = None,
-            sample_weight: Any = None) -> StructureModel:
+            structure_weight: Any = None) -> StructureModel:
         """Fit the regressor on precomputed descriptors (see :meth:`featurize`); ``forces`` / ``forces_val``:
         force rows of the structures (:func:`tnmat.training.force_rows.force_rows`, force matching);
-        ``sample_weight``: one weight per structure of X."""
-        extra = {k: v for k, v in (("forces", forces), ("forces_val", forces_val), ("sample_weight", sample_weight))
-                 if v is not None}
+        ``structure_weight``: one weight per structure of X."""
+        extra = {k: v for k, v in (("forces", forces), ("forces_val", forces_val),
+                                   ("structure_weight", structure_weight)) if v is not None}
         self.regressor.fit(X, y, X_val=X_val, y_val=y_val, **extra)
         return self
 

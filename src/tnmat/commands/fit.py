@@ -218,12 +218,12 @@ def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool, for
         warnings.simplefilter("always", ConvergenceWarning)
         if refit or not len(sp["val"]):  # the sweep selects on its own validation part, then refits on all
             model.fit(X.select(sp["train"]), y[sp["train"]], forces=forces,
-                      sample_weight=None if weights is None else weights[sp["train"]])
+                      structure_weight=None if weights is None else weights[sp["train"]])
         else:
             model.fit(X.select(sp["fit"]), y[sp["fit"]], X_val=X.select(sp["val"]), y_val=y[sp["val"]],
                       forces=forces_for(forces, sp["train"], sp["fit"]),
                       forces_val=forces_for(forces, sp["train"], sp["val"]),
-                      sample_weight=None if weights is None else weights[sp["fit"]])
+                      structure_weight=None if weights is None else weights[sp["fit"]])
     other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
     for w in other:  # anything else is passed on unchanged
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -145,11 +145,13 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit / predict
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None, forces: Any = None,
-            forces_val: Any = None, sample_weight: Any = None) -> NetworkRegressor:
+            forces_val: Any = None, structure_weight: Any = None) -> NetworkRegressor:
         """Train with Adam on MSE (paper Appendix D); validation from (X_val, y_val) or a random
         ``validation_fraction`` of the structures; early stopping with best-weights restore.  ``forces`` /
         ``forces_val``: :class:`~tnmat.training.force_rows.ForceRows` of the structures of X / X_val (force
-        matching); ``sample_weight``: one weight > 0 per structure of X (estimators that support them)."""
+        matching); ``structure_weight``: one weight > 0 per structure of X (estimators that support them; not
+        scikit-learn's ``sample_weight``: the input scaling and the validation split stay unweighted, so weight k
+        equals k copies only at fixed scaling and strength)."""
         t_start = time.perf_counter()
         cfg = self._check_params()
         name = type(self).__name__
@@ -158,7 +160,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         inp = convert_inputs(self, X, leg_sizes=self.leg_sizes, reset=True)
         y = check_targets(self, y, inp.n_structures)
         self._check_forces(forces, inp.n_structures, inp.sizes)
-        sw = self._check_sample_weight(sample_weight, inp.n_structures)
+        sw = self._check_structure_weight(structure_weight, inp.n_structures)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         self.device_ = resolve_device(self.device, name)
         self.legs_, self.leg_sizes_ = tuple(inp.legs), tuple(inp.sizes)
@@ -228,10 +230,10 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             return train_idx, inp, val_idx, y[val_idx]
         return None, None, None, None
 
-    def _check_sample_weight(self, sample_weight: Any, n_structures: int) -> np.ndarray | None:
+    def _check_structure_weight(self, structure_weight: Any, n_structures: int) -> np.ndarray | None:
         """Refuse per-structure weights (estimators that fit them override this)."""
-        if sample_weight is not None:
-            raise ValueError(f"{type(self).__name__}: sample_weight applies to the sweep-fitted MPS, MPO, TTN and "
+        if structure_weight is not None:
+            raise ValueError(f"{type(self).__name__}: structure_weight applies to the sweep-fitted MPS, MPO, TTN and "
                              "dense models (solver='sweep')")
         return None
 

@@ -154,25 +154,25 @@ class _TensorNetworkEstimator(NetworkRegressor):
                              refit_rows=refit_rows, generator=generator)
 
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None, forces: Any = None,
-            forces_val: Any = None, sample_weight: Any = None) -> _TensorNetworkEstimator:
+            forces_val: Any = None, structure_weight: Any = None) -> _TensorNetworkEstimator:
         """Fit on descriptors (see the base class), or by sweeps on a factorised bispectrum input
         (:class:`~tnmat.training.sweep.bispectrum.BispectrumInput`; MPS with ``solver="sweep"``).  ``forces``
         (``forces_val``): :class:`~tnmat.training.force_rows.ForceRows` of X's (X_val's) structures: their
         forces are fitted with the energies, weighted by ``force_weight`` (:mod:`tnmat.training.force_rows`;
-        MPS, TTN and dense under sweeps, energies per atom); ``sample_weight``: one weight > 0 per structure of
+        MPS, TTN and dense under sweeps, energies per atom); ``structure_weight``: one weight > 0 per structure of
         X, multiplying its energy, force and stress rows (sweeps only; weight k = the structure k times at a
         fixed ridge strength)."""
         from tnmat.training.sweep.bispectrum import BispectrumInput
 
         if isinstance(X, BispectrumInput):
-            if forces is not None or forces_val is not None or sample_weight is not None:
-                raise ValueError(f"{type(self).__name__}: forces= and sample_weight= apply to dense descriptor "
+            if forces is not None or forces_val is not None or structure_weight is not None:
+                raise ValueError(f"{type(self).__name__}: forces= and structure_weight= apply to dense descriptor "
                                  "inputs, not the factorised bispectrum")
             from tnmat.training.sweep.bispectrum_fit import fit_estimator
 
             return fit_estimator(self, X, y, X_val=X_val, y_val=y_val)
         return super().fit(X, y, X_val=X_val, y_val=y_val, forces=forces, forces_val=forces_val,
-                           sample_weight=sample_weight)
+                           structure_weight=structure_weight)
 
     def _check_forces(self, forces: Any, n_structures: int, sizes: tuple[int, ...], what: str = "forces") -> None:
         """Force rows need a network linear in its input fitted by sweeps, and one entry per structure."""
@@ -189,18 +189,18 @@ class _TensorNetworkEstimator(NetworkRegressor):
                              f"{type(forces).__name__}")
         forces.check(name, n_structures, sizes, what)
 
-    def _check_sample_weight(self, sample_weight: Any, n_structures: int) -> Any:
+    def _check_structure_weight(self, structure_weight: Any, n_structures: int) -> Any:
         """Per-structure weights (finite, > 0, one per structure) for the sweep fits; refused elsewhere."""
-        if sample_weight is None:
+        if structure_weight is None:
             return None
         import numpy as np
 
         name = type(self).__name__
         if self.solver_ != "sweep":
-            raise ValueError(f"{name}: sample_weight applies to solver='sweep' (the solver is {self.solver_!r})")
-        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            raise ValueError(f"{name}: structure_weight applies to solver='sweep' (the solver is {self.solver_!r})")
+        w = np.asarray(structure_weight, dtype=np.float64).reshape(-1)
         if len(w) != n_structures or not np.isfinite(w).all() or not (w > 0).all():
-            raise ValueError(f"{name}: sample_weight must be {n_structures} finite numbers > 0 (one per structure)")
+            raise ValueError(f"{name}: structure_weight must be {n_structures} finite numbers > 0 (one per structure)")
         return w
 
     def _with_forces(self, rows: Any, forces: Any, idx: Any, *, weights: Any = None, fit: bool = False) -> Any:
@@ -223,7 +223,7 @@ class _TensorNetworkEstimator(NetworkRegressor):
             self.force_scale_, self.stress_scale_ = fr.force_scale(part, w), fr.stress_scale(part, w)
         d = fr.derivative_rows(part, x_std=self.x_std_, y_std=self.y_std_, force_weight=fw, sigma_f=self.force_scale_,
                                net_sizes=self._network_sizes(tuple(self.leg_sizes_)), perm=fr._perm(self, forces),
-                               stress_weight=sw, sigma_s=self.stress_scale_, sample_weight=w)
+                               stress_weight=sw, sigma_s=self.stress_scale_, structure_weight=w)
         return replace(rows, derivative=d)
 
     def predict(self, X: Any) -> Any:

@@ -239,7 +239,7 @@ def _symmetric_strain_rows(j: torch.Tensor) -> torch.Tensor:
 
 def derivative_rows(rows: ForceRows, *, x_std: torch.Tensor, y_std: float, force_weight: float, sigma_f: float,
                     net_sizes: tuple[int, ...], perm: Sequence[int] | None = None,
-                    sample_weight: np.ndarray | None = None, stress_weight: float = 0.0,
+                    structure_weight: np.ndarray | None = None, stress_weight: float = 0.0,
                     sigma_s: float = 1.0) -> DerivativeRows:
     """Force rows dx = (dBbar/dr) / x_std, dy = -F / (N y_std), weight w_s force_weight N y_std^2 /
     (3 sigma_F^2) (module docstring); with ``stress_weight`` > 0 and stress in ``rows`` also the 6 stress rows
@@ -255,7 +255,7 @@ def derivative_rows(rows: ForceRows, *, x_std: torch.Tensor, y_std: float, force
         dws.append(torch.full((j.shape[0],), weight, dtype=torch.float64))
 
     for s, (j, f) in enumerate(zip(rows.jacobians, rows.forces, strict=True)):
-        n, w = len(f), 1.0 if sample_weight is None else float(sample_weight[s])
+        n, w = len(f), 1.0 if structure_weight is None else float(structure_weight[s])
         if force_weight > 0:
             add(j, -f.reshape(-1) / (n * y_std), w * force_weight * n * y_std**2 / (3 * sigma_f**2))
         if stress_weight > 0 and rows.has_stress:
