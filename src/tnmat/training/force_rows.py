@@ -148,12 +148,19 @@ def descriptor_jacobian(descriptor: Any, atoms: Any, *, wrt: str = "positions") 
     periodic = bool(np.any(atoms.pbc))
     deform = torch.eye(3, dtype=torch.float64) + eps
     cell = torch.tensor(atoms.cell.array, dtype=torch.float64) @ deform if periodic else None
-    with torch.enable_grad():
-        bbar = per_atom_descriptor(calc, pos @ deform, atoms.numbers, cell, atoms.pbc).mean(0)
-        u = torch.zeros(bbar.numel(), dtype=torch.float64, requires_grad=True)
-        (g,) = torch.autograd.grad(bbar.reshape(-1) @ u, pos if wrt == "positions" else eps, create_graph=True)
-        g = g.reshape(-1)
-        rows = [torch.autograd.grad(g[k], u, retain_graph=k < len(g) - 1)[0] for k in range(len(g))]
+    threads = torch.get_num_threads()
+    # many small operations: one thread is 20x faster than two on a busy 2-core machine (0.13 s against 3 s
+    # for a 32-atom cell)
+    torch.set_num_threads(1)
+    try:
+        with torch.enable_grad():
+            bbar = per_atom_descriptor(calc, pos @ deform, atoms.numbers, cell, atoms.pbc).mean(0)
+            u = torch.zeros(bbar.numel(), dtype=torch.float64, requires_grad=True)
+            (g,) = torch.autograd.grad(bbar.reshape(-1) @ u, pos if wrt == "positions" else eps, create_graph=True)
+            g = g.reshape(-1)
+            rows = [torch.autograd.grad(g[k], u, retain_graph=k < len(g) - 1)[0] for k in range(len(g))]
+    finally:
+        torch.set_num_threads(threads)
     return torch.stack(rows).reshape(len(g), *bbar.shape)
 
 
