@@ -26,6 +26,12 @@ the Huber objective, which therefore never increases.  Passes are scored and sto
 loss.  Rows with residuals beyond delta count linearly, not quadratically, so a few badly described
 structures do not pull the fit (on NMD18 the test MAE, the published metric, falls: docs/results/sweep.md).
 
+Weights and derivative rows (force and stress matching, :mod:`tnmat.training.force_rows`): data with
+per-structure weights or derivative rows are stacked into one set of rows (:func:`~tnmat.training.sweep.data.
+stack_rows`) whose row weights multiply the Huber weights and whose intercept reaches the energy rows only;
+passes are then scored on the weighted loss of all rows, while the recorded RMSE is that of the energy rows.
+The MPO is quadratic in its input and takes no derivative rows.
+
 The MERA is not supported: its disentanglers make the network a graph with loops, so there is no canonical
 form (no gauge centre to move by QR, ||W|| is not ||M|| for any local block) and the split of a merged
 disentangler-isometry pair by an SVD does not return a unitary disentangler; a local least-squares update
