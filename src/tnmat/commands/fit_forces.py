@@ -5,7 +5,7 @@ An energy model (per atom, structure-averaged or local) of the sweep-fitted MPS,
 the energies and, with ``--force-weight`` > 0 (the default), to the forces of every training structure
 (:mod:`tnmat.training.force_rows`), and with ``--stress-weight`` > 0 (the default) to the stress of periodic
 structures that carry one (``info["stress"]``); ``--force-weight 0 --stress-weight 0`` fits energies only.  The
-descriptor Jacobians cost about 0.02 s per atom on an idle core (r_cut 6 A, n_max 4, l_max 3)."""
+descriptor Jacobians cost about 0.012 s per atom on one core (r_cut 6 A, n_max 4, l_max 3)."""
 
 from __future__ import annotations
 
