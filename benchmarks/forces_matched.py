@@ -9,9 +9,10 @@ defaults, sweeps with the Huber loss, 20 % of the training cells held out inside
    stress weight in ``--stress-weights`` at the chosen force weight; energy, force and stress RMSE on the 64
    others.  Chosen: the force weight with the lowest validation force RMSE among those whose validation energy
    RMSE is no worse than energy-only's; the stress weight with the lowest sum of the energy, force and stress
-   RMSE, each relative to the stress-free fit's.
+   RMSE, each relative to the stress-free fit's (all with the Huber loss, the sweeps' energy-only default); then
+   the chosen weights with the squared error (what loss="auto" means with force rows).
 2. Test: TTN, MPS and the dense (linear-ACE-style ridge) model, energy-only, forces (chosen weight) and forces +
-   stress (chosen weights), fitted on the 320 training cells; energy (meV/atom), force (eV/A) and stress (GPa,
+   stress (chosen weights, loss "auto" and "huber"), fitted on the 320 training cells; energy (meV/atom), force (eV/A) and stress (GPa,
    9 components) RMSE on the 80 test cells from :class:`tnmat.calculator.TNMatCalculator` against EMT, and the
    fit times (one thread).
 
@@ -73,20 +74,20 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-def fit(kind: str, fw: float, sw: float, X, y, rows: ForceRows) -> tuple[object, float]:
-    """One estimator with ``tnmat fit``'s defaults and the weights; returns it and the fit seconds."""
-    est = MODELS[kind](force_weight=fw, stress_weight=sw)
+def fit(kind: str, fw: float, sw: float, X, y, rows: ForceRows, loss: str = "auto") -> tuple[object, float]:
+    """One estimator with ``tnmat fit``'s defaults, the weights and ``loss``; returns it and the fit seconds."""
+    est = MODELS[kind](force_weight=fw, stress_weight=sw, loss=loss)
     t0 = time.perf_counter()
     est.fit(X, y, forces=rows if fw > 0 or sw > 0 else None)
     return est, time.perf_counter() - t0
 
 
-def _validation_errors(fw: float, sw: float, X, y, rows: ForceRows, fit_idx, val) -> dict:
-    est, sec = fit("ttn", fw, sw, X.select(fit_idx), y[fit_idx], rows.subset(fit_idx))
+def _validation_errors(fw: float, sw: float, X, y, rows: ForceRows, fit_idx, val, loss: str = "huber") -> dict:
+    est, sec = fit("ttn", fw, sw, X.select(fit_idx), y[fit_idx], rows.subset(fit_idx), loss)
     vrows = rows.subset(val)
     f_pred = np.concatenate([f.ravel() for f in predict_forces(est, vrows)])
     f_ref = np.concatenate([f.ravel() for f in vrows.forces])
-    out = {"force_weight": fw, "stress_weight": sw,
+    out = {"force_weight": fw, "stress_weight": sw, "loss": est.loss_,
            "energy_rmse_meV_per_atom": 1000 * rmse(est.predict(X.select(val)), y[val]),
            "force_rmse_eV_per_A": rmse(f_pred, f_ref),
            "stress_rmse_GPa": EV_A3_TO_GPA * rmse(predict_stress(est, vrows), np.stack(vrows.stress)),
@@ -109,7 +110,8 @@ def validation_scan(weights: list[float], stress_weights: list[float], X, y, row
                                   if sw > 0}}
     keys = ("energy_rmse_meV_per_atom", "force_rmse_eV_per_A", "stress_rmse_GPa")
     sw = min(stress, key=lambda w: sum(stress[w][k] / stress[0.0][k] for k in keys))
-    return {"n_fit": len(fit_idx), "n_validation": len(val), "force_weights": list(forces.values()),
+    loss_check = _validation_errors(fw, sw, X, y, rows, fit_idx, val, loss="squared_error")
+    return {"loss_check": loss_check, "n_fit": len(fit_idx), "n_validation": len(val), "force_weights": list(forces.values()),
             "stress_weights": list(stress.values()), "chosen_force_weight": fw, "chosen_stress_weight": sw,
             "rule": "force weight: the lowest validation force RMSE among the weights whose validation energy RMSE "
                     "is no worse than energy-only's; stress weight (at that force weight): the lowest sum of the "
@@ -173,13 +175,13 @@ def main() -> None:
     test_ds = ds.subset(np.isin(np.arange(len(ds)), test))
     out["test"] = {}
     for kind in args.models.split(","):
-        for w, s in dict.fromkeys([(0.0, 0.0), (fw, 0.0), (fw, sw)]):
-            est, sec = fit(kind, w, s, Xtr, ytr, rtr)
+        for w, s, loss in dict.fromkeys([(0.0, 0.0, "auto"), (fw, 0.0, "auto"), (fw, sw, "auto"), (fw, sw, "huber")]):
+            est, sec = fit(kind, w, s, Xtr, ytr, rtr, loss)
             res = test_errors(StructureModel(calc, est, target="energy_per_atom", units="eV/atom"), test_ds)
-            res.update(fit_seconds=round(sec, 2), force_weight=w, stress_weight=s,
+            res.update(fit_seconds=round(sec, 2), force_weight=w, stress_weight=s, loss=est.loss_,
                        bond_dims=getattr(est, "bond_dims_", []))
-            out["test"][f"{kind} force_weight={w:g} stress_weight={s:g}"] = res
-            print(f"test {kind} fw={w:g} sw={s:g}: {res}", flush=True)
+            out["test"][f"{kind} force_weight={w:g} stress_weight={s:g} loss={est.loss_}"] = res
+            print(f"test {kind} fw={w:g} sw={s:g} {est.loss_}: {res}", flush=True)
     out["seconds"] = round(time.perf_counter() - t_start, 1)
     path = Path(args.out.replace(".json", "-quick.json") if args.quick else args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

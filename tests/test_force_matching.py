@@ -217,6 +217,7 @@ def test_force_matched_estimator_forces_are_the_calculator_forces(cls):
     errs = {}
     for fw in (0.0, 1.0):
         est = cls(force_weight=fw, dtype="float64", **kw).fit(X, y, forces=rows)
+        assert est.loss_ == ("squared_error" if fw > 0 else "huber")  # what loss="auto" means with force rows
         mine = predict_forces(est, rows)
         auto = energy_forces_stress(StructureModel(calc, est, units="eV/atom"), cells, stress=False).forces
         assert max(float(np.abs(a - b).max()) for a, b in zip(mine, auto, strict=True)) < 1e-10

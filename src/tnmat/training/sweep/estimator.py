@@ -44,14 +44,16 @@ def check_sweep_params(est: Any, kind: str) -> None:
                          f"is one network of the same kind), not to {kind!r}")
 
 
-def sweep_config(est: Any, *, fit_intercept: bool) -> SweepConfig:
-    """The one translation of a (validated) estimator's parameters into the sweep fitter's settings."""
+def sweep_config(est: Any, *, fit_intercept: bool, derivative_rows: bool = False) -> SweepConfig:
+    """The one translation of a (validated) estimator's parameters into the sweep fitter's settings
+    (``derivative_rows``: force or stress rows are fitted, which changes what loss="auto" means)."""
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
     solver = resolve_solver(est._kind(), est.solver)
     return SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=int(est.n_sweeps),
                        svd_cutoff=float(est.svd_cutoff), alphas=alphas, fit_intercept=fit_intercept,
                        alpha_selection=est.alpha_selection, verbose=int(est.verbose),
-                       loss=resolve_loss(solver, est.loss), huber_delta=float(est.huber_delta))
+                       loss=resolve_loss(solver, est.loss, derivative_rows=derivative_rows),
+                       huber_delta=float(est.huber_delta))
 
 
 def _data(rows: Rows, y: torch.Tensor) -> SweepData:
@@ -139,7 +141,8 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
     """Fit ``net`` by two-site sweeps (closed form for the dense model), then, when validation rows were
     split off the training set, refit on all of them with the chosen settings.  Sets ``est.network_``
     (the fitted network, with its new bond dimensions) and the intercept; returns the history."""
-    cfg = sweep_config(est, fit_intercept=intercept is not None)
+    cfg = sweep_config(est, fit_intercept=intercept is not None, derivative_rows=train_rows.derivative is not None)
+    est.loss_ = cfg.loss
     train = _data(train_rows, y_train)
     val = None if val_rows is None else _data(val_rows, y_val)
     device = next(net.parameters()).device
