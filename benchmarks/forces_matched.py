@@ -12,9 +12,9 @@ defaults, sweeps with the Huber loss, 20 % of the training cells held out inside
    RMSE, each relative to the stress-free fit's (all with the Huber loss, the sweeps' energy-only default); then
    the chosen weights with the squared error (what loss="auto" means with force rows).
 2. Test: TTN, MPS and the dense (linear-ACE-style ridge) model, energy-only, forces (chosen weight) and forces +
-   stress (chosen weights, loss "auto" and "huber"), fitted on the 320 training cells; energy (meV/atom), force (eV/A) and stress (GPa,
-   9 components) RMSE on the 80 test cells from :class:`tnmat.calculator.TNMatCalculator` against EMT, and the
-   fit times (one thread).
+   stress (chosen weights, loss "auto" and "huber"), fitted on the 320 training cells; energy (meV/atom), force
+   (eV/A) and stress (GPa, 9 components) RMSE on the 80 test cells from :class:`tnmat.calculator.TNMatCalculator`
+   against EMT, and the fit times (one thread).
 
 Writes results/forces/forces_matched.json.
 
@@ -111,8 +111,8 @@ def validation_scan(weights: list[float], stress_weights: list[float], X, y, row
     keys = ("energy_rmse_meV_per_atom", "force_rmse_eV_per_A", "stress_rmse_GPa")
     sw = min(stress, key=lambda w: sum(stress[w][k] / stress[0.0][k] for k in keys))
     loss_check = _validation_errors(fw, sw, X, y, rows, fit_idx, val, loss="squared_error")
-    return {"loss_check": loss_check, "n_fit": len(fit_idx), "n_validation": len(val), "force_weights": list(forces.values()),
-            "stress_weights": list(stress.values()), "chosen_force_weight": fw, "chosen_stress_weight": sw,
+    return {"loss_check": loss_check, "n_fit": len(fit_idx), "n_validation": len(val),
+            "force_weights": list(forces.values()), "stress_weights": list(stress.values()), "chosen_force_weight": fw, "chosen_stress_weight": sw,
             "rule": "force weight: the lowest validation force RMSE among the weights whose validation energy RMSE "
                     "is no worse than energy-only's; stress weight (at that force weight): the lowest sum of the "
                     "validation energy, force and stress RMSE, each relative to the stress-free fit's"}
