@@ -112,7 +112,8 @@ def validation_scan(weights: list[float], stress_weights: list[float], X, y, row
     sw = min(stress, key=lambda w: sum(stress[w][k] / stress[0.0][k] for k in keys))
     loss_check = _validation_errors(fw, sw, X, y, rows, fit_idx, val, loss="squared_error")
     return {"loss_check": loss_check, "n_fit": len(fit_idx), "n_validation": len(val),
-            "force_weights": list(forces.values()), "stress_weights": list(stress.values()), "chosen_force_weight": fw, "chosen_stress_weight": sw,
+            "force_weights": list(forces.values()), "stress_weights": list(stress.values()),
+            "chosen_force_weight": fw, "chosen_stress_weight": sw,
             "rule": "force weight: the lowest validation force RMSE among the weights whose validation energy RMSE "
                     "is no worse than energy-only's; stress weight (at that force weight): the lowest sum of the "
                     "validation energy, force and stress RMSE, each relative to the stress-free fit's"}
