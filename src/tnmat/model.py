@@ -41,9 +41,15 @@ class StructureModel:
         return self.descriptor.compute(list(structures), average=not self.local, progress=progress)
 
     def fit(self, X: LegTensor | list[Atoms], y: np.ndarray, *, X_val: LegTensor | None = None,
-            y_val: np.ndarray | None = None) -> StructureModel:
-        """Fit the regressor on precomputed descriptors (see :meth:`featurize`)."""
-        self.regressor.fit(X, y, X_val=X_val, y_val=y_val)
+            y_val: np.ndarray | None = None, forces: Any = None, forces_val: Any = None,
+            structure_weight: Any = None) -> StructureModel:
+        """Fit the regressor on precomputed descriptors (see :meth:`featurize`), or on structures for a model
+        that takes them (the cluster expansion); ``forces`` / ``forces_val``: force rows of the structures
+        (:func:`tnmat.training.force_rows.force_rows`, force matching); ``structure_weight``: one weight per
+        structure of X."""
+        extra = {k: v for k, v in (("forces", forces), ("forces_val", forces_val),
+                                   ("structure_weight", structure_weight)) if v is not None}
+        self.regressor.fit(X, y, X_val=X_val, y_val=y_val, **extra)
         return self
 
     def predict(self, structures: Sequence[Atoms] | LegTensor, *, progress: bool | None = None) -> np.ndarray:

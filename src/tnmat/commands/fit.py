@@ -31,6 +31,7 @@ from tnmat.commands._common import (
     param_options,
     param_values,
 )
+from tnmat.commands.fit_forces import report_force_errors, training_forces
 from tnmat.commands.fit_structures import IDEAL_SITES_HELP, ideal_dataset, ideal_test_file, run_structures
 from tnmat.training.base import NetworkRegressor
 from tnmat.training.registry import MODEL_NAMES, model_spec
@@ -41,7 +42,8 @@ DEFAULT_WHY = ("lowest test MAE of the single networks on NMD18's official split
                "results/sweep/sweep_nmd18_huber.json")
 #: the training parameters on the command line (flags, defaults, help: tnmat.training.params, as in Python)
 CLI_PARAMS = ("bond_dim", "solver", "loss", "huber_delta", "n_sweeps", "alpha_selection", "n_members", "max_epochs",
-              "patience", "learning_rate", "batch_size", "validation_fraction", "random_state")
+              "patience", "learning_rate", "batch_size", "validation_fraction", "random_state", "force_weight",
+              "stress_weight")
 
 NAME = "fit"
 HELP = "fit a tensor-network (or baseline) model and report test errors"
@@ -209,21 +211,46 @@ def _stop_report(reg: Any, args: argparse.Namespace) -> str | None:
             + ("; still improving: raise --epochs" if still else ""))
 
 
-def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool) -> int:
-    """Fit ``model`` on the split; returns how many convergence warnings the fit raised (GPR optimiser),
-    which are counted and reported once instead of leaking through."""
+def _fit(model: Any, X: Any, y: np.ndarray, sp: dict[str, Any], refit: bool, forces: Any = None,
+         weights: np.ndarray | None = None) -> int:
+    """Fit ``model`` on the split (with the training structures' force rows ``forces`` and the per-structure
+    ``weights`` of DATA, if any); returns how many convergence warnings the fit raised (GPR optimiser), which
+    are counted and reported once instead of leaking through."""
     from sklearn.exceptions import ConvergenceWarning
+
+    from tnmat.commands.fit_forces import forces_for
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if refit or not len(sp["val"]):  # the sweep selects on its own validation part, then refits on all
-            model.fit(X.select(sp["train"]), y[sp["train"]])
+            model.fit(X.select(sp["train"]), y[sp["train"]], forces=forces,
+                      structure_weight=None if weights is None else weights[sp["train"]])
         else:
-            model.fit(X.select(sp["fit"]), y[sp["fit"]], X_val=X.select(sp["val"]), y_val=y[sp["val"]])
+            model.fit(X.select(sp["fit"]), y[sp["fit"]], X_val=X.select(sp["val"]), y_val=y[sp["val"]],
+                      forces=forces_for(forces, sp["train"], sp["fit"]),
+                      forces_val=forces_for(forces, sp["train"], sp["val"]),
+                      structure_weight=None if weights is None else weights[sp["fit"]])
     other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
     for w in other:  # anything else is passed on unchanged
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return len(caught) - len(other)
+
+
+def _weights(ds: Any, reg: Any) -> np.ndarray | None:
+    """DATA's per-structure weights (``info["weight"]``) for a sweep fit, printed when used; None without."""
+    from tnmat.commands.fit_forces import structure_weights
+
+    try:
+        w = structure_weights(ds)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if w is None:
+        return None
+    if getattr(reg, "_solver", lambda: None)() != "sweep":
+        raise CLIError(f"{ds.name}: the structures carry info['weight']; per-structure weights need a sweep-fitted "
+                       "model (--model mps, mpo, ttn or dense, --solver sweep)")
+    print(f"weights: info['weight'] of every structure (range {w.min():g}-{w.max():g}) multiply its rows")
+    return w
 
 
 def _ids(ds: Any, idx: np.ndarray) -> list[str]:
@@ -275,7 +302,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"structures: {len(sp['train'] if refit else sp['fit'])} fitted, validation {n_val}, "
           f"{len(sp['test'])} test ({sp['how']})", flush=True)
     t0 = time.perf_counter()
-    n_conv = _fit(model, X, y, sp, refit)
+    forces = training_forces(args, reg, calc, ds, sp["train"])
+    weights = _weights(ds, reg)
+    n_conv = _fit(model, X, y, sp, refit, forces, weights)
     seconds = time.perf_counter() - t0
     print(f"parameters: {getattr(reg, 'n_parameters_', None)}   fit time: {seconds:.1f} s")
     stop = _stop_report(reg, args)
@@ -296,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
         rmse, mae = rmse_mae(ys, model.predict(Xs), what=f"{args.model} on the {name} set")
         errors[name] = {"rmse": rmse, "mae": mae}
         print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
+    if units.endswith("/atom"):  # test structures with forces (and stress): the energy model's derivatives
+        errors["test"].update(report_force_errors(model, [test_ds.structures[int(i)] for i in sp["test"]]))
     domain = training_domain(X.select(sp["train"]), [ds.structures[k] for k in sp["train"]], calc.density.r_cut)
     n_out = int(domain_flags(domain, X_test.select(sp["test"]), [test_ds.structures[k] for k in sp["test"]])[0].sum())
     print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training range (descriptors: "

@@ -78,6 +78,8 @@ class Rows:
     x: torch.Tensor | list[torch.Tensor]  # (rows, *network_sizes), or factorised: cores (rows, r, d, r')
     starts: torch.Tensor | None = None
     counts: torch.Tensor | None = None
+    derivative: Any = None  # standardised force rows (tnmat.training.force_rows.DerivativeRows), if any
+    weights: torch.Tensor | None = None  # (n_structures,) per-structure weights (sweep fits), if any
 
     @property
     def n_structures(self) -> int:

@@ -144,9 +144,14 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
                     counts=None if counts is None else counts.to(dev))
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> NetworkRegressor:
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None, forces: Any = None,
+            forces_val: Any = None, structure_weight: Any = None) -> NetworkRegressor:
         """Train with Adam on MSE (paper Appendix D); validation from (X_val, y_val) or a random
-        ``validation_fraction`` of the structures; early stopping with best-weights restore."""
+        ``validation_fraction`` of the structures; early stopping with best-weights restore.  ``forces`` /
+        ``forces_val``: :class:`~tnmat.training.force_rows.ForceRows` of the structures of X / X_val (force
+        matching); ``structure_weight``: one weight > 0 per structure of X (estimators that support them; not
+        scikit-learn's ``sample_weight``: the input scaling and the validation split stay unweighted, so weight k
+        equals k copies only at fixed scaling and strength)."""
         t_start = time.perf_counter()
         cfg = self._check_params()
         name = type(self).__name__
@@ -154,44 +159,25 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
 
         inp = convert_inputs(self, X, leg_sizes=self.leg_sizes, reset=True)
         y = check_targets(self, y, inp.n_structures)
+        self._check_forces(forces, inp.n_structures, inp.sizes)
+        sw = self._check_structure_weight(structure_weight, inp.n_structures)
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         self.device_ = resolve_device(self.device, name)
         self.legs_, self.leg_sizes_ = tuple(inp.legs), tuple(inp.sizes)
         self.legs_from_legtensor_ = isinstance(X, LegTensor)
         self.per_atom_ = inp.per_atom
-        if (X_val is None) != (y_val is None):
-            raise ValueError(f"{name}: pass both X_val and y_val, or neither")
-        rng = np.random.default_rng(seed)
-        n = inp.n_structures
-        train_idx: np.ndarray | None = None
-        val_inp: Inputs | None = None
-        val_idx: np.ndarray | None = None
-        if X_val is not None:
-            val_inp = self._match_fitted(convert_inputs(self, X_val, leg_sizes=self.leg_sizes, reset=False),
-                                         X_val, "X_val")
-            yv = check_targets(self, y_val, val_inp.n_structures, what="y_val")
-        elif self.validation_fraction > 0 and n >= 2:
-            n_val = min(n - 1, max(1, int(round(self.validation_fraction * n))))
-            perm = rng.permutation(n)
-            val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            val_inp, yv = inp, y[val_idx]
+        train_idx, val_inp, val_idx, yv = self._validation_split(inp, y, X_val, y_val, np.random.default_rng(seed))
         y_tr = y if train_idx is None else y[train_idx]
-
-        # scaling statistics from the training rows only
-        tr_values = inp.values if train_idx is None else inp.values[inp.row_mask(train_idx)]
-        mean, std = self._input_scaling(tr_values)
-        del tr_values
-        self.x_mean_, self.x_std_ = mean.to(torch.float64), std.to(torch.float64)
-        self.y_mean_ = float(y_tr.mean()) if self.standardize_target else 0.0
-        sd = float(y_tr.std()) if self.standardize_target else 1.0
-        self.y_std_ = sd if sd > 1e-12 * (1 + abs(self.y_mean_)) else 1.0
-
+        if X_val is not None:
+            self._check_forces(forces_val, val_inp.n_structures, val_inp.sizes, "forces_val")
+        self._fit_scaling(inp, train_idx, y_tr)
         dev, dt = self.device_, _DTYPES[self.dtype]
-        train_rows = self._rows(inp, train_idx)
+        train_rows = self._with_forces(self._rows(inp, train_idx), forces, train_idx, weights=sw, fit=True)
         y_train_t = torch.as_tensor((y_tr - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
         val_rows, y_val_t = None, None
         if val_inp is not None:
-            val_rows = self._rows(val_inp, val_idx)
+            val_f, val_w = (forces_val, None) if X_val is not None else (forces, sw)
+            val_rows = self._with_forces(self._rows(val_inp, val_idx), val_f, val_idx, weights=val_w)
             y_val_t = torch.as_tensor((yv - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
 
         fork = [dev.index or 0] if dev.type == "cuda" else []
@@ -204,7 +190,8 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             b = torch.nn.Parameter(torch.zeros((), dtype=dt, device=dev)) if self._fits_intercept() else None
 
             def all_rows() -> tuple[Rows, torch.Tensor]:  # every training structure (for a refit after selection)
-                return self._rows(inp), torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=dt, device=dev)
+                return (self._with_forces(self._rows(inp), forces, None, weights=sw),
+                        torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=dt, device=dev))
 
             try:
                 res = self._train(net, train_rows, y_train_t, cfg, val_rows=val_rows, y_val=y_val_t, generator=gen,
@@ -223,6 +210,53 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         self.stopped_early_ = res.stopped_early
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
+
+    def _validation_split(self, inp: Inputs, y: np.ndarray, X_val: Any, y_val: Any, rng: np.random.Generator
+                          ) -> tuple[np.ndarray | None, Inputs | None, np.ndarray | None, np.ndarray | None]:
+        """(training indices, validation inputs, their indices, validation targets): X_val as given, or a random
+        ``validation_fraction`` of the structures (None where there is none)."""
+        name = type(self).__name__
+        if (X_val is None) != (y_val is None):
+            raise ValueError(f"{name}: pass both X_val and y_val, or neither")
+        n = inp.n_structures
+        if X_val is not None:
+            val_inp = self._match_fitted(convert_inputs(self, X_val, leg_sizes=self.leg_sizes, reset=False),
+                                         X_val, "X_val")
+            return None, val_inp, None, check_targets(self, y_val, val_inp.n_structures, what="y_val")
+        if self.validation_fraction > 0 and n >= 2:
+            n_val = min(n - 1, max(1, int(round(self.validation_fraction * n))))
+            perm = rng.permutation(n)
+            val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            return train_idx, inp, val_idx, y[val_idx]
+        return None, None, None, None
+
+    def _check_structure_weight(self, structure_weight: Any, n_structures: int) -> np.ndarray | None:
+        """Refuse per-structure weights (estimators that fit them override this)."""
+        if structure_weight is not None:
+            raise ValueError(f"{type(self).__name__}: structure_weight applies to the sweep-fitted MPS, MPO, TTN and "
+                             "dense models (solver='sweep')")
+        return None
+
+    def _fit_scaling(self, inp: Inputs, train_idx: np.ndarray | None, y_tr: np.ndarray) -> None:
+        """x_mean_, x_std_ (:meth:`_input_scaling`), y_mean_, y_std_ from the training rows only."""
+        tr_values = inp.values if train_idx is None else inp.values[inp.row_mask(train_idx)]
+        mean, std = self._input_scaling(tr_values)
+        self.x_mean_, self.x_std_ = mean.to(torch.float64), std.to(torch.float64)
+        self.y_mean_ = float(y_tr.mean()) if self.standardize_target else 0.0
+        sd = float(y_tr.std()) if self.standardize_target else 1.0
+        self.y_std_ = sd if sd > 1e-12 * (1 + abs(self.y_mean_)) else 1.0
+
+    def _check_forces(self, forces: Any, n_structures: int, sizes: tuple[int, ...], what: str = "forces") -> None:
+        """Refuse force rows (estimators that fit them override this)."""
+        if forces is not None:
+            raise ValueError(f"{type(self).__name__}: {what}= applies to the sweep-fitted MPS, TTN and dense "
+                             "models (solver='sweep')")
+
+    def _with_forces(self, rows: Rows, forces: Any, idx: np.ndarray | None, *, weights: np.ndarray | None = None,
+                     fit: bool = False) -> Rows:
+        """``rows`` with the standardised force rows and the per-structure weights of the structures ``idx``
+        attached (estimators that fit them override this)."""
+        return rows
 
     def _train(self, net: torch.nn.Module, train_rows: Rows, y_train: torch.Tensor, cfg: TrainConfig, *,
                val_rows: Rows | None, y_val: torch.Tensor | None, generator: torch.Generator,

@@ -39,6 +39,14 @@ loss : "auto" (default: "huber" under sweeps, "squared_error" under Adam), "squa
     local solves (:mod:`tnmat.training.sweep`; the dense model: ``n_sweeps`` reweighted ridge solves).
     Structures the descriptor describes badly then weigh linearly, not quadratically; on NMD18 it lowers
     the test MAE by 1.7 meV/cation (docs/results/sweep.md).  Sweep solver only.
+force_weight : force matching (MPS, TTN, dense under sweeps, structure-averaged energies per atom):
+    ``fit(X, y, forces=ForceRows)`` (:func:`tnmat.training.force_rows.force_rows` gives the descriptor
+    Jacobians and reference forces of ASE structures) adds every force component as a derivative row of
+    the local solves, F = -N y_std <W, (dBbar/dr) / x_std>; ``force_weight`` is the weight of a structure's
+    mean squared force error relative to its squared energy error, each in units of its training spread
+    (:mod:`tnmat.training.force_rows`; 0: energies only).  Fitted: ``force_scale_`` (RMS force, eV/A).
+stress_weight : the same for the stress (virial) rows of ForceRows built with ``stress=True`` (default 0: none).
+    Fitted: ``stress_scale_`` (RMS stress component, eV/A^3).
 Fitted: ``bond_dims_``; ``history_`` holds per-pass
     "train_rmse", "val_rmse" (standardised target units), "bond_dims", "lambda_median", "seconds",
     "stop_reason".
@@ -144,16 +152,78 @@ class _TensorNetworkEstimator(NetworkRegressor):
         return fit_by_sweeps(self, net, train_rows, y_train, val_rows=val_rows, y_val=y_val, intercept=intercept,
                              refit_rows=refit_rows, generator=generator)
 
-    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> _TensorNetworkEstimator:
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None, forces: Any = None,
+            forces_val: Any = None, structure_weight: Any = None) -> _TensorNetworkEstimator:
         """Fit on descriptors (see the base class), or by sweeps on a factorised bispectrum input
-        (:class:`~tnmat.training.sweep.bispectrum.BispectrumInput`; MPS with ``solver="sweep"``)."""
+        (:class:`~tnmat.training.sweep.bispectrum.BispectrumInput`; MPS with ``solver="sweep"``).  ``forces``
+        (``forces_val``): :class:`~tnmat.training.force_rows.ForceRows` of X's (X_val's) structures: their
+        forces are fitted with the energies, weighted by ``force_weight`` (:mod:`tnmat.training.force_rows`;
+        MPS, TTN and dense under sweeps, energies per atom); ``structure_weight``: one weight > 0 per structure of
+        X, multiplying its energy, force and stress rows (sweeps only; weight k = the structure k times at a
+        fixed ridge strength)."""
         from tnmat.training.sweep.bispectrum import BispectrumInput
 
         if isinstance(X, BispectrumInput):
+            if forces is not None or forces_val is not None or structure_weight is not None:
+                raise ValueError(f"{type(self).__name__}: forces= and structure_weight= apply to dense descriptor "
+                                 "inputs, not the factorised bispectrum")
             from tnmat.training.sweep.bispectrum_fit import fit_estimator
 
             return fit_estimator(self, X, y, X_val=X_val, y_val=y_val)
-        return super().fit(X, y, X_val=X_val, y_val=y_val)
+        return super().fit(X, y, X_val=X_val, y_val=y_val, forces=forces, forces_val=forces_val,
+                           structure_weight=structure_weight)
+
+    def _check_forces(self, forces: Any, n_structures: int, sizes: tuple[int, ...], what: str = "forces") -> None:
+        """Force rows need a network linear in its input fitted by sweeps, and one entry per structure."""
+        if forces is None:
+            return
+        from tnmat.training.force_rows import ForceRows
+
+        name = type(self).__name__
+        if self.solver_ != "sweep" or self._kind() not in ("mps", "ttn", "dense"):
+            raise ValueError(f"{name}: {what}= applies to the sweep-fitted MPS, TTN and dense models (solver="
+                             f"'sweep'), not model={self._kind()!r} with solver={self.solver_!r}")
+        if not isinstance(forces, ForceRows):
+            raise ValueError(f"{name}: {what}= must be a tnmat.training.force_rows.ForceRows, got "
+                             f"{type(forces).__name__}")
+        forces.check(name, n_structures, sizes, what)
+
+    def _check_structure_weight(self, structure_weight: Any, n_structures: int) -> Any:
+        """Per-structure weights (finite, > 0, one per structure) for the sweep fits; refused elsewhere."""
+        if structure_weight is None:
+            return None
+        import numpy as np
+
+        name = type(self).__name__
+        if self.solver_ != "sweep":
+            raise ValueError(f"{name}: structure_weight applies to solver='sweep' (the solver is {self.solver_!r})")
+        w = np.asarray(structure_weight, dtype=np.float64).reshape(-1)
+        if len(w) != n_structures or not np.isfinite(w).all() or not (w > 0).all():
+            raise ValueError(f"{name}: structure_weight must be {n_structures} finite numbers > 0 (one per structure)")
+        return w
+
+    def _with_forces(self, rows: Any, forces: Any, idx: Any, *, weights: Any = None, fit: bool = False) -> Any:
+        """``rows`` with the per-structure ``weights`` and the standardised force rows of the structures ``idx``
+        (none when ``force_weight`` is 0); at fit, sigma_F (``force_scale_``) from the training structures'
+        forces."""
+        from dataclasses import replace
+
+        from tnmat.training import force_rows as fr
+
+        if weights is not None:
+            w = weights if idx is None else weights[idx]
+            rows = replace(rows, weights=torch.as_tensor(w, dtype=torch.float64))
+        fw, sw = float(self.force_weight), float(self.stress_weight)
+        if forces is None or (fw == 0.0 and (sw == 0.0 or not forces.has_stress)):
+            return rows
+        part = forces.subset(idx)
+        w = None if rows.weights is None else rows.weights.numpy()
+        if fit:
+            self.force_scale_, self.stress_scale_ = fr.force_scale(part, w), fr.stress_scale(part, w)
+        d = fr.derivative_rows(part, x_std=self.x_std_, y_std=self.y_std_, force_weight=fw, sigma_f=self.force_scale_,
+                               net_sizes=self._network_sizes(tuple(self.leg_sizes_)), perm=fr._perm(self, forces),
+                               stress_weight=sw, sigma_s=self.stress_scale_, structure_weight=w)
+        return replace(rows, derivative=d)
 
     def predict(self, X: Any) -> Any:
         """Predictions in target units (float64), one per structure; X may be a bispectrum input."""
@@ -198,7 +268,8 @@ class _TensorNetworkEstimator(NetworkRegressor):
 
 #: the training parameters of every tensor-network estimator (besides the shared ones of NetworkRegressor)
 TN_PARAMS: tuple[str, ...] = ("fit_intercept", "solver", "n_sweeps", "svd_cutoff", "alphas", "alpha_selection",
-                              "n_members", "loss", "huber_delta", *SHARED_PARAMS)
+                              "n_members", "loss", "huber_delta", "force_weight", "stress_weight",
+                              *SHARED_PARAMS)
 
 
 class TensorNetworkRegressor(_TensorNetworkEstimator):

@@ -26,6 +26,12 @@ the Huber objective, which therefore never increases.  Passes are scored and sto
 loss.  Rows with residuals beyond delta count linearly, not quadratically, so a few badly described
 structures do not pull the fit (on NMD18 the test MAE, the published metric, falls: docs/results/sweep.md).
 
+Weights and derivative rows (force and stress matching, :mod:`tnmat.training.force_rows`): data with
+per-structure weights or derivative rows are stacked into one set of rows (:func:`~tnmat.training.sweep.data.
+stack_rows`) whose row weights multiply the Huber weights and whose intercept reaches the energy rows only;
+passes are then scored on the weighted loss of all rows, while the recorded RMSE is that of the energy rows.
+The MPO is quadratic in its input and takes no derivative rows.
+
 The MERA is not supported: its disentanglers make the network a graph with loops, so there is no canonical
 form (no gauge centre to move by QR, ||W|| is not ||M|| for any local block) and the split of a merged
 disentangler-isometry pair by an SVD does not return a unitary disentangler; a local least-squares update
@@ -49,7 +55,7 @@ from tnmat.networks.mps import MPS
 from tnmat.networks.tree import MERA, TTN
 from tnmat.training.params import param_default
 from tnmat.training.sweep.chain import ChainSweeper
-from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.data import StackedRows, SweepData, stack_rows
 from tnmat.training.sweep.protocol import Sweeper
 from tnmat.training.sweep.solve import SELECTIONS, LocalSolution, ridge_local_solve
 from tnmat.training.sweep.tree import TreeSweeper
@@ -111,10 +117,15 @@ def huber_weights(r: torch.Tensor, delta: float) -> torch.Tensor:
     return (delta / r.abs().clamp_min(1e-300)).clamp(max=1.0)
 
 
+def huber_rows(r: torch.Tensor, delta: float) -> torch.Tensor:
+    """Huber loss of every residual: r^2 / 2 within delta, delta (|r| - delta / 2) beyond."""
+    a = r.abs()
+    return torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+
+
 def huber_loss(r: torch.Tensor, delta: float) -> torch.Tensor:
     """Mean Huber loss: r^2 / 2 within delta, delta (|r| - delta / 2) beyond."""
-    a = r.abs()
-    return torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).mean()
+    return huber_rows(r, delta).mean()
 
 
 @dataclass
@@ -160,14 +171,38 @@ def _make_sweeper(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfi
 
 
 class _Solver:
-    """The local solve used by the sweepers, recording the chosen ridge strengths and the last fit."""
+    """The local solve used by the sweepers, recording the chosen ridge strengths and the last fit.  Rows are
+    those of :func:`~tnmat.training.sweep.data.stack_rows`: each data set's row weights (per-structure and
+    derivative-row weights) multiply the Huber weights, and the intercept reaches the energy rows only."""
 
-    def __init__(self, cfg: SweepConfig, has_val: bool, fixed: list[float] | None = None) -> None:
+    def __init__(self, cfg: SweepConfig, has_val: bool, stacks: list[StackedRows],
+                 fixed: list[float] | None = None) -> None:
         self.cfg, self.has_val, self.fixed = cfg, has_val, fixed
+        self.targets = [s.data.y for s in stacks]
+        self.base = [s.weights for s in stacks]
+        self.masks = [s.intercept_rows for s in stacks]
         self.lams: list[float] = []
         self.weights: list[torch.Tensor | None] = [None, None]  # row weights (Huber IRLS), per data set
         self.last: tuple[list[torch.Tensor], LocalSolution] | None = None
         self.trace: list[dict] = []
+
+    def row_weights(self, i: int) -> torch.Tensor | None:
+        """Weights of data set i's rows: base weight times Huber weight (None when both are 1)."""
+        base, hub = self.base[i], self.weights[i] if i < len(self.weights) else None
+        if base is None or hub is None:
+            return hub if base is None else base
+        return base * hub
+
+    def huber(self, i: int, r: torch.Tensor) -> torch.Tensor:
+        """Huber IRLS weights of data set i's energy rows; derivative rows keep weight 1 (least squares: they
+        may be compressed combinations of force rows, :func:`~tnmat.training.sweep.data.compress_rows`)."""
+        w = huber_weights(r, self.cfg.huber_delta)
+        return w if self.masks[i] is None else torch.where(self.masks[i], w, torch.ones_like(w))
+
+    def residuals(self, i: int, x: torch.Tensor, sol: LocalSolution) -> torch.Tensor:
+        """<M, Phi_b> + c_b b - y_b on data set i (c_b = 0 on derivative rows)."""
+        c = 1.0 if self.masks[i] is None else self.masks[i].to(torch.float64)
+        return x @ sol.m + c * sol.intercept - self.targets[i]
 
     def __call__(self, phis: list[torch.Tensor], step: dict) -> tuple[torch.Tensor, float]:
         cfg = self.cfg
@@ -183,10 +218,12 @@ class _Solver:
         for _ in range(HUBER_SOLVES if cfg.loss == "huber" else 1):
             sol = ridge_local_solve(train, self.targets[0], lams, select=select, phi_val=val,
                                     y_val=self.targets[1] if self.has_val else None, fit_intercept=cfg.fit_intercept,
-                                    weights=self.weights[0], weights_val=self.weights[1])
+                                    weights=self.row_weights(0), weights_val=self.row_weights(1) if self.has_val
+                                    else None, intercept_rows=self.masks[0],
+                                    intercept_rows_val=self.masks[1] if self.has_val else None)
             if cfg.loss == "huber":  # IRLS: the next solve (and the next step) weighs the rows by these residuals
-                self.weights = [None if x is None else huber_weights(x @ sol.m + sol.intercept - t, cfg.huber_delta)
-                                for x, t in ((train, self.targets[0]), (val, self.targets[-1]))]
+                self.weights = [None if x is None else self.huber(i, self.residuals(i, x, sol))
+                                for i, x in enumerate((train, val))]
         self.lams.append(sol.lam)
         self.last = (phis, sol)
         step = {k: v for k, v in step.items() if k != "current"}
@@ -198,17 +235,35 @@ def _pass_residuals(solver: _Solver) -> tuple[list[torch.Tensor], float]:
     """Residuals on every data set of the network as it stands after a pass: the last local solve's features
     and solution (installed exactly: it is the re-solved factor, never truncated afterwards)."""
     phis, sol = solver.last
-    out = [phi.reshape(phi.shape[0], -1) @ sol.m + sol.intercept - y
-           for phi, y in zip(phis, solver.targets, strict=False)]
+    out = [solver.residuals(i, phi.reshape(phi.shape[0], -1), sol) for i, phi in enumerate(phis)]
     return out, sol.intercept
+
+
+def _score(r: torch.Tensor, w: torch.Tensor | None, mask: torch.Tensor | None, cfg: SweepConfig) -> float:
+    """What the passes are stopped on: the RMSE (squared error) or the mean Huber loss, weighted by the row
+    weights ``w`` when there are any (sqrt(sum w r^2 / sum w), sum w h(r) / sum w; derivative rows, outside
+    ``mask``, count r^2 / 2 under the Huber loss)."""
+    if w is None:
+        return float(torch.sqrt((r * r).mean())) if cfg.loss == "squared_error" else float(
+            huber_loss(r, cfg.huber_delta))
+    if cfg.loss == "squared_error" or mask is None:
+        per_row = r * r if cfg.loss == "squared_error" else huber_rows(r, cfg.huber_delta)
+    else:  # Huber on the energy rows, squares on the derivative rows (as they are fitted)
+        per_row = torch.where(mask, huber_rows(r, cfg.huber_delta), 0.5 * r * r)
+    score = (w * per_row).sum() / w.sum()
+    return float(score.sqrt() if cfg.loss == "squared_error" else score)
 
 
 def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_passes: int, *, has_val: bool,
          fixed: list[float] | None = None, progress: bool = False, stop: bool = True
          ) -> tuple[Sweeper, dict, str, int, float]:
-    sweeper = _make_sweeper(net, datasets, cfg)
-    solver = _Solver(cfg, has_val, fixed)
-    solver.targets = [d.y for d in datasets]
+    stacks = [stack_rows(d) for d in datasets]
+    if type(net) is MPO and any(s.intercept_rows is not None for s in stacks):
+        raise ValueError("sweep: derivative (force) rows need a network linear in its input (MPS, TTN, dense); "
+                         "the MPO is quadratic in it")
+    sweeper = _make_sweeper(net, [s.data for s in stacks], cfg)
+    solver = _Solver(cfg, has_val, stacks, fixed)
+    n_energy = [d.n_structures for d in datasets]
     hist: dict[str, list] = {"train_rmse": [], "val_rmse": [], "bond_dims": [], "lambda_median": [],
                              "seconds": [], "discarded_max": []}
     best = (math.inf, -1, None, 0.0)
@@ -224,7 +279,8 @@ def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_pass
         n_lam, n_disc = len(solver.lams), len(sweeper.discarded)
         sweeper.run_pass("right" if i % 2 == 0 else "left", solver)
         res, b = _pass_residuals(solver)
-        errs = [float(torch.sqrt((r * r).mean())) for r in res]
+        # the recorded RMSE is that of the energy rows (standardised units), whatever else is fitted
+        errs = [float(torch.sqrt((r[:n] * r[:n]).mean())) for r, n in zip(res, n_energy, strict=False)]
         hist["train_rmse"].append(errs[0])
         hist["val_rmse"].append(errs[1] if has_val else None)
         hist["bond_dims"].append(sweeper.bond_dims)
@@ -235,7 +291,7 @@ def _run(net: TensorNetwork, datasets: list[SweepData], cfg: SweepConfig, n_pass
             bar.set_postfix(train=f"{errs[0]:.4g}", val=f"{errs[1]:.4g}" if has_val else "-",
                             chi=max(sweeper.bond_dims, default=1))
         k = 1 if has_val else 0
-        score = errs[k] if cfg.loss == "squared_error" else float(huber_loss(res[k], cfg.huber_delta))
+        score = _score(res[k], solver.base[k], solver.masks[k], cfg)
         if score < best[0] * (1 - cfg.tol):
             best, since = (score, i, sweeper.snapshot(), b), 0
         else:

@@ -7,7 +7,6 @@ shapes of a saved state (sweep-fitted networks have adaptive bond dimensions).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from tnmat.networks.dense import DenseACE
 from tnmat.training._data import Rows
 from tnmat.training.engine import TrainResult
 from tnmat.training.params import SWEEP_KINDS, resolve_loss, resolve_solver
-from tnmat.training.sweep.data import SweepData
+from tnmat.training.sweep.data import SweepData, stack_rows
 from tnmat.training.sweep.engine import DEFAULT_ALPHAS, SweepConfig, huber_weights, sweep_fit
 from tnmat.training.sweep.solve import ridge_local_solve
 
@@ -45,14 +44,16 @@ def check_sweep_params(est: Any, kind: str) -> None:
                          f"is one network of the same kind), not to {kind!r}")
 
 
-def sweep_config(est: Any, *, fit_intercept: bool) -> SweepConfig:
-    """The one translation of a (validated) estimator's parameters into the sweep fitter's settings."""
+def sweep_config(est: Any, *, fit_intercept: bool, derivative_rows: bool = False) -> SweepConfig:
+    """The one translation of a (validated) estimator's parameters into the sweep fitter's settings
+    (``derivative_rows``: force or stress rows are fitted, which changes what loss="auto" means)."""
     alphas = DEFAULT_ALPHAS if est.alphas is None else tuple(float(a) for a in est.alphas)
     solver = resolve_solver(est._kind(), est.solver)
     return SweepConfig(max_bond_dim=int(getattr(est, "bond_dim", 1) or 1), n_sweeps=int(est.n_sweeps),
                        svd_cutoff=float(est.svd_cutoff), alphas=alphas, fit_intercept=fit_intercept,
                        alpha_selection=est.alpha_selection, verbose=int(est.verbose),
-                       loss=resolve_loss(solver, est.loss), huber_delta=float(est.huber_delta))
+                       loss=resolve_loss(solver, est.loss, derivative_rows=derivative_rows),
+                       huber_delta=float(est.huber_delta))
 
 
 def _data(rows: Rows, y: torch.Tensor) -> SweepData:
@@ -60,28 +61,49 @@ def _data(rows: Rows, y: torch.Tensor) -> SweepData:
     if rows.counts is not None:
         c = rows.counts.cpu()
         groups = torch.repeat_interleave(torch.arange(len(c)), c)
-    return SweepData(rows.x.detach().cpu().to(torch.float64), y.detach().cpu().to(torch.float64), groups)
+    d = rows.derivative
+    return SweepData(rows.x.detach().cpu().to(torch.float64), y.detach().cpu().to(torch.float64), groups,
+                     weights=rows.weights, dx=None if d is None else d.dx, dy=None if d is None else d.dy,
+                     dweights=None if d is None else d.dweights)
 
 
 def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: SweepConfig) -> tuple[float, dict]:
     """Closed-form ridge on the full weight tensor (strength by validation, else GCV, or by the evidence
     when ``cfg`` asks for it), refit excluded.  With the Huber loss: ``n_sweeps`` reweighted solves (IRLS,
-    the weights of :func:`~tnmat.training.sweep.huber_weights` from the previous solve's residuals)."""
-    tr, vl = train.averaged(), None if val is None else val.averaged()
+    the weights of :func:`~tnmat.training.sweep.huber_weights` from the previous solve's residuals).  Weights
+    and derivative (force) rows of the data enter as in the sweeps (:func:`stack_rows`)."""
+    sets = [stack_rows(d.averaged()) for d in (train, val) if d is not None]
     select = cfg.alpha_selection if cfg.alpha_selection in ("evidence", "fixed") else (
-        "validation" if vl is not None else "gcv")
-    x, xv = tr.x.reshape(tr.n_structures, -1), None if vl is None else vl.x.reshape(vl.n_structures, -1)
-    w = wv = None
+        "validation" if len(sets) > 1 else "gcv")
+    xs = [s.data.as_dense().reshape(len(s.data.y), -1) for s in sets]
+    masks = [None if s.intercept_rows is None else s.intercept_rows.to(torch.float64) for s in sets]
+    hub: list[torch.Tensor | None] = [None] * len(sets)
+
+    def weights(i: int) -> torch.Tensor | None:
+        base = sets[i].weights
+        return hub[i] if base is None else base if hub[i] is None else base * hub[i]
+
+    def residual(i: int) -> torch.Tensor:
+        return xs[i] @ sol.m + (1.0 if masks[i] is None else masks[i]) * sol.intercept - sets[i].data.y
+
     for _ in range(cfg.n_sweeps if cfg.loss == "huber" else 1):
-        sol = ridge_local_solve(x, tr.y, cfg.alphas, select=select, phi_val=xv, y_val=None if vl is None else vl.y,
-                                fit_intercept=cfg.fit_intercept, weights=w, weights_val=wv)
-        w = huber_weights(x @ sol.m + sol.intercept - tr.y, cfg.huber_delta)
-        wv = None if vl is None else huber_weights(xv @ sol.m + sol.intercept - vl.y, cfg.huber_delta)
+        sol = ridge_local_solve(xs[0], sets[0].data.y, cfg.alphas, select=select,
+                                phi_val=xs[1] if len(sets) > 1 else None,
+                                y_val=sets[1].data.y if len(sets) > 1 else None, fit_intercept=cfg.fit_intercept,
+                                weights=weights(0), weights_val=weights(1) if len(sets) > 1 else None,
+                                intercept_rows=sets[0].intercept_rows,
+                                intercept_rows_val=sets[1].intercept_rows if len(sets) > 1 else None)
+        # Huber on the energy rows; derivative rows stay least squares (they may be compressed, stack_rows)
+        hub = [huber_weights(residual(i), cfg.huber_delta) if masks[i] is None else
+               torch.where(sets[i].intercept_rows, huber_weights(residual(i), cfg.huber_delta), 1.0)
+               for i in range(len(sets))]
     param = next(net.parameters())
     with torch.no_grad():
         param.copy_(sol.m.reshape(param.shape).to(param.dtype))
-    hist = {"train_rmse": [math.sqrt(sol.train_mse)],
-            "val_rmse": [None if sol.val_mse is None else math.sqrt(sol.val_mse)], "lambdas": [sol.lam]}
+    # the recorded RMSE is that of the energy rows (standardised units)
+    rmse = [float(residual(i)[: d.n_structures].square().mean().sqrt()) for i, d in
+            enumerate(d for d in (train, val) if d is not None)]
+    hist = {"train_rmse": [rmse[0]], "val_rmse": [rmse[1] if len(rmse) > 1 else None], "lambdas": [sol.lam]}
     return sol.intercept, hist
 
 
@@ -125,7 +147,8 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
     """Fit ``net`` by two-site sweeps (closed form for the dense model), then, when validation rows were
     split off the training set, refit on all of them with the chosen settings.  Sets ``est.network_``
     (the fitted network, with its new bond dimensions) and the intercept; returns the history."""
-    cfg = sweep_config(est, fit_intercept=intercept is not None)
+    cfg = sweep_config(est, fit_intercept=intercept is not None, derivative_rows=train_rows.derivative is not None)
+    est.loss_ = cfg.loss
     train = _data(train_rows, y_train)
     val = None if val_rows is None else _data(val_rows, y_val)
     device = next(net.parameters()).device

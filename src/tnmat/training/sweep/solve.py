@@ -25,6 +25,12 @@ Row weights w_b (``weights``) turn every solve into weighted ridge, sum_b w_b (y
 lam ||M||^2: the rows and targets are scaled by sqrt(w_b) after centring on the weighted means, so the
 eigendecomposition, GCV and the evidence (noise variance s^2 / w_b per row) are those of the scaled problem.
 The sweeps use it for the Huber loss by iteratively reweighted least squares (:mod:`tnmat.training.sweep`).
+
+Derivative rows (force matching): a row that is the derivative of a prediction with respect to an atomic
+position, Phi'_b = dPhi/dr, predicts <M, Phi'_b> with no intercept (the constant has no derivative).  With
+``intercept_rows`` (a mask c_b: 1 for energy rows, 0 for derivative rows) the model is
+y_b = <M, Phi_b> + c_b b; eliminating the unpenalised b exactly centres only the rows with c_b = 1 (on their
+weighted means mu, ybar) and leaves the others as they are: b = ybar - <M, mu>.
 """
 
 from __future__ import annotations
@@ -87,12 +93,14 @@ def _neg_log_evidence(e: torch.Tensor, proj: torch.Tensor, yc_sq: float, lams: t
 def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float], *, select: str = "validation",
                       phi_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
                       fit_intercept: bool = True, weights: torch.Tensor | None = None,
-                      weights_val: torch.Tensor | None = None) -> LocalSolution:
+                      weights_val: torch.Tensor | None = None, intercept_rows: torch.Tensor | None = None,
+                      intercept_rows_val: torch.Tensor | None = None) -> LocalSolution:
     """Solve the local ridge problem for every ``lam`` in ``lams`` and keep the one chosen by ``select``:
     ``"validation"`` (lowest MSE on (phi_val, y_val), weighted by ``weights_val`` when given), ``"gcv"``
     (lowest GCV), ``"evidence"`` (highest marginal likelihood, module docstring) or ``"fixed"``
     (``lams[0]``).  ``weights``: row weights (> 0) of the training rows (module docstring); ``train_mse``
-    is then the weighted mean.
+    is then the weighted mean.  ``intercept_rows`` / ``intercept_rows_val``: boolean masks of the rows that
+    carry the intercept (None: all; the others are derivative rows, module docstring).
 
     ``lam = 0`` gives the minimum-norm least-squares solution (eigenvalues below 1e-12 of the largest are
     dropped).  float64 throughout."""
@@ -109,12 +117,16 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
     w = None if weights is None else weights.to(torch.float64).reshape(-1)
     if w is not None and (len(w) != n or not bool((w > 0).all()) or not bool(torch.isfinite(w).all())):
         raise ValueError(f"ridge_local_solve: weights must be {n} finite positive numbers")
-    if fit_intercept:
+    c = _mask(intercept_rows, n)
+    if fit_intercept and intercept_rows is None:
         mu = phi.mean(0) if w is None else (w @ phi) / w.sum()
         ybar = float(y.mean()) if w is None else float(w @ y / w.sum())
+    elif fit_intercept:  # weighted means over the rows that carry the intercept
+        wc = c if w is None else c * w
+        mu, ybar = (wc @ phi) / wc.sum(), float(wc @ y / wc.sum())
     else:
         mu, ybar = torch.zeros(p, dtype=torch.float64), 0.0
-    pc, yc = phi - mu, y - ybar
+    pc, yc = (phi - mu, y - ybar) if intercept_rows is None else (phi - c[:, None] * mu, y - c * ybar)
     if w is not None:  # weighted ridge = ridge on rows scaled by sqrt(w)
         pc, yc = pc * w.sqrt()[:, None], yc * w.sqrt()
     n_w = n if w is None else float(w.sum())
@@ -134,9 +146,10 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
     coef = num[None, :] / (e[None, :] + lam_t[:, None])  # (L, r)
     val_mse = None
     if phi_val is not None and y_val is not None:
-        pv = phi_val.to(torch.float64).reshape(phi_val.shape[0], -1) - mu
+        cv = _mask(intercept_rows_val, phi_val.shape[0])[:, None]
+        pv = phi_val.to(torch.float64).reshape(phi_val.shape[0], -1) - cv * mu
         zv = pv @ basis if p <= n else (pv @ pc.T) @ basis  # (n_val, r)
-        pred = zv @ coef.T + ybar  # (n_val, L)
+        pred = zv @ coef.T + cv * ybar  # (n_val, L)
         sq = (pred - y_val.to(torch.float64)[:, None]) ** 2
         if weights_val is None:
             val_mse = sq.mean(0)
@@ -155,6 +168,15 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
     b = ybar - float(mu @ m)
     return LocalSolution(m=m, intercept=b, lam=float(lam_t[i]), train_mse=float(rss[i]) / n_w,
                          val_mse=None if val_mse is None else float(val_mse[i]), gcv=float(gcv[i]))
+
+
+def _mask(rows: torch.Tensor | None, n: int) -> torch.Tensor:
+    """The intercept mask c_b as float64 (all ones without a mask)."""
+    if rows is None:
+        return torch.ones(n, dtype=torch.float64)
+    if len(rows) != n or not bool(rows.to(torch.bool).any()):
+        raise ValueError(f"ridge_local_solve: intercept_rows must mark some of the {n} rows")
+    return rows.to(torch.float64).reshape(-1)
 
 
 def truncated_split(mat: torch.Tensor, max_rank: int, cutoff: float, *, absorb: str
