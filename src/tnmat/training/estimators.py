@@ -32,7 +32,8 @@ alpha_selection : "evidence" (default): every strength by the Bayesian evidence 
 n_members : sweep-fitted MPS / TTN only: fit this many networks from the initial states of seeds
     random_state, random_state + 1, ... on the same rows and keep their mean, folded into one network of
     the same kind whose bonds are the sums of theirs (:func:`tnmat.networks.direct_sum`).  Default 1.
-loss : "auto" (default: "huber" under sweeps, "squared_error" under Adam), "squared_error" or "huber": the
+loss : "auto" (default: "huber" under sweeps, "squared_error" under Adam and for fits with force or stress rows,
+    :func:`tnmat.training.params.resolve_loss`), "squared_error" or "huber": the
     Huber loss with threshold ``huber_delta`` (in units of
     the training target's standard deviation when ``standardize_target``; default 0.02, the lowest
     validation MAE of 0.01-0.2 on NMD18's official split) by iteratively reweighted least squares inside the

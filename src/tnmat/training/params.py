@@ -166,8 +166,9 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("force_weight", 10.0, _real(0.0),
           "force matching (fit(..., forces=ForceRows)): weight of a structure's mean squared force error "
           "relative to its squared energy error, each in units of its training spread (0: energies only; 10: "
-          "of 0, 0.1, 1, 10 the lowest validation force RMSE, 0.028 eV/A, with the energy RMSE no worse than "
-          "energies only, 3.30 against 3.55 meV/atom: TTN on rattled-alloys, results/forces/forces_matched.json)",
+          "of 0, 0.1, 1, 10, 100 the lowest validation force RMSE, 0.028 eV/A, with the energy RMSE no worse than "
+          "energies only, 3.30 against 3.55 meV/atom (Huber loss): TTN on rattled-alloys, "
+          "results/forces/forces_matched.json)",
           solvers=_SWEEP, flag="--force-weight", cli_type=float),
     Param("stress_weight", 1.0, _real(0.0),
           "with force rows that carry the stress (force_rows(..., stress=True)): weight of a structure's mean "
