@@ -41,7 +41,7 @@ from tnmat import LegTensor
 from tnmat.data import load_nmd18
 from tnmat.descriptors import AtomicDensity, Invariants
 from tnmat.training.sweep import DEFAULT_ALPHAS, SweepConfig
-from tnmat.training.sweep.solve import ridge_local_solve
+from tnmat.training.sweep.solve import LocalRows, ridge_local_solve
 
 TARGETS = {"formation_energy": ("formation_energy", "meV/cation"), "band_gap": ("bandgap", "meV")}
 
@@ -125,7 +125,7 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, tr
     mu_f, sd_f = x[fit].mean(0), np.where(x[fit].std(0) > 0, x[fit].std(0), 1.0)
     ys = y[fit].std()
     sol = ridge_local_solve(xf, torch.as_tensor(y[fit] / ys), DEFAULT_ALPHAS, select="validation",
-                            phi_val=torch.as_tensor((x[val] - mu_f) / sd_f), y_val=torch.as_tensor(y[val] / ys))
+                            val=LocalRows(torch.as_tensor((x[val] - mu_f) / sd_f), torch.as_tensor(y[val] / ys)))
     xa, mu, sd = scaled(train, train)
     ys = y[train].std()
     ref = ridge_local_solve(xa, torch.as_tensor(y[train] / ys), [sol.lam], select="fixed")

@@ -12,7 +12,7 @@ from tnmat.networks import MPS, TTN
 from tnmat.training.estimators import DenseACERegressor, MPSRegressor, TTNRegressor
 from tnmat.training.sweep import SweepConfig, huber_loss, huber_weights, sweep_fit
 from tnmat.training.sweep.data import SweepData
-from tnmat.training.sweep.solve import regularised_loss, ridge_local_solve
+from tnmat.training.sweep.solve import LocalRows, regularised_loss, ridge_local_solve
 
 
 def test_integer_row_weights_equal_duplicated_rows():
@@ -39,7 +39,7 @@ def test_weighted_validation_choice_is_the_weighted_mse():
     pv, yv = torch.randn(9, 6, generator=g, dtype=torch.float64), torch.randn(9, generator=g, dtype=torch.float64)
     wv = torch.rand(9, generator=g, dtype=torch.float64) + 0.1
     lams = [0.01, 1.0, 100.0]
-    sol = ridge_local_solve(phi, y, lams, select="validation", phi_val=pv, y_val=yv, weights_val=wv)
+    sol = ridge_local_solve(phi, y, lams, select="validation", val=LocalRows(pv, yv, wv))
     scores = []
     for lam in lams:
         s = ridge_local_solve(phi, y, [lam], select="fixed")

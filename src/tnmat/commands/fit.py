@@ -257,10 +257,22 @@ def _ids(ds: Any, idx: np.ndarray) -> list[str]:
     return [str(ds.metadata["id"][k]) for k in idx]
 
 
+def _applicability(X: Any, X_test: Any, data: tuple[Any, Any], sp: dict[str, Any], r_cut: float) -> dict:
+    """The training range (descriptors and real-space geometry) of the fitted structures, and a line saying
+    how many test structures lie outside it; ``data`` = (training dataset, test dataset)."""
+    from tnmat.data.domain_geometry import domain_flags, training_domain
+
+    ds, test_ds = data
+    domain = training_domain(X.select(sp["train"]), [ds.structures[k] for k in sp["train"]], r_cut)
+    n_out = int(domain_flags(domain, X_test.select(sp["test"]), [test_ds.structures[k] for k in sp["test"]])[0].sum())
+    print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training range (descriptors: "
+          f"margin {domain['margin']:g} of each entry's span; shortest distances, neighbour counts, periodicity)")
+    return domain
+
+
 def run(args: argparse.Namespace) -> int:
     """Check -> load -> describe -> split -> fit -> report (-> save)."""
     from tnmat.commands._guards import check_fit_memory
-    from tnmat.data.domain_geometry import domain_flags, training_domain
     from tnmat.data.units import check_intensive, target_units
     from tnmat.descriptor_cache import cached_descriptors
     from tnmat.experiments.protocol import default_target
@@ -327,10 +339,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
     if units.endswith("/atom"):  # test structures with forces (and stress): the energy model's derivatives
         errors["test"].update(report_force_errors(model, [test_ds.structures[int(i)] for i in sp["test"]]))
-    domain = training_domain(X.select(sp["train"]), [ds.structures[k] for k in sp["train"]], calc.density.r_cut)
-    n_out = int(domain_flags(domain, X_test.select(sp["test"]), [test_ds.structures[k] for k in sp["test"]])[0].sum())
-    print(f"applicability: {n_out} of {len(sp['test'])} test structures outside the training range (descriptors: "
-          f"margin {domain['margin']:g} of each entry's span; shortest distances, neighbour counts, periodicity)")
+    domain = _applicability(X, X_test, (ds, test_ds), sp, calc.density.r_cut)
     model.info = {"split": {"test_from": sp["how"], "fitted": _ids(ds, sp["train"] if refit else sp["fit"]),
                             "validation": _ids(ds, sp["val"]), "test": _ids(test_ds, sp["test"]),
                             "validation_fraction": args.validation_fraction, "seed": args.random_state},

@@ -77,7 +77,7 @@ def run_structures(args: argparse.Namespace, ds: Any, target: str, sp: dict[str,
     print(f"{'test':10s} RMSE {rmse:8.2f} {units}   MAE {mae:8.2f} {units}")
     ids = ds.metadata["id"]
     model.info = {"split": {"test_from": sp["how"], "fitted": [str(ids[k]) for k in train], "validation": [],
-                            "test": [str(test_ds.metadata["id"][k]) for k in sp["test"]], "seed": args.seed},
+                            "test": [str(test_ds.metadata["id"][k]) for k in sp["test"]], "seed": args.random_state},
                   "training": {"stop": "", "fit_seconds": seconds, "convergence_warnings": 0},
                   "errors": {"test": {"rmse": rmse, "mae": mae}},
                   "cross_validation": [dict(r) for r in reg.cv_results_]}
@@ -93,7 +93,7 @@ def check_structure_model(args: argparse.Namespace) -> None:
 
     if not takes_structures(args.model):
         return
-    for flag, on in (("--local", args.local), ("--factorised", args.factorised), ("--members", args.members > 1)):
+    for flag, on in (("--local", args.local), ("--factorised", args.factorised), ("--members", args.n_members > 1)):
         if on:
             raise CLIError(f"{flag}: not available with --model {args.model} (it takes structures, not descriptors)")
     if args.target in ("forces", "stress"):

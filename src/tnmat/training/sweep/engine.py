@@ -57,7 +57,7 @@ from tnmat.training.params import param_default
 from tnmat.training.sweep.chain import ChainSweeper
 from tnmat.training.sweep.data import StackedRows, SweepData, stack_rows
 from tnmat.training.sweep.protocol import Sweeper
-from tnmat.training.sweep.solve import SELECTIONS, LocalSolution, ridge_local_solve
+from tnmat.training.sweep.solve import SELECTIONS, LocalRows, LocalSolution, ridge_local_solve
 from tnmat.training.sweep.tree import TreeSweeper
 
 __all__ = ["SweepConfig", "SweepResult", "sweep_fit", "DEFAULT_ALPHAS", "SWEEP_NETWORKS", "SWEEPERS", "LOSSES",
@@ -216,11 +216,10 @@ class _Solver:
         train = phis[0].reshape(phis[0].shape[0], -1)
         val = phis[1].reshape(phis[1].shape[0], -1) if self.has_val else None
         for _ in range(HUBER_SOLVES if cfg.loss == "huber" else 1):
-            sol = ridge_local_solve(train, self.targets[0], lams, select=select, phi_val=val,
-                                    y_val=self.targets[1] if self.has_val else None, fit_intercept=cfg.fit_intercept,
-                                    weights=self.row_weights(0), weights_val=self.row_weights(1) if self.has_val
-                                    else None, intercept_rows=self.masks[0],
-                                    intercept_rows_val=self.masks[1] if self.has_val else None)
+            held = LocalRows(val, self.targets[1], self.row_weights(1), self.masks[1]) if self.has_val else None
+            sol = ridge_local_solve(train, self.targets[0], lams, select=select, val=held,
+                                    fit_intercept=cfg.fit_intercept, weights=self.row_weights(0),
+                                    intercept_rows=self.masks[0])
             if cfg.loss == "huber":  # IRLS: the next solve (and the next step) weighs the rows by these residuals
                 self.weights = [None if x is None else self.huber(i, self.residuals(i, x, sol))
                                 for i, x in enumerate((train, val))]

@@ -19,7 +19,7 @@ from tnmat.training.engine import TrainResult
 from tnmat.training.params import SWEEP_KINDS, resolve_loss, resolve_solver
 from tnmat.training.sweep.data import SweepData, stack_rows
 from tnmat.training.sweep.engine import DEFAULT_ALPHAS, SweepConfig, huber_weights, sweep_fit
-from tnmat.training.sweep.solve import ridge_local_solve
+from tnmat.training.sweep.solve import LocalRows, ridge_local_solve
 
 __all__ = ["check_sweep_params", "sweep_config", "fit_by_sweeps", "match_state_shapes",
            "adapt_shapes_on_load", "network_bond_dims"]
@@ -87,12 +87,10 @@ def _fit_dense(net: DenseACE, train: SweepData, val: SweepData | None, cfg: Swee
         return xs[i] @ sol.m + (1.0 if masks[i] is None else masks[i]) * sol.intercept - sets[i].data.y
 
     for _ in range(cfg.n_sweeps if cfg.loss == "huber" else 1):
-        sol = ridge_local_solve(xs[0], sets[0].data.y, cfg.alphas, select=select,
-                                phi_val=xs[1] if len(sets) > 1 else None,
-                                y_val=sets[1].data.y if len(sets) > 1 else None, fit_intercept=cfg.fit_intercept,
-                                weights=weights(0), weights_val=weights(1) if len(sets) > 1 else None,
-                                intercept_rows=sets[0].intercept_rows,
-                                intercept_rows_val=sets[1].intercept_rows if len(sets) > 1 else None)
+        held = LocalRows(xs[1], sets[1].data.y, weights(1), sets[1].intercept_rows) if len(sets) > 1 else None
+        sol = ridge_local_solve(xs[0], sets[0].data.y, cfg.alphas, select=select, val=held,
+                                fit_intercept=cfg.fit_intercept, weights=weights(0),
+                                intercept_rows=sets[0].intercept_rows)
         # Huber on the energy rows; derivative rows stay least squares (they may be compressed, stack_rows)
         hub = [huber_weights(residual(i), cfg.huber_delta) if masks[i] is None else
                torch.where(sets[i].intercept_rows, huber_weights(residual(i), cfg.huber_delta), 1.0)

@@ -48,6 +48,17 @@ __all__ = ["SELECTIONS", "LocalSolution", "ridge_local_solve", "truncated_split"
 
 
 @dataclass(frozen=True)
+class LocalRows:
+    """Held-out rows of a local problem: features (n, p), targets (n,), optional row weights (> 0) and the
+    mask of the rows that carry the intercept (None: all)."""
+
+    phi: torch.Tensor
+    y: torch.Tensor
+    weights: torch.Tensor | None = None
+    intercept_rows: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class LocalSolution:
     """Solution of one local ridge problem (float64, standardised target units)."""
 
@@ -91,15 +102,13 @@ def _neg_log_evidence(e: torch.Tensor, proj: torch.Tensor, yc_sq: float, lams: t
 
 
 def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float], *, select: str = "validation",
-                      phi_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
-                      fit_intercept: bool = True, weights: torch.Tensor | None = None,
-                      weights_val: torch.Tensor | None = None, intercept_rows: torch.Tensor | None = None,
-                      intercept_rows_val: torch.Tensor | None = None) -> LocalSolution:
+                      val: LocalRows | None = None, fit_intercept: bool = True, weights: torch.Tensor | None = None,
+                      intercept_rows: torch.Tensor | None = None) -> LocalSolution:
     """Solve the local ridge problem for every ``lam`` in ``lams`` and keep the one chosen by ``select``:
-    ``"validation"`` (lowest MSE on (phi_val, y_val), weighted by ``weights_val`` when given), ``"gcv"``
+    ``"validation"`` (lowest MSE on the held-out rows ``val``, weighted by their weights when given), ``"gcv"``
     (lowest GCV), ``"evidence"`` (highest marginal likelihood, module docstring) or ``"fixed"``
     (``lams[0]``).  ``weights``: row weights (> 0) of the training rows (module docstring); ``train_mse``
-    is then the weighted mean.  ``intercept_rows`` / ``intercept_rows_val``: boolean masks of the rows that
+    is then the weighted mean.  ``intercept_rows`` (and ``val.intercept_rows``): boolean masks of the rows that
     carry the intercept (None: all; the others are derivative rows, module docstring).
 
     ``lam = 0`` gives the minimum-norm least-squares solution (eigenvalues below 1e-12 of the largest are
@@ -107,8 +116,8 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
     phi = phi.to(torch.float64).reshape(phi.shape[0], -1)
     y = y.to(torch.float64)
     n, p = phi.shape
-    if select == "validation" and phi_val is None:
-        raise ValueError("ridge_local_solve: select='validation' needs phi_val and y_val")
+    if select == "validation" and val is None:
+        raise ValueError("ridge_local_solve: select='validation' needs held-out rows (val)")
     if select not in SELECTIONS:
         raise ValueError(f"ridge_local_solve: select={select!r}; choose one of {', '.join(SELECTIONS)}")
     lam_t = torch.as_tensor([float(v) for v in lams], dtype=torch.float64)
@@ -145,16 +154,16 @@ def ridge_local_solve(phi: torch.Tensor, y: torch.Tensor, lams: Sequence[float],
     num = e.sqrt() * proj if p <= n else proj
     coef = num[None, :] / (e[None, :] + lam_t[:, None])  # (L, r)
     val_mse = None
-    if phi_val is not None and y_val is not None:
-        cv = _mask(intercept_rows_val, phi_val.shape[0])[:, None]
-        pv = phi_val.to(torch.float64).reshape(phi_val.shape[0], -1) - cv * mu
+    if val is not None:
+        cv = _mask(val.intercept_rows, val.phi.shape[0])[:, None]
+        pv = val.phi.to(torch.float64).reshape(val.phi.shape[0], -1) - cv * mu
         zv = pv @ basis if p <= n else (pv @ pc.T) @ basis  # (n_val, r)
         pred = zv @ coef.T + cv * ybar  # (n_val, L)
-        sq = (pred - y_val.to(torch.float64)[:, None]) ** 2
-        if weights_val is None:
+        sq = (pred - val.y.to(torch.float64)[:, None]) ** 2
+        if val.weights is None:
             val_mse = sq.mean(0)
         else:
-            wv = weights_val.to(torch.float64).reshape(-1, 1)
+            wv = val.weights.to(torch.float64).reshape(-1, 1)
             val_mse = (wv * sq).sum(0) / wv.sum()
     if select == "validation":
         i = int(torch.argmin(val_mse))
