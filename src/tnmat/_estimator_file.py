@@ -140,12 +140,7 @@ def read_checked_file(path: str | Path, fmt: str, what: str, *, finite: tuple[st
     naming the file when it is unreadable, another format (``what`` says which is wanted), fails its
     checksum (which files of version 2 and later must carry) or holds non-finite numbers under ``finite``."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
-        raise ValueError(f"{path}: not a readable tnmat model file ({_load_error(exc)})") from None
+    blob = _load_blob(path)
     if not isinstance(blob, dict) or blob.get("format") != fmt:
         raise ValueError(f"{path}: not a {what} file")
     version = blob.get("version", 1)  # files written before versions and checksums were recorded
@@ -155,6 +150,17 @@ def read_checked_file(path: str | Path, fmt: str, what: str, *, finite: tuple[st
     check_checksum(blob, path, required=version >= 2)
     check_finite(blob, path, finite)
     return blob
+
+
+def _load_blob(path: Path) -> Any:
+    """``torch.load`` of a model file with ``weights_only=True`` (no code from the file runs); one-line errors
+    naming the file when it is missing or unreadable."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
+        raise ValueError(f"{path}: not a readable tnmat model file ({_load_error(exc)})") from None
 
 
 def _load_error(exc: BaseException) -> str:
@@ -178,12 +184,7 @@ def read_estimator_file(path: str | Path) -> dict[str, Any]:
     """The contents of an estimator file, checked to be this format and version (``ValueError`` naming the
     file otherwise; ``FileNotFoundError`` when it does not exist)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip/pickle/EOF errors all mean "not a readable model file"
-        raise ValueError(f"{path}: not a readable tnmat model file ({_load_error(exc)})") from None
+    blob = _load_blob(path)
     if isinstance(blob, dict) and blob.get("format") == "tnmat.equivariant_model":
         raise ValueError(f"{path}: a tnmat {blob.get('target', 'forces/stress')} model (EquivariantModel, fitted "
                          "by 'tnmat fit --target forces|stress'), not an energy model: it predicts its target "
