@@ -8,7 +8,9 @@ set, with descriptor and fit times.
 
 Policies: ``validation`` (each local strength chosen on a held-out fifth, then refitted on all),
 ``evidence_holdout`` (strengths by the Bayesian evidence; the fifth only stops the passes) and ``evidence_all``
-(strengths by the evidence, nothing held out).  Errors: meV per cation (NMD18) and meV per atom (alloys).
+(strengths by the evidence, nothing held out), each with plain standardisation; ``*_floor*``: the same with
+the input scales floored at that fraction of the RMS spread (``input_scale_floor``).  Errors: meV per cation
+(NMD18) and meV per atom (alloys).
 Resumable: finished rows are kept in the output file and skipped on a rerun.
 """
 
@@ -31,9 +33,16 @@ from tnmat.metrics import rmse_mae
 from tnmat.reports import atomic_write
 from tnmat.training import TTNRegressor
 
-POLICIES = {"validation": {"alpha_selection": "validation", "validation_fraction": 0.2},
-            "evidence_holdout": {"alpha_selection": "evidence", "validation_fraction": 0.2},
-            "evidence_all": {"alpha_selection": "evidence", "validation_fraction": 0.0}}
+POLICIES = {"validation": {"alpha_selection": "validation", "validation_fraction": 0.2, "input_scale_floor": 0.0},
+            "evidence_holdout": {"alpha_selection": "evidence", "validation_fraction": 0.2,
+                                 "input_scale_floor": 0.0},
+            "evidence_all": {"alpha_selection": "evidence", "validation_fraction": 0.0, "input_scale_floor": 0.0},
+            "evidence_holdout_floor1e-3": {"alpha_selection": "evidence", "validation_fraction": 0.2,
+                                           "input_scale_floor": 1e-3},
+            "evidence_all_floor1e-3": {"alpha_selection": "evidence", "validation_fraction": 0.0,
+                                       "input_scale_floor": 1e-3},
+            "evidence_all_floor1e-2": {"alpha_selection": "evidence", "validation_fraction": 0.0,
+                                       "input_scale_floor": 1e-2}}
 
 
 def _inputs(name: str, preset: str, args: argparse.Namespace) -> tuple[LegTensor, np.ndarray, np.ndarray,

@@ -50,9 +50,18 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out-dir", default=str(OUT))
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--input-scale-floor", type=float, default=0.0,
+                    help="ridge and ttn: input scales floored at this fraction of the RMS spread (default 0: off)")
     ap.add_argument("--report-only", action="store_true", help="summarise the stored fits, fit nothing")
     ap.add_argument("--hull", default="", help="comma-separated models whose hull scores to write")
     return ap.parse_args()
+
+
+def _floor(model: str, args: argparse.Namespace) -> dict:
+    """``--input-scale-floor`` for the networks and ridge (it enters their task keys, so it never mixes with
+    fits of plain standardisation)."""
+    return {"input_scale_floor": args.input_scale_floor} if args.input_scale_floor and model in ("ridge", "ttn") \
+        else {}
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -73,7 +82,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     cfg = lc.LearningCurveSettings(
         models=[MODELS[m][0] for m in names], sizes=[int(s) for s in args.sizes.split(",")],
         n_splits=args.splits, test_size=args.test_size, seed=0, grids={MODELS[m][0]: {} for m in names},
-        fixed={MODELS[m][0]: MODELS[m][1] for m in names if MODELS[m][1]})
+        fixed={MODELS[m][0]: {**MODELS[m][1], **_floor(m, args)} for m in names if MODELS[m][1]})
     store = ResultStore(out / "fits.sqlite")
     rows, report = lc.run_learning_curve(
         lc.WithStructures(X, ds.structures), ds.targets["mixing_energy"],

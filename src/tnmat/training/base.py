@@ -31,8 +31,8 @@ from tnmat.training.params import PARAMS, estimator_init, validate_params
 #: the parameters every torch estimator takes (defaults and constraints: :mod:`tnmat.training.params`)
 SHARED_PARAMS: tuple[str, ...] = (
     "leg_sizes", "learning_rate", "batch_size", "max_epochs", "patience", "validation_fraction", "weight_decay",
-    "lr_schedule", "standardize_inputs", "standardize_target", "dtype", "device", "random_state", "verbose",
-    "callbacks")
+    "lr_schedule", "standardize_inputs", "input_scale_floor", "standardize_target", "dtype", "device",
+    "random_state", "verbose", "callbacks")
 
 __all__ = ["NetworkRegressor", "SHARED_PARAMS"]
 
@@ -77,13 +77,20 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
 
     def _input_scaling(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Offset and scale (entry-wise, float64) so that the network sees (x - offset) / scale.  Default:
-        standardisation from the training rows; zero-variance entries get scale 1 (never NaN)."""
+        standardisation from the training rows; zero-variance entries get scale 1 (never NaN), and no scale is
+        below ``input_scale_floor`` times the RMS spread of the varying entries: an entry that barely varies
+        in training (a species pair present in a few structures) would otherwise turn a test structure rich in
+        it into an extrapolation by 1e5 standard deviations."""
         if not self.standardize_inputs:
             return torch.zeros(values.shape[1:], dtype=torch.float64), torch.ones(values.shape[1:],
                                                                                   dtype=torch.float64)
         mean = values.mean(0)
         std = values.std(0, unbiased=False)
-        return mean, torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))
+        varying = std > 1e-12 * (1 + mean.abs())
+        if bool(varying.any()) and self.input_scale_floor > 0:
+            floor = float(self.input_scale_floor) * float(std[varying].pow(2).mean().sqrt())
+            std = torch.where(varying, std.clamp_min(floor), std)
+        return mean, torch.where(varying, std, torch.ones_like(std))
 
     # ------------------------------------------------------------------ validation
     def _solver(self) -> str:
