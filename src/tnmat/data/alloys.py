@@ -31,10 +31,11 @@ import json
 import multiprocessing
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -149,30 +150,33 @@ def _alloy_job(job: tuple[tuple[str, str], str, int]) -> tuple[list, list, list,
     return out
 
 
-def _map_jobs(jobs: list, progress: bool) -> Iterator[tuple[list, ...]]:
-    """``_alloy_job`` over ``jobs`` in order, on every available core (EMT in ASE is pure Python: ~15 ms per
-    structure, 85% of it the neighbour list), with a progress bar over jobs."""
+def map_on_cores(fn: Callable[[Any], Any], jobs: Sequence[Any], *, progress: bool, desc: str, unit: str = "job",
+                 initializer: Callable[[], None] | None = None) -> Iterator[Any]:
+    """``fn`` over ``jobs`` in job order (the data never depend on the number of workers), in forked worker
+    processes on every available core (EMT in ASE is pure Python), with a progress bar over jobs."""
     n_workers = min(len(jobs), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs), desc="alloys (system, lattice)", unit="job")
+        bar = tqdm(total=len(jobs), desc=desc, unit=unit)
     try:
         if n_workers <= 1 or multiprocessing.get_start_method() != "fork":
-            for job in jobs:
-                yield _alloy_job(job)
-                if bar is not None:
-                    bar.update()
-            return
-        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for block in pool.map(_alloy_job, jobs):
-                yield block
-                if bar is not None:
-                    bar.update()
+            results: Iterator[Any] = map(fn, jobs)
+            pool = None
+        else:
+            pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=initializer)
+            results = pool.map(fn, jobs)
+        for result in results:
+            yield result
+            if bar is not None:
+                bar.update()
     finally:
         if bar is not None:
             bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def generate_binary_alloys(*, elements: Sequence[str] = EMT_ELEMENTS, n_systems: int = 10, max_atoms: int = 8,
@@ -203,7 +207,7 @@ def generate_binary_alloys(*, elements: Sequence[str] = EMT_ELEMENTS, n_systems:
     structures: list[Atoms] = []
     e_mix: list[float] = []
     cols: dict[str, list] = {k: [] for k in ("id", "system", "lattice", "composition")}
-    for block in _map_jobs(jobs, progress):  # in job order: the data do not depend on the number of workers
+    for block in map_on_cores(_alloy_job, jobs, progress=progress, desc="alloys (system, lattice)"):
         structures += block[0]
         e_mix += block[1]
         for k, v in zip(("id", "system", "lattice", "composition"), block[2:], strict=True):

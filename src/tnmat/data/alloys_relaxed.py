@@ -36,18 +36,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import multiprocessing
 import os
 import warnings
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cache
 
 import numpy as np
 from ase import Atoms
 
-from .alloys import EMT_ELEMENTS, _parent, alloy_cache_dir, emt_lattice_constant, enumerate_derivatives
+from .alloys import EMT_ELEMENTS, _parent, alloy_cache_dir, emt_lattice_constant, enumerate_derivatives, map_on_cores
 from .dataset import Dataset
 from .ideal_sites import LatticeCheck, check_on_lattice
 
@@ -213,33 +210,6 @@ def _composition(symbols: tuple[str, ...]) -> str:
     return "".join(f"{s}{n / len(symbols):.3f}" for s, n in zip(u, c, strict=True))
 
 
-def _relax_all(jobs: list[tuple], sett: RelaxedAlloys, progress: bool) -> Iterator[Atoms]:
-    """:func:`_relax_job` over ``jobs`` in order, on every available core, with a progress bar."""
-    n_workers = min(len(jobs), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(jobs), desc="relaxed alloys", unit="struct")
-    args = [(j, sett) for j in jobs]
-    try:
-        if n_workers <= 1 or multiprocessing.get_start_method() != "fork":
-            it: Iterator[Atoms] = map(_relax_job, args)
-        else:
-            pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_one_thread)
-            it = pool.map(_relax_job, args, chunksize=2)
-        for atoms in it:
-            yield atoms
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
-        if n_workers > 1 and multiprocessing.get_start_method() == "fork":
-            pool.shutdown(cancel_futures=True)
-
-
 def _one_thread() -> None:
     """Worker start: one BLAS thread (the cell filter's small matrix logarithms ran 10x slower with every
     worker's BLAS pool competing for the cores)."""
@@ -272,7 +242,8 @@ def generate_relaxed_alloys(settings: RelaxedAlloys | None = None, *, cache_dir:
             _ternary_derivatives(lat, sett.ternary_max_atoms)
             for el in sett.elements:
                 emt_lattice_constant(el, lat)
-        frames = list(_relax_all(_jobs(sett), sett, progress))
+        frames = list(map_on_cores(_relax_job, [(j, sett) for j in _jobs(sett)], progress=progress,
+                                   desc="relaxed alloys", unit="struct", initializer=_one_thread))
         split = np.full(len(frames), "train", dtype="<U5")
         split[np.random.default_rng(sett.seed).permutation(len(frames))[: len(frames) // 5]] = "test"
         for a, s in zip(frames, split, strict=True):
