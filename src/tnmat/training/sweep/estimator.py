@@ -8,6 +8,7 @@ shapes of a saved state (sweep-fitted networks have adaptive bond dimensions).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -111,7 +112,6 @@ def fit_members(est: Any, net: nn.Module, train: Any, val: Any, cfg: SweepConfig
     seeded from ``generator``), folded into one network by the direct sum with weights 1/K and rounded to the
     rank of the mean (lossless); returns it and the first member's result (its intercept replaced by the
     members' mean).  The data are dense or factorised sweep inputs (anything :func:`sweep_fit` takes)."""
-    from dataclasses import replace
 
     from tnmat.networks.direct_sum import direct_sum
     from tnmat.networks.rounding import round_network
@@ -155,8 +155,7 @@ def fit_by_sweeps(est: Any, net: nn.Module, train_rows: Rows, y_train: torch.Ten
         if refit_rows is not None:  # the strength is chosen on the held-out rows; the refit uses all of them
             b, hist = _fit_dense(net, train, val, cfg)
             if cfg.alpha_selection != "evidence":  # the evidence chooses again on all rows
-                cfg = SweepConfig(alphas=(hist["lambdas"][0],), alpha_selection="fixed", n_sweeps=cfg.n_sweeps,
-                                  fit_intercept=cfg.fit_intercept, loss=cfg.loss, huber_delta=cfg.huber_delta)
+                cfg = replace(cfg, alphas=(hist["lambdas"][0],), alpha_selection="fixed")
             b, _ = _fit_dense(net, _data(*refit_rows()), None, cfg)
         else:
             b, hist = _fit_dense(net, train, val, cfg)
